@@ -1,0 +1,20 @@
+"""Every version the platform runs, in one place: an upgrade is a one-line diff.
+
+k3s can also be overridden per stack with the `k3sVersion` setting.
+"""
+
+K3S_VERSION = "v1.35.5+k3s1"
+
+INGRESS_NGINX_CHART = "4.14.1"
+INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
+
+KEDA_CHART = "2.20.2"
+KEDA_REPO = "https://kedacore.github.io/charts"
+
+ARGO_CD_CHART = "10.1.1"  # Argo CD v3.4.4
+ARGO_CD_REPO = "https://argoproj.github.io/argo-helm"
+
+# Official images, multi-arch (arm64 included). Not Bitnami: its public images moved
+# to an unmaintained legacy registry in 2025.
+REDIS_IMAGE = "docker.io/library/redis:8.2.2-alpine"
+CLOUDFLARED_IMAGE = "docker.io/cloudflare/cloudflared:2026.6.1"

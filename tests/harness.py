@@ -1,0 +1,296 @@
+"""Runs Pulumi programs under mocks and records what they register.
+
+Plain `pulumi.runtime.Mocks` hide two things the engine does, so this harness does
+them itself:
+- it marks a resource's `additionalSecretOutputs` secret in the state it returns,
+  as the engine does (e.g. `RandomPassword.result`), so secrecy tests mean something;
+- it keeps the whole registration: parent, dependencies, provider, protect,
+  ignoreChanges, import id, and inputs with their secret markers intact.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+STACK = "pi5"
+PROJECT = "spitikos"
+
+KUBECONFIG_TEMPLATE = """apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: bW9jay1jYQ==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context: {cluster: default, user: default}
+  name: default
+current-context: default
+users:
+- name: default
+  user:
+    client-certificate-data: bW9jay1jZXJ0
+    client-key-data: TU9DSy1DTElFTlQtS0VZ
+"""
+MOCK_NODE_TOKEN = "K10mockcafe::server:mock-node-token-0f3e"
+MOCK_TUNNEL_TOKEN = "eyJhIjoibW9jay10dW5uZWwtdG9rZW4ifQ"
+MOCK_TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+
+
+def is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def plain(value: Any) -> Any:
+    """The value with every secret marker removed."""
+    if is_secret(value):
+        return plain(value["value"])
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def exposed_strings(value: Any) -> Iterable[str]:
+    """Every string in `value` that is not inside a secret."""
+    if is_secret(value):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from exposed_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from exposed_strings(v)
+
+
+def _fake(name: str, what: str) -> str:
+    return hashlib.sha256(f"{name}/{what}".encode()).hexdigest()[:24]
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict
+    dependencies: set[str]
+    property_dependencies: dict[str, set[str]]
+    provider: str
+    protect: bool
+    ignore_changes: list[str]
+    retain_on_delete: bool
+    import_id: str
+    additional_secret_outputs: list[str]
+    state: dict = field(default_factory=dict)
+
+    @property
+    def values(self) -> dict:
+        """Inputs with secret markers removed."""
+        return plain(self.inputs)
+
+    def input_is_secret(self, key: str) -> bool:
+        return is_secret(self.inputs.get(key))
+
+
+class PlatformMocks(pulumi.runtime.Mocks):
+    """Outputs a real provider would return, made up deterministically from the name."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        typ, name = args.typ, args.name
+        if typ == "command:remote:Command":
+            if name.endswith("-kubeconfig"):
+                state["stdout"] = KUBECONFIG_TEMPLATE
+            elif name.endswith("-token"):
+                state["stdout"] = MOCK_NODE_TOKEN + "\n"
+            else:
+                state["stdout"] = "ok"
+            state["stderr"] = ""
+        elif typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = f"mock-password-{_fake(name, 'result')}"
+            state["bcryptHash"] = f"$2a$10${_fake(name, 'bcrypt')}"
+        elif typ == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(name.encode()).digest()
+            state["base64"] = base64.b64encode(raw).decode()
+            state["hex"] = raw.hex()
+        elif typ == "tls:index/privateKey:PrivateKey":
+            state["privateKeyOpenssh"] = (
+                f"-----BEGIN OPENSSH PRIVATE KEY-----\nmock{_fake(name, 'key')}\n-----END OPENSSH PRIVATE KEY-----\n"
+            )
+            state["privateKeyPem"] = f"-----BEGIN PRIVATE KEY-----\nmock{_fake(name, 'pem')}\n-----END PRIVATE KEY-----"
+            state["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3Nz{_fake(name, 'pub')}\n"
+        elif typ == "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared":
+            return MOCK_TUNNEL_ID, {**state, "id": MOCK_TUNNEL_ID}
+        elif typ == "kubernetes:helm.sh/v3:Release":
+            state["status"] = {"name": args.inputs.get("name", name), "namespace": args.inputs.get("namespace")}
+        elif typ == "github:index/repository:Repository":
+            owner = "spitikos"
+            repo = args.inputs.get("name", name)
+            state.update(
+                fullName=f"{owner}/{repo}",
+                sshCloneUrl=f"git@github.com:{owner}/{repo}.git",
+                htmlUrl=f"https://github.com/{owner}/{repo}",
+                nodeId=f"R_{_fake(name, 'node')}",
+            )
+        return f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
+            return {
+                "token": MOCK_TUNNEL_TOKEN,
+                "accountId": args.args.get("accountId"),
+                "tunnelId": args.args.get("tunnelId"),
+            }, None
+        return {}, None
+
+
+class EngineMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that records whole registrations and applies additionalSecretOutputs."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registrations: dict[str, Registration] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        _ensure_event_loop()
+        urn = self.make_urn(request.parent, request.type, request.name)
+        inputs = rpc.deserialize_properties(request.object)
+        id_, state = self.mocks.new_resource(
+            pulumi.runtime.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+            )
+        )
+        # What the engine does for the provider's `additionalSecretOutputs`.
+        for key in request.additionalSecretOutputs:
+            if key in state and not is_secret(state[key]):
+                state[key] = rpc.wrap_rpc_secret(state[key])
+        obj_proto = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = pulumi_mocks.MockMonitor.ResourceRegistration(urn, id_ or "", state)
+        self.registrations[urn] = Registration(
+            urn=urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=bool(request.custom),
+            inputs=inputs,
+            dependencies=set(request.dependencies),
+            property_dependencies={k: set(v.urns) for k, v in request.propertyDependencies.items()},
+            provider=request.provider,
+            protect=bool(request.protect),
+            ignore_changes=list(request.ignoreChanges),
+            retain_on_delete=bool(request.retainOnDelete),
+            import_id=request.importId,
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            state=state,
+        )
+        from pulumi.runtime.proto import resource_pb2
+
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_ or "", object=obj_proto)
+
+
+@dataclass
+class Recording:
+    """What a program registered, and what it returned and exported."""
+
+    registrations: dict[str, Registration]
+    exports: dict[str, tuple[Any, bool]]
+    result: Any = None
+
+    def all(self) -> list[Registration]:
+        return list(self.registrations.values())
+
+    def of_type(self, typ: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None, suffix: str | None = None) -> Registration:
+        found = [
+            r
+            for r in self.of_type(typ)
+            if (name is None or r.name == name) and (suffix is None or r.name.endswith(suffix))
+        ]
+        assert len(found) == 1, f"expected one {typ} {name or suffix or ''}, found {[r.name for r in found]}"
+        return found[0]
+
+    def kubernetes(self, kind: str) -> list[Registration]:
+        return [
+            r for r in self.registrations.values() if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+        ]
+
+    def by_name(self, name: str) -> Registration:
+        found = [r for r in self.registrations.values() if r.name == name]
+        assert len(found) == 1, f"expected one resource named {name}, found {len(found)}"
+        return found[0]
+
+    def ancestors_closure(self, urn: str) -> set[str]:
+        """Every resource `urn` waits for, directly or through others."""
+        seen: set[str] = set()
+        todo = [urn]
+        while todo:
+            current = self.registrations.get(todo.pop())
+            if current is None:
+                continue
+            for dep in current.dependencies | set().union(*current.property_dependencies.values()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        return seen
+
+    def children(self, parent_urn: str) -> list[Registration]:
+        return [r for r in self.registrations.values() if r.parent == parent_urn]
+
+
+def _resolve(output: Any) -> tuple[Any, bool]:
+    if not isinstance(output, pulumi.Output):
+        return output, False
+    value = _sync_await(output.future())
+    return value, bool(_sync_await(output.is_secret()))
+
+
+def run(
+    program: Callable[[], Any],
+    config: dict[str, str] | None = None,
+    secret_keys: Iterable[str] = (),
+    preview: bool = False,
+) -> Recording:
+    """Runs `program` under fresh mocks and config; returns everything it registered."""
+    monitor = EngineMonitor(PlatformMocks())
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
+    holder: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def body() -> Any:
+        holder["result"] = program()
+        return None
+
+    body()
+    root = pulumi.runtime.settings.get_root_resource()
+    exports = {k: _resolve(v) for k, v in getattr(root, "outputs", {}).items()}
+    return Recording(monitor.registrations, exports, holder.get("result"))
+
+
+def resolve(output: Any) -> tuple[Any, bool]:
+    """(value, is_secret) of an Output produced by the last `run`."""
+    return _resolve(output)

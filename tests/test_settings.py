@@ -1,0 +1,167 @@
+"""Settings validation: every bad input is rejected with a message naming its key."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pytest
+from conftest import DUMMY_SECRETS, stack_config
+
+from components import versions
+from components.settings import SettingsError, load_settings
+
+
+def load(overrides: dict[str, str | None], secret_keys: list[str] | None = None):
+    config = stack_config()
+    for key, value in overrides.items():
+        full = f"spitikos:{key}"
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value
+    pulumi.runtime.set_all_config(config, secret_keys if secret_keys is not None else list(DUMMY_SECRETS))
+    return load_settings()
+
+
+def test_pi5_stack_settings_are_valid_and_typed():
+    s = load({})
+    assert s.domain == "spitikos.dev"
+    assert (s.server.host, s.server.user, s.server.port) == ("10.0.0.200", "ubuntu", 22)
+    assert s.k3s_version == versions.K3S_VERSION
+    assert s.kubernetes_minor == versions.K3S_VERSION[1:].split("+")[0].rsplit(".", 1)[0]
+    assert s.agents == ()
+    assert s.hostnames == ("spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev")
+    assert s.github.owner == "spitikos"
+    assert s.github.repositories == ("spitikos", "api", "docs", "charts")
+    assert s.github.application_repositories == ("api",)
+
+
+def test_agents_accept_host_user_and_port_forms():
+    s = load({"agents": json.dumps(["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222"])})
+    assert [(a.host, a.user, a.port) for a in s.agents] == [
+        ("10.0.0.201", "ubuntu", 22),
+        ("10.0.0.202", "pi", 22),
+        ("node3.lan", "pi", 2222),
+    ]
+
+
+BAD_INPUTS = [
+    ("domain-not-a-domain", {"domain": "not_a_domain"}, "spitikos:domain: 'not_a_domain' is not a domain name"),
+    ("domain-missing", {"domain": None}, "spitikos:domain: is required but not set"),
+    ("node-host-garbage", {"nodeHost": "pi 5!"}, "spitikos:nodeHost: 'pi 5!' is neither an IP address nor a hostname"),
+    ("node-host-bad-ip", {"nodeHost": "10.0.0.300"}, "spitikos:nodeHost: '10.0.0.300' is neither"),
+    ("node-host-missing", {"nodeHost": None}, "spitikos:nodeHost: is required but not set"),
+    ("node-user", {"nodeUser": "Root User"}, "spitikos:nodeUser: 'Root User' is not a valid Linux user name"),
+    ("ssh-port-range", {"nodeSshPort": "70000"}, "spitikos:nodeSshPort: 70000 is out of range (1 to 65535)"),
+    ("ssh-port-text", {"nodeSshPort": "ssh"}, "spitikos:nodeSshPort: 'ssh' is not a whole number"),
+    ("host-key", {"nodeHostKey": "AAAA"}, "spitikos:nodeHostKey: is not an SSH public host key line"),
+    ("k3s-version-no-suffix", {"k3sVersion": "v1.35.5"}, "spitikos:k3sVersion: 'v1.35.5' is not a k3s release tag"),
+    ("k3s-version-latest", {"k3sVersion": "latest"}, "spitikos:k3sVersion: 'latest' is not a k3s release tag"),
+    ("k3s-version-old", {"k3sVersion": "v1.27.1+k3s1"}, "spitikos:k3sVersion: 'v1.27.1+k3s1' is older than v1.30"),
+    ("ssh-key-missing", {"sshPrivateKey": None}, "spitikos:sshPrivateKey: is required but not set"),
+    (
+        "ssh-key-not-a-key",
+        {"sshPrivateKey": "ssh-ed25519 AAAAC3Nza public"},
+        "spitikos:sshPrivateKey: is not a PEM/OpenSSH private key",
+    ),
+    (
+        "ssh-key-truncated",
+        {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc"},
+        "spitikos:sshPrivateKey: is a truncated private key",
+    ),
+    (
+        "duplicate-hostnames",
+        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev", "api.spitikos.dev"])},
+        "spitikos:hostnames: 'api.spitikos.dev' is listed twice",
+    ),
+    (
+        "hostname-outside-zone",
+        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev", "docs.example.com"])},
+        "spitikos:hostnames: 'docs.example.com' is outside the zone 'spitikos.dev'",
+    ),
+    (
+        "hostnames-missing-argocd",
+        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev"])},
+        "spitikos:hostnames: must include 'argocd.spitikos.dev'",
+    ),
+    ("hostnames-not-a-list", {"hostnames": "api.spitikos.dev"}, "spitikos:hostnames: is not a list"),
+    (
+        "ssh-hostname-duplicates-public",
+        {"sshHostname": "api.spitikos.dev", "accessEmails": '["me@example.com"]'},
+        "spitikos:sshHostname: 'api.spitikos.dev' is listed twice",
+    ),
+    (
+        "ssh-hostname-without-access",
+        {"sshHostname": "ssh.spitikos.dev"},
+        "spitikos:accessEmails: is required when sshHostname or kubeApiHostname is set",
+    ),
+    ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
+    ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
+    ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host or user@host:port"),
+    ("cloudflare-account-missing", {"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required"),
+    (
+        "cloudflare-zone-bad",
+        {"cloudflareZoneId": "spitikos.dev"},
+        "spitikos:cloudflareZoneId: is not a Cloudflare zone id (32 hexadecimal characters)",
+    ),
+    ("cloudflare-token-missing", {"cloudflareApiToken": None}, "spitikos:cloudflareApiToken: is required but not set"),
+    ("github-owner", {"githubOwner": "-bad-"}, "spitikos:githubOwner: '-bad-' is not a GitHub user or organization"),
+    (
+        "github-token-whitespace",
+        {"githubToken": "ghp_ abc def ghi jkl mno pqr"},
+        "spitikos:githubToken: contains white space",
+    ),
+    (
+        "repositories-missing-charts",
+        {"repositories": '["spitikos", "api", "docs"]'},
+        "spitikos:repositories: must include 'charts'",
+    ),
+    (
+        "repositories-duplicate",
+        {"repositories": '["spitikos", "api", "docs", "charts", "api"]'},
+        "spitikos:repositories: 'api' is listed twice",
+    ),
+    ("visibility", {"repositoryVisibility": "internal"}, "spitikos:repositoryVisibility: 'internal' is not"),
+    ("required-reviews", {"requiredReviews": "9"}, "spitikos:requiredReviews: 9 is out of range (0 to 6)"),
+    (
+        "adopt-not-bool",
+        {"adoptExistingRepositories": "yes"},
+        "spitikos:adoptExistingRepositories: 'yes' is not true or false",
+    ),
+    ("gha-pat-missing", {"ghaPat": None}, "spitikos:ghaPat: is required but not set"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", [(o, m) for _, o, m in BAD_INPUTS], ids=[i for i, _, _ in BAD_INPUTS])
+def test_bad_input_is_rejected_naming_the_key(overrides, message):
+    with pytest.raises(SettingsError) as raised:
+        load(overrides)
+    assert any(p.startswith(message) for p in raised.value.problems), raised.value.problems
+    assert message in str(raised.value)
+
+
+def test_secret_stored_in_plain_text_is_rejected():
+    with pytest.raises(SettingsError) as raised:
+        load({}, secret_keys=[k for k in DUMMY_SECRETS if k != "spitikos:githubToken"])
+    assert raised.value.problems == [
+        "spitikos:githubToken: must be stored encrypted: `pulumi config set --secret githubToken ...`"
+    ]
+
+
+def test_every_problem_is_reported_at_once_and_no_secret_is_quoted():
+    with pytest.raises(SettingsError) as raised:
+        load({"domain": "bad", "nodeHost": "??", "sshPrivateKey": "hunter2-not-a-key"})
+    assert len(raised.value.problems) >= 3
+    assert "hunter2" not in str(raised.value)
+
+
+def test_secrets_are_pulumi_secrets_from_birth():
+    from harness import resolve, run
+
+    holder = {}
+    run(lambda: holder.setdefault("s", load({})))
+    s = holder["s"]
+    for output in (s.ssh_private_key, s.cloudflare.api_token, s.github.token, s.github.release_token):
+        value, secret = resolve(output)
+        assert secret and value in DUMMY_SECRETS.values()
