@@ -1,0 +1,75 @@
+"""ingress-nginx: the cluster's internal ingress, reached only through the tunnel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.kube import Size, chart, namespace, service_host, with_provider
+
+NAMESPACE = "ingress-nginx"
+INGRESS_CLASS = "nginx"
+CONTROLLER = Size(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi")
+ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="64Mi")
+
+
+@dataclass
+class IngressNginxArgs:
+    provider: k8s.Provider
+
+
+class IngressNginx(pulumi.ComponentResource):
+    """The upstream chart; HTTPS on its default certificate so the tunnel can speak HTTP/2 (gRPC)."""
+
+    service_url: str
+    """`https://<controller service>:443`, where the tunnel sends every public hostname."""
+    ingress_class: str
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: IngressNginxArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("spitikos:ingress:IngressNginx", name, None, with_provider(opts, args.provider))
+        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        self.release = chart(
+            f"{name}-release",
+            self,
+            release="ingress-nginx",
+            chart="ingress-nginx",
+            version=versions.INGRESS_NGINX_CHART,
+            repo=versions.INGRESS_NGINX_REPO,
+            namespace=ns.metadata.name,
+            values=controller_values(),
+        )
+        self.ingress_class = INGRESS_CLASS
+        # fullnameOverride fixes the service name, so the address is known without waiting
+        # for the release: the tunnel's configuration need not wait for the cluster.
+        self.service_url = f"https://{service_host('ingress-nginx-controller', NAMESPACE)}:443"
+        self.register_outputs({"service_url": self.service_url})
+
+
+def controller_values() -> dict:
+    return {
+        "fullnameOverride": "ingress-nginx",
+        "controller": {
+            "replicaCount": 1,
+            "ingressClassResource": {"name": INGRESS_CLASS, "default": True},
+            "config": {
+                # cloudflared is the only client; trust what it forwards, and take the
+                # visitor's address from the header Cloudflare sets.
+                "use-forwarded-headers": "true",
+                "forwarded-for-header": "CF-Connecting-IP",
+                "use-http2": "true",
+            },
+            # No LoadBalancer and no open port on the node: traffic arrives through cloudflared.
+            "service": {"type": "ClusterIP", "enableHttp": True, "enableHttps": True},
+            "metrics": {"enabled": True},
+            "resources": CONTROLLER.resources(),
+            "admissionWebhooks": {
+                "createSecretJob": {"resources": ADMISSION_JOB.resources()},
+                "patchWebhookJob": {"resources": ADMISSION_JOB.resources()},
+            },
+        },
+        "defaultBackend": {"enabled": False},
+    }

@@ -1,0 +1,51 @@
+"""KEDA: event-driven autoscaling, scale to zero included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import versions
+from components.kube import Size, chart, namespace, with_provider
+
+NAMESPACE = "keda"
+OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
+METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
+WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
+
+
+@dataclass
+class KedaArgs:
+    provider: k8s.Provider
+
+
+class Keda(pulumi.ComponentResource):
+    """The upstream chart, sized for a Pi."""
+
+    release: k8s.helm.v3.Release
+
+    def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("spitikos:autoscaling:Keda", name, None, with_provider(opts, args.provider))
+        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        self.release = chart(
+            f"{name}-release",
+            self,
+            release="keda",
+            chart="keda",
+            version=versions.KEDA_CHART,
+            repo=versions.KEDA_REPO,
+            namespace=ns.metadata.name,
+            values={
+                "operator": {"replicaCount": 1},
+                "metricsServer": {"replicaCount": 1},
+                "webhooks": {"replicaCount": 1},
+                "resources": {
+                    "operator": OPERATOR.resources(),
+                    "metricServer": METRICS_SERVER.resources(),
+                    "webhooks": WEBHOOKS.resources(),
+                },
+            },
+        )
+        self.register_outputs({})

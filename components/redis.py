@@ -1,0 +1,176 @@
+"""Redis: a password-protected, persistent cache for the applications.
+
+The official `redis` image (multi-arch, arm64 included), as typed Kubernetes objects:
+Bitnami's chart and images are not used (its public images moved to an unmaintained
+legacy registry in 2025). The password never appears in a command line: redis.conf
+includes it from a Secret-mounted file, and probes read it from REDISCLI_AUTH.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components import versions
+from components.kube import PLATFORM_LABELS, Size, namespace, service_host, with_provider
+
+NAMESPACE = "redis"
+SERVICE = "redis"
+PORT = 6379
+SECRET = "redis-auth"  # noqa: S105 - the Secret object's name
+SIZE = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
+REDIS_UID = 999  # the `redis` user of the official image
+
+
+@dataclass
+class RedisArgs:
+    provider: k8s.Provider
+    storage: str = "2Gi"
+    # Below the container's memory limit, leaving room for the fork that writes snapshots.
+    max_memory: str = "128mb"
+    storage_class: str = "local-path"
+
+
+def redis_conf(max_memory: str) -> str:
+    return "\n".join(
+        [
+            "bind * -::*",
+            f"port {PORT}",
+            "protected-mode yes",
+            "dir /data",
+            f"maxmemory {max_memory}",
+            # A cache: when full, evict the least recently used key of any kind.
+            "maxmemory-policy allkeys-lru",
+            # Snapshots so a restart starts warm; no append-only log for a cache.
+            "save 900 1",
+            "save 300 100",
+            "appendonly no",
+            "include /etc/redis/auth/auth.conf",
+            "",
+        ]
+    )
+
+
+class Redis(pulumi.ComponentResource):
+    """One Redis with its data on a protected PersistentVolumeClaim."""
+
+    address: str
+    """`redis.redis.svc.cluster.local:6379`."""
+    password: pulumi.Output[str]
+    """Secret."""
+    secret_name: str
+    """The Secret in the `redis` namespace whose `password` key holds the password."""
+
+    def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("spitikos:cache:Redis", name, None, with_provider(opts, args.provider))
+        child = pulumi.ResourceOptions(parent=self)
+        labels = {"app.kubernetes.io/name": "redis", **PLATFORM_LABELS}
+        selector = {"app.kubernetes.io/name": "redis"}
+        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
+
+        password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
+        self.password = pulumi.Output.secret(password.result)
+        secret = k8s.core.v1.Secret(
+            f"{name}-auth",
+            metadata=meta(SECRET),
+            type="Opaque",
+            string_data={
+                "password": self.password,
+                "auth.conf": pulumi.Output.format("requirepass {0}\n", self.password),
+            },
+            opts=child,
+        )
+        conf = redis_conf(args.max_memory)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=meta("redis-config"), data={"redis.conf": conf}, opts=child
+        )
+        # The data outlives the Deployment: protected, so no update or destroy can drop it by accident.
+        data = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-data",
+            metadata=meta("redis-data"),
+            spec={
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": args.storage_class,
+                "resources": {"requests": {"storage": args.storage}},
+            },
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
+        )
+        password_env = {"name": "REDISCLI_AUTH", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "password"}}}
+        ping = ["sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG"]
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=meta("redis"),
+            spec={
+                "replicas": 1,
+                # One writer of a ReadWriteOnce volume: stop the old pod before starting the new.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {"checksum/config": hashlib.sha256(conf.encode()).hexdigest()},
+                    },
+                    "spec": {
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": REDIS_UID,
+                            "runAsGroup": REDIS_UID,
+                            "fsGroup": REDIS_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "redis",
+                                "image": versions.REDIS_IMAGE,
+                                "command": ["redis-server", "/etc/redis/redis.conf"],
+                                "ports": [{"name": "redis", "containerPort": PORT}],
+                                "env": [password_env],
+                                "resources": SIZE.resources(),
+                                "readinessProbe": {"exec": {"command": ping}, "periodSeconds": 10, "timeoutSeconds": 3},
+                                "livenessProbe": {
+                                    "exec": {"command": ping},
+                                    "initialDelaySeconds": 15,
+                                    "periodSeconds": 20,
+                                    "timeoutSeconds": 5,
+                                    "failureThreshold": 3,
+                                },
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "readOnlyRootFilesystem": True,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                                "volumeMounts": [
+                                    {"name": "data", "mountPath": "/data"},
+                                    {"name": "config", "mountPath": "/etc/redis/redis.conf", "subPath": "redis.conf"},
+                                    {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}},
+                            {"name": "config", "configMap": {"name": "redis-config"}},
+                            {
+                                "name": "auth",
+                                "secret": {"secretName": SECRET, "items": [{"key": "auth.conf", "path": "auth.conf"}]},
+                            },
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, config, data]),
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=meta(SERVICE),
+            spec={"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]},
+            opts=child,
+        )
+        self.address = f"{service_host(SERVICE, NAMESPACE)}:{PORT}"
+        self.secret_name = SECRET
+        self.register_outputs({"address": self.address, "password": self.password})

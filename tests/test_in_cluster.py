@@ -1,0 +1,185 @@
+"""The in-cluster platform components, each built alone on a stand-in cluster provider."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pytest
+from harness import resolve, run
+
+from components import versions
+from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
+from components.ingress_nginx import IngressNginx, IngressNginxArgs
+from components.keda import Keda, KedaArgs
+from components.redis import Redis, RedisArgs
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+CENTRAL = "git@github.com:spitikos/spitikos.git"
+CHARTS = "git@github.com:spitikos/charts.git"
+DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nDEPLOY-KEY-FOR-TEST\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def program():
+    provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+    return {
+        "ingress": IngressNginx("ingress", IngressNginxArgs(provider=provider)),
+        "redis": Redis("redis", RedisArgs(provider=provider)),
+        "keda": Keda("keda", KedaArgs(provider=provider)),
+        "argocd": ArgoCd(
+            "argocd",
+            ArgoCdArgs(
+                provider=provider,
+                hostname="argocd.spitikos.dev",
+                root_repository_url=CENTRAL,
+                repositories=[
+                    RepositoryCredential("spitikos", CENTRAL, pulumi.Output.secret(DEPLOY_KEY)),
+                    RepositoryCredential("charts", CHARTS, pulumi.Output.secret(DEPLOY_KEY)),
+                ],
+                platform_namespaces=["redis", "ingress-nginx"],
+            ),
+        ),
+    }
+
+
+@pytest.fixture(scope="module")
+def rec():
+    return run(program)
+
+
+def test_every_kubernetes_object_uses_the_cluster_provider(rec):
+    provider = rec.one("pulumi:providers:kubernetes", "cluster")
+    objects = [r for r in rec.all() if r.type.startswith("kubernetes:")]
+    assert len(objects) > 10
+    for obj in objects:
+        assert obj.provider.startswith(provider.urn), obj.urn
+
+
+def test_ingress_nginx_chart_serves_https_with_forwarded_headers_and_metrics(rec):
+    release = rec.one(RELEASE, "ingress-release").values
+    assert (release["chart"], release["version"]) == ("ingress-nginx", versions.INGRESS_NGINX_CHART)
+    assert release["repositoryOpts"]["repo"] == "https://kubernetes.github.io/ingress-nginx"
+    assert release["namespace"] == "ingress-nginx"
+    controller = release["values"]["controller"]
+    assert controller["config"]["use-forwarded-headers"] == "true"
+    assert controller["service"]["enableHttps"] is True and controller["service"]["type"] == "ClusterIP"
+    assert controller["metrics"]["enabled"] is True
+    assert controller["ingressClassResource"] == {"name": "nginx", "default": True}
+    assert rec.result["ingress"].service_url == "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
+    # The service name in that address is fixed by fullnameOverride.
+    assert release["values"]["fullnameOverride"] == "ingress-nginx"
+
+
+def test_keda_chart_sizes_operator_metrics_server_and_webhooks(rec):
+    release = rec.one(RELEASE, "keda-release").values
+    assert (release["chart"], release["version"], release["namespace"]) == ("keda", versions.KEDA_CHART, "keda")
+    sized = release["values"]["resources"]
+    for part in ("operator", "metricServer", "webhooks"):
+        assert set(sized[part]) == {"requests", "limits"}
+        assert sized[part]["limits"]["memory"].endswith("Mi")
+
+
+def test_redis_uses_the_official_pinned_image_not_bitnami(rec):
+    deployment = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == versions.REDIS_IMAGE
+    assert container["image"].startswith("docker.io/library/redis:") and ":latest" not in container["image"]
+    assert "bitnami" not in str(rec.registrations)
+
+
+def test_redis_is_a_password_protected_cache_with_probes(rec):
+    config = rec.one("kubernetes:core/v1:ConfigMap", "redis-config").values["data"]["redis.conf"]
+    assert "maxmemory 128mb" in config and "maxmemory-policy allkeys-lru" in config
+    assert "include /etc/redis/auth/auth.conf" in config
+    secret = rec.one("kubernetes:core/v1:Secret", "redis-auth")
+    assert secret.input_is_secret("stringData")
+    password, password_is_secret = resolve(rec.result["redis"].password)
+    assert password_is_secret
+    assert secret.values["stringData"] == {"password": password, "auth.conf": f"requirepass {password}\n"}
+    container = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    # The password never reaches a command line, where `ps` would show it.
+    assert password not in str(container["command"]) and "args" not in container
+    assert container["readinessProbe"]["exec"]["command"][-1].startswith("redis-cli")
+    assert "livenessProbe" in container
+    assert rec.result["redis"].address == "redis.redis.svc.cluster.local:6379"
+
+
+def test_redis_data_lives_on_a_protected_local_path_claim(rec):
+    claim = rec.one("kubernetes:core/v1:PersistentVolumeClaim", "redis-data")
+    assert claim.protect
+    assert claim.values["spec"]["storageClassName"] == "local-path"
+    volumes = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "redis-data"}} in volumes
+
+
+def test_argocd_chart_is_trimmed_for_one_pi(rec):
+    release = rec.one(RELEASE, "argocd-release").values
+    assert (release["chart"], release["version"], release["namespace"]) == (
+        "argo-cd",
+        versions.ARGO_CD_CHART,
+        "argocd",
+    )
+    values = release["values"]
+    assert values["dex"]["enabled"] is False and values["redis-ha"]["enabled"] is False
+    for part in ("controller", "server", "repoServer", "applicationSet"):
+        assert values[part]["replicas"] == 1
+    assert values["global"]["domain"] == "argocd.spitikos.dev"
+    assert values["server"]["ingress"]["enabled"] is True
+    assert values["server"]["ingress"]["ingressClassName"] == "nginx"
+
+
+def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(rec):
+    release = rec.one(RELEASE, "argocd-release")
+    password = rec.one("random:index/randomPassword:RandomPassword", "argocd-admin-password")
+    chart_secret = release.values["values"]["configs"]["secret"]
+    assert chart_secret["argocdServerAdminPassword"] == password.state["bcryptHash"]["value"]
+    # Values holding secrets are secret as a whole: nothing in them shows in previews or state.
+    assert release.input_is_secret("values")
+    plain_password, secret = resolve(rec.result["argocd"].admin_password)
+    assert secret and plain_password not in str(release.values)
+
+
+def test_argocd_webhook_secret_is_generated_secret_and_given_to_the_chart(rec):
+    webhook_secret, secret = resolve(rec.result["argocd"].webhook_secret)
+    assert secret and len(webhook_secret) >= 32
+    release = rec.one(RELEASE, "argocd-release")
+    assert release.values["values"]["configs"]["secret"]["githubSecret"] == webhook_secret
+    assert release.input_is_secret("values")
+
+
+def test_argocd_repository_secrets_carry_the_deploy_keys(rec):
+    for name, url in (("spitikos", CENTRAL), ("charts", CHARTS)):
+        repo = rec.one("kubernetes:core/v1:Secret", f"argocd-repo-{name}")
+        assert repo.values["metadata"]["labels"]["argocd.argoproj.io/secret-type"] == "repository"
+        assert repo.values["stringData"] == {"type": "git", "name": name, "url": url, "sshPrivateKey": DEPLOY_KEY}
+        assert repo.input_is_secret("stringData")
+
+
+def test_root_application_watches_argocd_apps_after_the_crds_exist(rec):
+    root = rec.one("kubernetes:argoproj.io/v1alpha1:Application", "argocd-root-application")
+    spec = root.values["spec"]
+    assert spec["source"] == {"repoURL": CENTRAL, "targetRevision": "main", "path": "argocd/apps"}
+    assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    assert spec["project"] == "root"
+    assert rec.one(RELEASE, "argocd-release").urn in root.dependencies
+
+
+def test_root_application_cannot_manage_what_pulumi_manages(rec):
+    projects = {r.values["metadata"]["name"]: r.values["spec"] for r in rec.kubernetes("AppProject")}
+    root = projects["root"]
+    assert root["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "Application"}]
+    assert root["clusterResourceWhitelist"] == []
+    assert root["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "argocd"}]
+    apps = projects["apps"]
+    denied = {d["namespace"][1:] for d in apps["destinations"] if d["namespace"].startswith("!")}
+    assert {"argocd", "redis", "ingress-nginx"} <= denied
+    assert apps["clusterResourceWhitelist"] == []
+    assert projects["default"] == {"sourceRepos": [], "destinations": [], "clusterResourceWhitelist": []}
+    for project in rec.kubernetes("AppProject"):
+        assert rec.one(RELEASE, "argocd-release").urn in project.dependencies
+
+
+def test_each_component_lives_in_its_own_namespace(rec):
+    names = sorted(r.values["metadata"]["name"] for r in rec.kubernetes("Namespace"))
+    assert names == ["argocd", "ingress-nginx", "keda", "redis"]
