@@ -1,0 +1,216 @@
+"""GitHub, the source of truth: the repositories, their rules, keys, webhooks and secrets.
+
+Repositories are protected twice: `protect` stops Pulumi from deleting them, and
+`archive_on_destroy` archives instead of deleting should protection ever be lifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_github as github
+import pulumi_tls as tls
+
+SEED = Path(__file__).parent / "seed"
+DEFAULT_BRANCH = "main"
+OWNER_PLACEHOLDER = "__OWNER__"
+
+
+@dataclass
+class WebhookArgs:
+    """A push webhook on `repository` to `url`, signed with `secret`."""
+
+    repository: str
+    url: str
+    secret: pulumi.Input[str]
+
+
+@dataclass
+class GitHubArgs:
+    provider: github.Provider
+    owner: str
+    repositories: Sequence[str]
+    central_repository: str
+    """Holds Argo CD's `argocd/apps` and the reusable release workflow."""
+    deploy_key_repositories: Sequence[str]
+    """Repositories Argo CD reads, each with a read-only deploy key."""
+    application_repositories: Sequence[str]
+    """Repositories that run the release workflow, so need the GHA_PAT secret."""
+    charts_repository: str
+    webhooks: Sequence[WebhookArgs]
+    release_token: pulumi.Input[str]
+    visibility: str = "public"
+    required_reviews: int = 0
+    adopt_existing: bool = False
+
+
+def seed_file(name: str, owner: str) -> str:
+    return (SEED / name).read_text().replace(OWNER_PLACEHOLDER, owner)
+
+
+class GitHub(pulumi.ComponentResource):
+    repositories: dict[str, github.Repository]
+    deploy_keys: dict[str, pulumi.Output[str]]
+    """Private halves of the read-only deploy keys, by repository. Secret."""
+    ssh_urls: dict[str, str]
+
+    def __init__(self, name: str, args: GitHubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(
+            "spitikos:github:GitHub",
+            name,
+            None,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[args.provider])),
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        self.repositories = {}
+        defaults: dict[str, github.BranchDefault] = {}
+        for repo in args.repositories:
+            self.repositories[repo] = self._repository(name, repo, args)
+            defaults[repo] = github.BranchDefault(
+                f"{name}-{repo}-default-branch",
+                repository=self.repositories[repo].name,
+                branch=DEFAULT_BRANCH,
+                # A new repository's first branch follows the owner's setting; make it main.
+                rename=not args.adopt_existing,
+                opts=child,
+            )
+
+        # Seeded before the rulesets exist: a required-review rule would refuse the commits.
+        seeded: dict[str, list[pulumi.Resource]] = {repo: [] for repo in args.repositories}
+        if not args.adopt_existing:
+            central = args.central_repository
+            seeded[central] = [
+                self._seed(name, central, "argocd/apps/README.md", seed_file("apps-README.md", args.owner), defaults),
+                self._seed(
+                    name, central, ".github/workflows/release.yaml", seed_file("release.yaml", args.owner), defaults
+                ),
+            ]
+        for repo in args.repositories:
+            self._ruleset(name, repo, args, [defaults[repo], *seeded[repo]])
+
+        self.ssh_urls = {repo: f"git@github.com:{args.owner}/{repo}.git" for repo in args.repositories}
+        self.deploy_keys = {}
+        for repo in args.deploy_key_repositories:
+            key = tls.PrivateKey(f"{name}-{repo}-deploy-key", algorithm="ED25519", opts=child)
+            github.RepositoryDeployKey(
+                f"{name}-{repo}-deploy-key",
+                repository=self.repositories[repo].name,
+                title="argocd (read-only, managed by spitikos-infra)",
+                key=key.public_key_openssh,
+                read_only=True,
+                opts=child,
+            )
+            self.deploy_keys[repo] = pulumi.Output.secret(key.private_key_openssh)
+
+        for hook in args.webhooks:
+            github.RepositoryWebhook(
+                f"{name}-{hook.repository}-webhook",
+                repository=self.repositories[hook.repository].name,
+                events=["push"],
+                active=True,
+                configuration=github.RepositoryWebhookConfigurationArgs(
+                    url=hook.url,
+                    content_type="json",
+                    insecure_ssl=False,
+                    secret=pulumi.Output.secret(hook.secret),
+                ),
+                opts=child,
+            )
+
+        for repo in args.application_repositories:
+            github.ActionsSecret(
+                f"{name}-{repo}-gha-pat",
+                repository=self.repositories[repo].name,
+                secret_name="GHA_PAT",  # noqa: S106 - the Actions secret's name
+                plaintext_value=pulumi.Output.secret(args.release_token),
+                opts=child,
+            )
+
+        self.register_outputs({"ssh_urls": self.ssh_urls})
+
+    def _repository(self, name: str, repo: str, args: GitHubArgs) -> github.Repository:
+        public = args.visibility == "public"
+        return github.Repository(
+            f"{name}-{repo}",
+            name=repo,
+            description=f"spitikos: {repo} (managed by spitikos-infra)",
+            visibility=args.visibility,
+            auto_init=True,
+            has_issues=True,
+            has_wiki=False,
+            has_projects=False,
+            allow_merge_commit=False,
+            allow_squash_merge=True,
+            allow_rebase_merge=True,
+            delete_branch_on_merge=True,
+            vulnerability_alerts=True,
+            archive_on_destroy=True,
+            # Secret scanning is free on public repositories only.
+            security_and_analysis=(
+                github.RepositorySecurityAndAnalysisArgs(
+                    secret_scanning=github.RepositorySecurityAndAnalysisSecretScanningArgs(status="enabled"),
+                    secret_scanning_push_protection=github.RepositorySecurityAndAnalysisSecretScanningPushProtectionArgs(
+                        status="enabled"
+                    ),
+                )
+                if public
+                else None
+            ),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=True,
+                import_=repo if args.adopt_existing else None,
+                # auto_init only matters when creating; an adopted repository keeps its history.
+                ignore_changes=["autoInit"] if args.adopt_existing else None,
+            ),
+        )
+
+    def _ruleset(self, name: str, repo: str, args: GitHubArgs, after: list[pulumi.Resource]) -> None:
+        # The release workflow pushes image bumps straight to charts, so reviews are not required there.
+        reviews = args.required_reviews > 0 and repo != args.charts_repository
+        rules = github.RepositoryRulesetRulesArgs(
+            deletion=True,
+            non_fast_forward=True,
+            pull_request=github.RepositoryRulesetRulesPullRequestArgs(
+                required_approving_review_count=args.required_reviews,
+                dismiss_stale_reviews_on_push=True,
+                required_review_thread_resolution=True,
+            )
+            if reviews
+            else None,
+        )
+        github.RepositoryRuleset(
+            f"{name}-{repo}-main-ruleset",
+            name="protect-main",
+            repository=self.repositories[repo].name,
+            target="branch",
+            enforcement="active",
+            conditions=github.RepositoryRulesetConditionsArgs(
+                ref_name=github.RepositoryRulesetConditionsRefNameArgs(includes=["~DEFAULT_BRANCH"], excludes=[])
+            ),
+            rules=rules,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+
+    def _seed(
+        self, name: str, repo: str, path: str, content: str, defaults: dict[str, github.BranchDefault]
+    ) -> github.RepositoryFile:
+        """A file created once, then Git's: later edits in the repository are never reverted."""
+        return github.RepositoryFile(
+            f"{name}-{repo}-{path.replace('/', '-').replace('.', '-').strip('-')}",
+            repository=self.repositories[repo].name,
+            branch=DEFAULT_BRANCH,
+            file=path,
+            content=content,
+            commit_message=f"Seed {path} (spitikos-infra)",
+            overwrite_on_create=False,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[defaults[repo]],
+                ignore_changes=["content", "commitMessage"],
+                retain_on_delete=True,
+            ),
+        )
