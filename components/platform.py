@@ -5,43 +5,167 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_cloudflare as cloudflare
+import pulumi_github as github
+import pulumi_random as random
 
+from components import argocd as argocd_module
+from components import settings as s
+from components.apps import AppNamespace, AppNamespaceArgs
+from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
+from components.github import GitHub, GitHubArgs, WebhookArgs
+from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
-from components.settings import NodeSettings, Settings
+from components.keda import Keda, KedaArgs
+from components.redis import Redis, RedisArgs
+from components.tunnel import Tunnel, TunnelArgs
+
+DOCS_WEBHOOK_PATH = "/webhook/github/docs"
+ARGOCD_WEBHOOK_PATH = "/api/webhook"
+API_NAMESPACE = "api"
 
 
 @dataclass
 class PlatformArgs:
-    settings: Settings
+    settings: s.Settings
 
 
 class Platform(pulumi.ComponentResource):
     """k3s and everything on and around it, from one validated `Settings`."""
 
-    cluster: K3sCluster
     kubeconfig: pulumi.Output[str]
     """Secret."""
     node_address: str
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:platform:Platform", name, None, opts)
-        settings = args.settings
+        cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        def node(n: NodeSettings) -> NodeArgs:
-            return NodeArgs(
-                host=n.host, user=n.user, port=n.port, private_key=settings.ssh_private_key, host_key=n.host_key
-            )
+        def node(n: s.NodeSettings) -> NodeArgs:
+            return NodeArgs(host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key)
 
         self.cluster = K3sCluster(
             f"{name}-k3s",
             K3sClusterArgs(
-                server=node(settings.server),
-                agents=[node(a) for a in settings.agents],
-                version=settings.k3s_version,
+                server=node(cfg.server),
+                agents=[node(a) for a in cfg.agents],
+                version=cfg.k3s_version,
+                tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
             ),
             opts=child,
         )
+        kube = self.cluster.provider
+
+        # In-cluster: each waits for the cluster only, not for the others.
+        self.ingress = IngressNginx(f"{name}-ingress-nginx", IngressNginxArgs(provider=kube), opts=child)
+        self.redis = Redis(f"{name}-redis", RedisArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+
+        # Outside: GitHub and Cloudflare do not wait for the node.
+        github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
+        cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
+
+        docs_secret = random.RandomPassword(f"{name}-docs-webhook-secret", length=40, special=False, opts=child)
+        self.docs_webhook_secret = pulumi.Output.secret(docs_secret.result)
+        # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
+        # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
+        # with no cycle among the resources themselves.
+        charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
+        self.github = GitHub(
+            f"{name}-github",
+            GitHubArgs(
+                provider=github_provider,
+                owner=cfg.github.owner,
+                repositories=cfg.github.repositories,
+                central_repository=s.CENTRAL_REPOSITORY,
+                charts_repository=s.CHARTS_REPOSITORY,
+                deploy_key_repositories=[s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY],
+                application_repositories=cfg.github.application_repositories,
+                webhooks=[
+                    WebhookArgs(
+                        s.DOCS_REPOSITORY,
+                        f"https://{cfg.hostname('api')}{DOCS_WEBHOOK_PATH}",
+                        self.docs_webhook_secret,
+                    ),
+                    WebhookArgs(
+                        s.CHARTS_REPOSITORY,
+                        f"https://{cfg.hostname('argocd')}{ARGOCD_WEBHOOK_PATH}",
+                        charts_webhook_secret,
+                    ),
+                ],
+                release_token=cfg.github.release_token,
+                visibility=cfg.github.visibility,
+                required_reviews=cfg.github.required_reviews,
+                adopt_existing=cfg.github.adopt_existing,
+            ),
+            opts=child,
+        )
+
+        self.argocd = ArgoCd(
+            f"{name}-argocd",
+            ArgoCdArgs(
+                provider=kube,
+                hostname=cfg.hostname("argocd"),
+                ingress_class=self.ingress.ingress_class,
+                root_repository_url=self.github.ssh_urls[s.CENTRAL_REPOSITORY],
+                repositories=[
+                    RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
+                    for repo in (s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY)
+                ],
+                platform_namespaces=self.platform_namespaces(),
+            ),
+            opts=child,
+        )
+        resolve_charts_webhook_secret(self.argocd.webhook_secret)
+
+        self.api = AppNamespace(
+            f"{name}-api",
+            AppNamespaceArgs(
+                provider=kube,
+                namespace=API_NAMESPACE,
+                env={
+                    "GITHUB_WEBHOOK_SECRET": self.docs_webhook_secret,
+                    "REDIS_ADDRESS": self.redis.address,
+                    "REDIS_PASSWORD": self.redis.password,
+                },
+            ),
+            opts=child,
+        )
+
+        self.tunnel = Tunnel(
+            f"{name}-tunnel",
+            TunnelArgs(
+                cloudflare=cloudflare_provider,
+                kubernetes=kube,
+                account_id=cfg.cloudflare.account_id,
+                zone_id=cfg.cloudflare.zone_id,
+                ingress_url=self.ingress.service_url,
+                hostnames=cfg.hostnames,
+                node_address=cfg.server.host,
+                ssh_hostname=cfg.ssh_hostname,
+                kube_api_hostname=cfg.kube_api_hostname,
+                access_emails=cfg.access_emails,
+            ),
+            opts=child,
+        )
+
         self.kubeconfig = self.cluster.kubeconfig
-        self.node_address = settings.server.host
+        self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
+
+    @staticmethod
+    def platform_namespaces() -> list[str]:
+        """Namespaces Pulumi owns, which Argo CD's applications may never deploy into."""
+        from components import ingress_nginx, keda, redis, tunnel
+
+        return [
+            argocd_module.NAMESPACE,
+            ingress_nginx.NAMESPACE,
+            redis.NAMESPACE,
+            keda.NAMESPACE,
+            tunnel.NAMESPACE,
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+        ]

@@ -71,3 +71,25 @@ def secret_keys() -> list[str]:
 
 
 os.environ.setdefault("PULUMI_TEST_MODE", "true")
+
+
+MAIN = ROOT / "__main__.py"
+
+
+def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None = None):
+    """`__main__.py` under mocks, as `pulumi up` would run it for the stack."""
+    import runpy
+
+    from harness import run
+
+    return run(
+        lambda: runpy.run_path(str(MAIN)),
+        config or stack_config(),
+        list(DUMMY_SECRETS) if secret_keys is None else secret_keys,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """One run of the real pi5 stack, shared by every test module."""
+    return run_main()

@@ -155,8 +155,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 "token": MOCK_TUNNEL_TOKEN,
                 "accountId": args.args.get("accountId"),
                 "tunnelId": args.args.get("tunnelId"),
-            }, None
-        return {}, None
+            }, []
+        return {}, [("token", f"no mock for {args.token}")]
 
 
 class EngineMonitor(pulumi_mocks.MockMonitor):
@@ -251,7 +251,10 @@ class Recording:
             current = self.registrations.get(todo.pop())
             if current is None:
                 continue
-            for dep in current.dependencies | set().union(*current.property_dependencies.values()):
+            waits_for = current.dependencies | set().union(*current.property_dependencies.values())
+            if current.provider:  # "<provider urn>::<provider id>"
+                waits_for.add(current.provider.rsplit("::", 1)[0])
+            for dep in waits_for:
                 if dep not in seen:
                     seen.add(dep)
                     todo.append(dep)

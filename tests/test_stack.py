@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import json
-import runpy
 
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS, ROOT, stack_config
-from harness import MOCK_NODE_TOKEN, exposed_strings, run
+from conftest import DUMMY_SECRETS, run_main, stack_config
+from harness import MOCK_NODE_TOKEN, exposed_strings
 
 from components import versions
 from components.settings import SettingsError
-
-MAIN = str(ROOT / "__main__.py")
-
-
-def run_main(config=None, secret_keys=None):
-    return run(
-        lambda: runpy.run_path(MAIN),
-        config or stack_config(),
-        list(DUMMY_SECRETS) if secret_keys is None else secret_keys,
-    )
-
-
-@pytest.fixture(scope="module")
-def stack():
-    return run_main()
 
 
 def test_the_platform_registers_the_k3s_node_from_the_pi5_settings(stack):
@@ -90,3 +74,86 @@ def test_bad_settings_fail_before_any_resource_exists():
 
     monitor = settings.SETTINGS.monitor
     assert monitor.registrations == {}
+
+
+# --- the in-cluster platform -------------------------------------------------------------
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def platform_footprint(recording):
+    from components.footprint import Footprint, containers
+
+    return Footprint(tuple(c for r in recording.all() for c in containers(r.type, r.name, r.values)))
+
+
+def test_every_container_has_cpu_and_memory_requests_and_limits(stack):
+    footprint = platform_footprint(stack)
+    owners = {c.owner for c in footprint.containers}
+    assert {
+        "spitikos-ingress-nginx-release",
+        "spitikos-keda-release",
+        "spitikos-argocd-release",
+        "spitikos-redis-deployment",
+        "spitikos-tunnel-deployment",
+    } <= owners
+    assert footprint.unsized() == []
+
+
+def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
+    from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI, NODE_MEMORY_MI
+
+    footprint = platform_footprint(stack)
+    print(
+        f"\nplatform memory requests: {footprint.memory_requests_mi:.0f} MiB; with k3s ({K3S_SYSTEM_MI} MiB) "
+        f"{footprint.memory_requests_mi + K3S_SYSTEM_MI:.0f} of {NODE_MEMORY_MI} MiB; "
+        f"left for applications: {footprint.left_for_applications_mi:.0f} MiB"
+    )
+    assert footprint.left_for_applications_mi >= APPLICATION_RESERVE_MI
+
+
+def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
+    releases = stack.of_type(RELEASE)
+    assert sorted(r.values["chart"] for r in releases) == ["argo-cd", "ingress-nginx", "keda"]
+    kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
+    redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
+    parallel = [*releases, redis]
+    for release in parallel:
+        waits_for = stack.ancestors_closure(release.urn)
+        others = {r.urn for r in parallel} - {release.urn}
+        assert not waits_for & others, f"{release.name} waits for another release"
+        assert kubeconfig.urn in waits_for, f"{release.name} does not wait for the cluster"
+        assert not any(stack.registrations[u].type.startswith(("github:", "cloudflare:")) for u in waits_for)
+    root = stack.one("kubernetes:argoproj.io/v1alpha1:Application", "spitikos-argocd-root-application")
+    assert stack.one(RELEASE, "spitikos-argocd-release").urn in stack.ancestors_closure(root.urn)
+
+
+def test_github_and_cloudflare_do_not_wait_for_the_node(stack):
+    node = {r.urn for r in stack.of_type("command:remote:Command")}
+    outside = [r for r in stack.all() if r.type.startswith(("github:", "cloudflare:"))]
+    assert len(outside) > 10
+    for reg in outside:
+        assert not stack.ancestors_closure(reg.urn) & node, f"{reg.name} waits for the node"
+
+
+def own_kubernetes_objects(recording):
+    """Every Kubernetes object the program writes itself: not Helm releases, not providers."""
+    for reg in recording.all():
+        if reg.type.startswith("kubernetes:") and reg.type != RELEASE and "argoproj.io" not in reg.type:
+            yield reg
+
+
+def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack):
+    import kubernetes_validate
+
+    from components import versions
+
+    minor = versions.K3S_VERSION[1:].split("+")[0].rsplit(".", 1)[0]
+    objects = list(own_kubernetes_objects(stack))
+    kinds = {o.values["kind"] for o in objects}
+    assert {"Namespace", "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"} <= kinds
+    for obj in objects:
+        try:
+            kubernetes_validate.validate(obj.values, desired_version=minor, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            raise AssertionError(f"{obj.name} is invalid for Kubernetes {minor}: {error}") from error

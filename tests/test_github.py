@@ -1,0 +1,151 @@
+"""GitHub as the source of truth, wired to the cluster."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import DUMMY_SECRETS, run_main, stack_config
+from harness import plain
+
+REPO = "github:index/repository:Repository"
+RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
+WEBHOOK = "github:index/repositoryWebhook:RepositoryWebhook"
+DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
+FILE = "github:index/repositoryFile:RepositoryFile"
+PASSWORD = "random:index/randomPassword:RandomPassword"
+
+
+@pytest.fixture(scope="module")
+def adopted():
+    return run_main({**stack_config(), "spitikos:adoptExistingRepositories": "true"})
+
+
+@pytest.fixture(scope="module")
+def reviewed():
+    return run_main({**stack_config(), "spitikos:requiredReviews": "1"})
+
+
+def webhook(recording, repo):
+    return next(w for w in recording.of_type(WEBHOOK) if w.values["repository"] == repo)
+
+
+def test_the_four_repositories_exist_with_the_settings_and_cannot_be_deleted(stack):
+    repos = {r.values["name"]: r for r in stack.of_type(REPO)}
+    assert sorted(repos) == ["api", "charts", "docs", "spitikos"]
+    for repo in repos.values():
+        assert repo.protect, f"{repo.name} is not protected"
+        values = repo.values
+        assert values["archiveOnDestroy"] is True
+        assert values["deleteBranchOnMerge"] is True
+        assert values["vulnerabilityAlerts"] is True
+        assert values["visibility"] == "public"
+    defaults = {
+        d.values["repository"]: d.values["branch"] for d in stack.of_type("github:index/branchDefault:BranchDefault")
+    }
+    assert defaults == dict.fromkeys(repos, "main")
+
+
+def test_main_is_protected_from_force_pushes_and_deletion_everywhere(stack):
+    rulesets = {r.values["repository"]: r.values for r in stack.of_type(RULESET)}
+    assert sorted(rulesets) == ["api", "charts", "docs", "spitikos"]
+    for ruleset in rulesets.values():
+        assert ruleset["enforcement"] == "active" and ruleset["target"] == "branch"
+        assert ruleset["conditions"]["refName"]["includes"] == ["~DEFAULT_BRANCH"]
+        assert ruleset["rules"]["deletion"] is True and ruleset["rules"]["nonFastForward"] is True
+        assert "pullRequest" not in ruleset["rules"]
+
+
+def test_required_reviews_apply_to_every_repository_but_charts(reviewed):
+    rulesets = {r.values["repository"]: r.values["rules"] for r in reviewed.of_type(RULESET)}
+    for repo in ("spitikos", "api", "docs"):
+        assert rulesets[repo]["pullRequest"]["requiredApprovingReviewCount"] == 1
+    # The release workflow pushes image bumps straight to charts.
+    assert "pullRequest" not in rulesets["charts"]
+
+
+def test_deploy_keys_are_read_only_ed25519_and_their_private_halves_reach_argocd(stack):
+    keys = {k.values["repository"]: k for k in stack.of_type(DEPLOY_KEY)}
+    assert sorted(keys) == ["charts", "spitikos"]
+    for repo, deploy_key in keys.items():
+        assert deploy_key.values["readOnly"] is True
+        tls_key = stack.one("tls:index/privateKey:PrivateKey", f"spitikos-github-{repo}-deploy-key")
+        assert tls_key.values["algorithm"] == "ED25519"
+        assert deploy_key.values["key"] == tls_key.state["publicKeyOpenssh"]
+        argocd_secret = stack.one("kubernetes:core/v1:Secret", f"spitikos-argocd-repo-{repo}")
+        assert argocd_secret.values["stringData"]["sshPrivateKey"] == plain(tls_key.state["privateKeyOpenssh"])
+        assert argocd_secret.values["stringData"]["url"] == f"git@github.com:spitikos/{repo}.git"
+        assert argocd_secret.input_is_secret("stringData")
+
+
+def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack):
+    hook = webhook(stack, "docs")
+    configuration = hook.values["configuration"]
+    assert configuration["url"] == "https://api.spitikos.dev/webhook/github/docs"
+    api_env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
+    assert api_env.values["metadata"]["namespace"] == "api"
+    assert configuration["secret"] == api_env.values["stringData"]["GITHUB_WEBHOOK_SECRET"]
+    generated = stack.one(PASSWORD, "spitikos-docs-webhook-secret")
+    assert configuration["secret"] == plain(generated.state["result"])
+    assert generated.urn in stack.ancestors_closure(hook.urn) & stack.ancestors_closure(api_env.urn)
+    assert hook.input_is_secret("configuration") and api_env.input_is_secret("stringData")
+
+
+def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
+    hook = webhook(stack, "charts")
+    configuration = hook.values["configuration"]
+    assert configuration["url"] == "https://argocd.spitikos.dev/api/webhook"
+    release = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-argocd-release")
+    assert configuration["secret"] == release.values["values"]["configs"]["secret"]["githubSecret"]
+    generated = stack.one(PASSWORD, "spitikos-argocd-webhook-secret")
+    assert configuration["secret"] == plain(generated.state["result"])
+    assert generated.urn in stack.ancestors_closure(hook.urn)
+    # GitHub does not wait for Argo CD's release, only for the secret it generated.
+    assert release.urn not in stack.ancestors_closure(hook.urn)
+
+
+def test_webhooks_are_json_push_hooks_with_tls_verified(stack):
+    assert len(stack.of_type(WEBHOOK)) == 2
+    for hook in stack.of_type(WEBHOOK):
+        assert hook.values["events"] == ["push"] and hook.values["active"] is True
+        assert hook.values["configuration"]["contentType"] == "json"
+        assert hook.values["configuration"]["insecureSsl"] is False
+
+
+def test_the_release_workflow_token_is_an_actions_secret_on_the_api_repository(stack):
+    secrets = stack.of_type("github:index/actionsSecret:ActionsSecret")
+    assert [(s.values["repository"], s.values["secretName"]) for s in secrets] == [("api", "GHA_PAT")]
+    assert secrets[0].input_is_secret("plaintextValue")
+    assert secrets[0].values["plaintextValue"] == DUMMY_SECRETS["spitikos:ghaPat"]
+
+
+def test_seed_files_are_created_once_then_left_to_git(stack):
+    files = {f.values["file"]: f for f in stack.of_type(FILE)}
+    assert sorted(files) == [".github/workflows/release.yaml", "argocd/apps/README.md"]
+    for seeded in files.values():
+        assert seeded.values["repository"] == "spitikos" and seeded.values["branch"] == "main"
+        assert "content" in seeded.ignore_changes
+        assert seeded.retain_on_delete
+        assert seeded.values["overwriteOnCreate"] is False
+    workflow = yaml.safe_load(files[".github/workflows/release.yaml"].values["content"])
+    assert "workflow_call" in workflow[True]  # YAML reads the key `on` as True
+    steps = workflow["jobs"]["build"]["steps"]
+    build = next(s for s in steps if s.get("uses", "").startswith("docker/build-push-action@"))
+    assert build["with"]["platforms"] == "linux/arm64"
+    assert "ghcr.io/" in str(steps)
+    assert "image.tag" in str(workflow["jobs"]["bump"]["steps"])
+    for step in steps:
+        if "uses" in step:
+            assert len(step["uses"].split("@")[1]) == 40, f"{step['uses']} is not pinned to a commit"
+
+
+def test_rulesets_come_after_the_seed_commits(stack):
+    ruleset = next(r for r in stack.of_type(RULESET) if r.values["repository"] == "spitikos")
+    for seeded in stack.of_type(FILE):
+        assert seeded.urn in ruleset.dependencies
+
+
+def test_adopted_repositories_are_imported_and_their_files_left_alone(adopted):
+    repos = adopted.of_type(REPO)
+    assert sorted(r.import_id for r in repos) == ["api", "charts", "docs", "spitikos"]
+    assert all(r.protect for r in repos)
+    assert adopted.of_type(FILE) == []
