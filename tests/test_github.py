@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import DUMMY_SECRETS, run_main, stack_config
-from harness import plain
+
+from spitikos.engine import plain
 
 REPO = "github:index/repository:Repository"
 RULESET = "github:index/repositoryRuleset:RepositoryRuleset"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
-from harness import resolve, run
 
 from components import versions
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
+from spitikos.engine import resolve, run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CENTRAL = "git@github.com:spitikos/spitikos.git"

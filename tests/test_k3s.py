@@ -9,9 +9,9 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from harness import MOCK_NODE_TOKEN, resolve, run
 
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs, install_script, preflight_script
+from spitikos.engine import MOCK_NODE_TOKEN, resolve, run
 
 VERSION = "v1.35.5+k3s1"
 COMMAND = "command:remote:Command"

@@ -157,7 +157,7 @@ def test_every_problem_is_reported_at_once_and_no_secret_is_quoted():
 
 
 def test_secrets_are_pulumi_secrets_from_birth():
-    from harness import resolve, run
+    from spitikos.engine import resolve, run
 
     holder = {}
     run(lambda: holder.setdefault("s", load({})))

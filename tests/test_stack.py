@@ -7,10 +7,10 @@ import json
 import pytest
 import yaml
 from conftest import DUMMY_SECRETS, run_main, stack_config
-from harness import MOCK_NODE_TOKEN, exposed_strings
 
 from components import versions
 from components.settings import SettingsError
+from spitikos.engine import MOCK_NODE_TOKEN, exposed_strings
 
 
 def test_the_platform_registers_the_k3s_node_from_the_pi5_settings(stack):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 from conftest import run_main, stack_config
-from harness import MOCK_TUNNEL_ID, MOCK_TUNNEL_TOKEN, exposed_strings
 
 from components import versions
+from spitikos.engine import MOCK_TUNNEL_ID, MOCK_TUNNEL_TOKEN, exposed_strings
 
 CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
 DNS = "cloudflare:index/dnsRecord:DnsRecord"

@@ -1,7 +1,7 @@
-"""Runs Pulumi programs under mocks and records what they register.
+"""Runs the Pulumi program under mocks and records what it registers: no CLI, no network.
 
-Plain `pulumi.runtime.Mocks` hide two things the engine does, so this harness does
-them itself:
+Used by the tests and by `python -m spitikos plan`. Plain `pulumi.runtime.Mocks` hide two
+things the engine does, so this engine does them itself:
 - it marks a resource's `additionalSecretOutputs` secret in the state it returns,
   as the engine does (e.g. `RandomPassword.result`), so secrecy tests mean something;
 - it keeps the whole registration: parent, dependencies, provider, protect,
@@ -108,7 +108,7 @@ class Registration:
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
-    """Outputs a real provider would return, made up deterministically from the name."""
+    """Placeholder outputs in the shape a real provider returns, made up deterministically from the name."""
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         state = dict(args.inputs)

@@ -1,0 +1,73 @@
+"""A stack's settings as the Pulumi CLI hands them to the program, for offline runs.
+
+`Pulumi.yaml`'s defaults, then `Pulumi.<stack>.yaml`, then placeholders for what an
+operator sets outside the file: the account ids, and every secret (secrets never live
+in the stack file in plain text, and offline runs must not need the real ones).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER = "PLACEHOLDER"
+
+# Placeholders, clearly fake, in the shapes the settings check.
+PLACEHOLDER_SECRETS = {
+    "spitikos:sshPrivateKey": (
+        f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PLACEHOLDER}-SSH-KEY\n-----END OPENSSH PRIVATE KEY-----"
+    ),
+    "spitikos:cloudflareApiToken": f"{PLACEHOLDER}-cloudflare-api-token",
+    "spitikos:githubToken": f"{PLACEHOLDER}-github-token-0000",
+    "spitikos:ghaPat": f"{PLACEHOLDER}-release-token-0000",
+}
+# Non-secret values each operator sets for their own account, used only when the stack lacks them.
+PLACEHOLDER_VALUES = {
+    "spitikos:cloudflareAccountId": "0" * 32,
+    "spitikos:cloudflareZoneId": "f" * 32,
+}
+
+
+def _as_config_string(value: Any) -> str:
+    """The CLI passes every config value as a string; lists and objects as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, str]:
+    """`Pulumi.yaml`'s config defaults, keyed as the CLI keys them."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return {
+        f"{project['name']}:{key}": _as_config_string(spec["default"])
+        for key, spec in project["config"].items()
+        if "default" in spec
+    }
+
+
+def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
+    values = yaml.safe_load(path.read_text()).get("config") or {}
+    secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
+    # Encrypted values need the passphrase; offline runs use placeholders instead.
+    return {k: _as_config_string(v) for k, v in values.items() if k not in secure}
+
+
+def known_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str], list[str]]:
+    """(config, secret keys, keys filled with placeholders) for an offline run of `stack`."""
+    values = {**project_defaults(root), **stack_values(stack, root)}
+    filled = [k for k in PLACEHOLDER_VALUES if k not in values] + list(PLACEHOLDER_SECRETS)
+    config = {**PLACEHOLDER_VALUES, **values, **PLACEHOLDER_SECRETS}
+    return config, list(PLACEHOLDER_SECRETS), filled
