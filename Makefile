@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint pytest up
+.PHONY: test lint pytest up plan
 
 test: lint pytest
 
@@ -13,6 +13,10 @@ lint: $(VENV)/.installed tools/node_modules/.installed
 
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
+
+# The whole platform offline: no CLI, network or credentials. `make plan OUT=plan-out` also writes files.
+plan: $(VENV)/.installed
+	$(PY) -m spitikos plan $(if $(STACK),--stack $(STACK)) $(if $(OUT),--out $(OUT))
 
 # The main job: needs the Pulumi CLI and the secrets set (see README).
 up:

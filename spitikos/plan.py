@@ -1,0 +1,287 @@
+"""An offline plan of a stack: what the program would register, what it asks of the node,
+and how long the deploy's chain of slow steps is. Not a preview of live state."""
+
+from __future__ import annotations
+
+import json
+import runpy
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI, NODE_MEMORY_MI, Footprint, containers
+from spitikos.engine import Recording, Registration, is_secret, run
+from spitikos.stack import ROOT, offline_config
+
+REDACTED = "[secret]"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+DISCLAIMER = (
+    "OFFLINE PLAN - not a preview of live state. The program ran under Pulumi mocks: no CLI, no network, "
+    "no credentials. Secrets and provider outputs (ids, keys, tokens) are placeholders."
+)
+
+
+def is_slow(reg: Registration) -> bool:
+    """The steps that take minutes: installing k3s on a node, a chart release, the root Application."""
+    return (
+        (reg.type == "command:remote:Command" and reg.name.endswith("-install"))
+        or reg.type == RELEASE
+        or reg.type == "kubernetes:argoproj.io/v1alpha1:Application"
+    )
+
+
+def critical_path(weights: Mapping[str, float], deps: Mapping[str, Iterable[str]]) -> tuple[float, list[str]]:
+    """The heaviest chain through a dependency graph: (its weight, its nodes from first to last)."""
+    best: dict[str, float] = {}
+    previous: dict[str, str | None] = {}
+
+    def visit(node: str, trail: frozenset[str]) -> float:
+        if node in best:
+            return best[node]
+        if node in trail:
+            raise ValueError(f"dependency cycle through {node}")
+        via, heaviest = None, 0.0
+        for dep in sorted(deps.get(node, ())):
+            if dep not in weights:
+                continue
+            weight = visit(dep, trail | {node})
+            if via is None or weight > heaviest:
+                via, heaviest = dep, weight
+        best[node] = weights[node] + heaviest
+        previous[node] = via
+        return best[node]
+
+    for node in weights:
+        visit(node, frozenset())
+    if not best:
+        return 0.0, []
+    end = max(weights, key=lambda n: (best[n], n))
+    path: list[str] = []
+    current: str | None = end
+    while current is not None:
+        path.append(current)
+        current = previous[current]
+    return best[end], path[::-1]
+
+
+def waves(nodes: Iterable[str], deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """Nodes grouped by the earliest step they can start at: all of one wave can run in parallel."""
+    nodes = list(nodes)
+    known = set(nodes)
+    level: dict[str, int] = {}
+
+    def depth(node: str, trail: frozenset[str]) -> int:
+        if node not in level:
+            if node in trail:
+                raise ValueError(f"dependency cycle through {node}")
+            parents = [d for d in deps.get(node, ()) if d in known]
+            level[node] = 1 + max((depth(d, trail | {node}) for d in parents), default=-1)
+        return level[node]
+
+    grouped: dict[int, list[str]] = defaultdict(list)
+    for node in nodes:
+        grouped[depth(node, frozenset())].append(node)
+    return [grouped[i] for i in range(len(grouped))]
+
+
+def redact(value: Any) -> Any:
+    if is_secret(value):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+@dataclass
+class Plan:
+    stack: str
+    recording: Recording
+    placeholders: list[str]
+
+    @property
+    def resources(self) -> list[Registration]:
+        return self.recording.all()
+
+    def waits_for(self, reg: Registration) -> set[str]:
+        """What the engine makes `reg` wait for: its dependencies and its provider."""
+        deps = reg.dependencies | set().union(*reg.property_dependencies.values())
+        if reg.provider:
+            deps.add(reg.provider.rsplit("::", 1)[0])
+        return {d for d in deps if d in self.recording.registrations}
+
+    def graph(self) -> dict[str, set[str]]:
+        return {r.urn: self.waits_for(r) for r in self.resources}
+
+    def component_of(self, reg: Registration) -> str:
+        """The part of the platform a resource belongs to: its ancestor just below the top component."""
+        chain = [reg]
+        while chain[-1].parent in self.recording.registrations:
+            chain.append(self.recording.registrations[chain[-1].parent])
+        return chain[-2].name if len(chain) >= 2 else chain[-1].name
+
+    def footprints(self) -> dict[str, Footprint]:
+        grouped: dict[str, list] = defaultdict(list)
+        for reg in self.resources:
+            grouped[self.component_of(reg)].extend(containers(reg.type, reg.name, reg.values))
+        return {name: Footprint(tuple(found)) for name, found in grouped.items() if found}
+
+    def critical_path(self) -> tuple[float, list[Registration]]:
+        weights = {r.urn: 1.0 if is_slow(r) else 0.0 for r in self.resources}
+        weight, path = critical_path(weights, self.graph())
+        return weight, [self.recording.registrations[u] for u in path]
+
+    def waves(self) -> list[list[Registration]]:
+        return [
+            [self.recording.registrations[u] for u in wave]
+            for wave in waves(self.recording.registrations, self.graph())
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        total = Footprint(tuple(c for f in self.footprints().values() for c in f.containers))
+        weight, path = self.critical_path()
+        return {
+            "disclaimer": DISCLAIMER,
+            "stack": self.stack,
+            "placeholders": self.placeholders,
+            "resources": [
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent or None,
+                    "dependencies": sorted(self.waits_for(r)),
+                    "protect": r.protect,
+                    "ignoreChanges": r.ignore_changes,
+                    "inputs": redact(r.inputs),
+                }
+                for r in sorted(self.resources, key=lambda r: r.urn)
+            ],
+            "footprint": {
+                "nodeMemoryMi": NODE_MEMORY_MI,
+                "k3sSystemMi": K3S_SYSTEM_MI,
+                "memoryRequestsMi": round(total.memory_requests_mi),
+                "memoryLimitsMi": round(total.memory_limits_mi),
+                "cpuRequestsMillis": round(total.cpu_requests_millis),
+                "cpuLimitsMillis": round(total.cpu_limits_millis),
+                "leftForApplicationsMi": round(total.left_for_applications_mi),
+            },
+            "criticalPath": {"slowSteps": weight, "chain": [r.urn for r in path]},
+            "waves": [sorted(r.urn for r in wave) for wave in self.waves()],
+        }
+
+
+def build(stack: str = "pi5", root: Path = ROOT) -> Plan:
+    config, secret_keys, placeholders = offline_config(stack, root)
+    recording = run(lambda: runpy.run_path(str(root / "__main__.py")), config, secret_keys)
+    return Plan(stack, recording, placeholders)
+
+
+def render(plan: Plan) -> str:
+    lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
+    lines += _tree(plan)
+    lines += ["", *_footprint(plan), "", *_schedule(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def _tree(plan: Plan) -> list[str]:
+    children: dict[str, list[Registration]] = defaultdict(list)
+    for reg in plan.resources:
+        parent = reg.parent if reg.parent in plan.recording.registrations else ""
+        children[parent].append(reg)
+    lines = [f"Resources ({len(plan.resources)}), by component:"]
+
+    def walk(parent: str, depth: int) -> None:
+        for reg in children[parent]:
+            mark = " [protected]" if reg.protect else ""
+            lines.append(f"{'  ' * depth}- {reg.name}  ({reg.type}){mark}")
+            walk(reg.urn, depth + 1)
+
+    walk("", 1)
+    return lines
+
+
+def _footprint(plan: Plan) -> list[str]:
+    footprints = plan.footprints()
+    total = Footprint(tuple(c for f in footprints.values() for c in f.containers))
+    row = "  {:<28} {:>5} {:>10} {:>10} {:>11} {:>11}"
+    lines = [
+        "CPU and memory, per component:",
+        row.format("component", "ctrs", "cpu req", "cpu lim", "mem req", "mem lim"),
+    ]
+    for name, f in sorted(footprints.items()):
+        lines.append(_footprint_row(row, name, f))
+    lines.append(_footprint_row(row, "total", total))
+    left = total.left_for_applications_mi
+    lines.append(
+        f"  Node: {NODE_MEMORY_MI} MiB (a 4 GB Pi 5) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
+        f"{total.memory_requests_mi:.0f} MiB = {left:.0f} MiB left for applications "
+        f"({'meets' if left >= APPLICATION_RESERVE_MI else 'BELOW'} the {APPLICATION_RESERVE_MI} MiB reserve)."
+    )
+    return lines
+
+
+def _footprint_row(row: str, name: str, f: Footprint) -> str:
+    count = sum(c.replicas for c in f.containers)
+    return row.format(
+        name,
+        count,
+        f"{f.cpu_requests_millis:.0f}m",
+        f"{f.cpu_limits_millis:.0f}m",
+        f"{f.memory_requests_mi:.0f}Mi",
+        f"{f.memory_limits_mi:.0f}Mi",
+    )
+
+
+def _schedule(plan: Plan) -> list[str]:
+    weight, path = plan.critical_path()
+    all_waves = plan.waves()
+    wave_of = {r.urn: i for i, wave in enumerate(all_waves) for r in wave}
+    lines = [f"Critical path: {weight:.0f} slow steps in a row (node install, chart releases, root Application):"]
+    for reg in path:
+        wave = wave_of[reg.urn]
+        slow = "  <- slow" if is_slow(reg) else ""
+        lines.append(f"  wave {wave + 1:>2}: {reg.name}  ({reg.type}){slow}")
+    lines.append(f"Parallelism: {len(all_waves)} waves; resources that can run at once in each:")
+    for i, wave in enumerate(all_waves):
+        slow = [r.name for r in wave if is_slow(r)]
+        extra = f"  slow: {', '.join(slow)}" if slow else ""
+        lines.append(f"  wave {i + 1:>2}: {len(wave):>3}{extra}")
+    return lines
+
+
+def write(plan: Plan, out: Path) -> list[Path]:
+    """Kubernetes objects the program writes itself, the tunnel's routes and DNS, and plan.json."""
+    written: list[Path] = []
+    kube = out / "kubernetes"
+    kube.mkdir(parents=True, exist_ok=True)
+    for reg in plan.resources:
+        if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
+            continue
+        obj = redact(reg.inputs)
+        meta = obj.get("metadata", {})
+        name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
+        path = kube / f"{name.lower()}.yaml"
+        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        written.append(path)
+    tunnel = {
+        "routes": [
+            redact(r.inputs)["config"]["ingresses"]
+            for r in plan.recording.of_type(
+                "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
+            )
+        ],
+        "dns": [
+            {k: r.values.get(k) for k in ("name", "type", "content", "proxied", "ttl")}
+            for r in plan.recording.of_type("cloudflare:index/dnsRecord:DnsRecord")
+        ],
+    }
+    tunnel["routes"] = tunnel["routes"][0] if len(tunnel["routes"]) == 1 else tunnel["routes"]
+    (out / "tunnel.yaml").write_text(yaml.safe_dump(tunnel, sort_keys=False))
+    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
+    return [*written, out / "tunnel.yaml", out / "plan.json"]
