@@ -9,7 +9,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd as argocd_module
+from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
@@ -157,10 +157,8 @@ class Platform(pulumi.ComponentResource):
     @staticmethod
     def platform_namespaces() -> list[str]:
         """Namespaces Pulumi owns, which Argo CD's applications may never deploy into."""
-        from components import ingress_nginx, keda, redis, tunnel
-
         return [
-            argocd_module.NAMESPACE,
+            argocd.NAMESPACE,
             ingress_nginx.NAMESPACE,
             redis.NAMESPACE,
             keda.NAMESPACE,

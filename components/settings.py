@@ -101,7 +101,7 @@ class Settings:
     @property
     def kubernetes_minor(self) -> str:
         """`1.35` for `v1.35.5+k3s1`."""
-        return ".".join(self.k3s_version.lstrip("v").split(".")[:2])
+        return versions.kubernetes_minor(self.k3s_version)
 
     def hostname(self, label: str) -> str:
         """`api` -> `api.<domain>`."""

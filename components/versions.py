@@ -5,6 +5,12 @@ k3s can also be overridden per stack with the `k3sVersion` setting.
 
 K3S_VERSION = "v1.35.5+k3s1"
 
+
+def kubernetes_minor(k3s_version: str) -> str:
+    """`1.35` for `v1.35.5+k3s1`: the Kubernetes release whose schemas the objects must satisfy."""
+    return ".".join(k3s_version.lstrip("v").split("+")[0].split(".")[:2])
+
+
 INGRESS_NGINX_CHART = "4.14.1"
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 

@@ -29,7 +29,9 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert s.domain == "spitikos.dev"
     assert (s.server.host, s.server.user, s.server.port) == ("10.0.0.200", "ubuntu", 22)
     assert s.k3s_version == versions.K3S_VERSION
-    assert s.kubernetes_minor == versions.K3S_VERSION[1:].split("+")[0].rsplit(".", 1)[0]
+    assert versions.kubernetes_minor("v1.35.5+k3s1") == "1.35"
+    assert s.kubernetes_minor == versions.kubernetes_minor(versions.K3S_VERSION)
+    assert load({"k3sVersion": "v1.34.1+k3s2"}).kubernetes_minor == "1.34"
     assert s.agents == ()
     assert s.hostnames == ("spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev")
     assert s.github.owner == "spitikos"

@@ -148,7 +148,7 @@ def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack
 
     from components import versions
 
-    minor = versions.K3S_VERSION[1:].split("+")[0].rsplit(".", 1)[0]
+    minor = versions.kubernetes_minor(versions.K3S_VERSION)
     objects = list(own_kubernetes_objects(stack))
     kinds = {o.values["kind"] for o in objects}
     assert {"Namespace", "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"} <= kinds
