@@ -73,8 +73,9 @@ class GitHub(pulumi.ComponentResource):
                 f"{name}-{repo}-default-branch",
                 repository=self.repositories[repo].name,
                 branch=DEFAULT_BRANCH,
-                # A new repository's first branch follows the owner's setting; make it main.
-                rename=not args.adopt_existing,
+                # Never rename: a new repository's first branch follows the owner's setting
+                # (main, GitHub's default); if that branch is not main, this fails and says so.
+                rename=False,
                 opts=child,
             )
 

@@ -20,6 +20,8 @@ from components import versions
 from components.kube import PLATFORM_LABELS, Size, namespace, with_provider
 
 NAMESPACE = "cloudflared"
+# The image's user is the named `nonroot` (65532); runAsNonRoot needs the number to verify it.
+NONROOT_UID = 65532
 METRICS_PORT = 2000
 CLOUDFLARED = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 CATCH_ALL = "http_status:404"
@@ -201,7 +203,12 @@ class Tunnel(pulumi.ComponentResource):
                     "metadata": {"labels": labels},
                     "spec": {
                         "automountServiceAccountToken": False,
-                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": NONROOT_UID,
+                            "runAsGroup": NONROOT_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         # Spread over nodes when there are several.
                         "topologySpreadConstraints": [
                             {

@@ -150,3 +150,15 @@ def test_adopted_repositories_are_imported_and_their_files_left_alone(adopted):
     assert sorted(r.import_id for r in repos) == ["api", "charts", "docs", "spitikos"]
     assert all(r.protect for r in repos)
     assert adopted.of_type(FILE) == []
+
+
+def test_the_default_branch_is_set_never_renamed(stack):
+    for default in stack.of_type("github:index/branchDefault:BranchDefault"):
+        assert default.values["branch"] == "main" and default.values["rename"] is False
+
+
+def test_the_token_setting_asks_for_the_workflow_permission_the_seed_needs():
+    from conftest import ROOT
+
+    described = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["githubToken"]["description"]
+    assert "Workflows" in described and "workflow" in described.replace("Workflows", "")

@@ -75,6 +75,9 @@ def test_cloudflared_runs_two_pinned_replicas_over_http2_and_is_ready_on_metrics
     assert args[0] == "tunnel" and args[-1] == "run"
     assert "--no-autoupdate" in args and args[args.index("--protocol") + 1] == "http2"
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}
+    # The image's user is named, so runAsNonRoot needs a numeric uid to be verifiable.
+    pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] == 65532
     metrics_port = int(args[args.index("--metrics") + 1].rsplit(":", 1)[1])
     assert {"name": "metrics", "containerPort": metrics_port} in container["ports"]
     assert set(container["resources"]) == {"requests", "limits"}
