@@ -167,3 +167,28 @@ def test_secrets_are_pulumi_secrets_from_birth():
     for output in (s.ssh_private_key, s.cloudflare.api_token, s.github.token, s.github.release_token):
         value, secret = resolve(output)
         assert secret and value in DUMMY_SECRETS.values()
+
+
+def test_every_key_the_cli_requires_is_in_the_stack_file_or_set_by_the_operator():
+    """The CLI refuses to run a stack missing any declared key that has no default."""
+    import yaml
+    from conftest import ROOT
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    required = {f"spitikos:{k}" for k, spec in declared.items() if "default" not in spec}
+    in_stack_file = set(yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"])
+    secrets = {f"spitikos:{k}" for k, spec in declared.items() if spec.get("secret")}
+    set_by_operator = {"spitikos:cloudflareAccountId", "spitikos:cloudflareZoneId"}
+    assert required - in_stack_file - secrets == set_by_operator
+    readme = (ROOT / "README.md").read_text()
+    for key in secrets | set_by_operator:
+        assert f"pulumi config set {'--secret ' if key in secrets else ''}{key.split(':')[1]}" in readme
+    for spec in declared.values():
+        assert spec.get("description"), "every key is described"
+        assert spec.get("type") in ("string", "integer", "boolean", "array")
+
+
+def test_optional_settings_left_at_their_empty_default_are_unset():
+    s = load({"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""})
+    assert s.k3s_version == versions.K3S_VERSION
+    assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
