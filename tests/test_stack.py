@@ -10,7 +10,7 @@ from conftest import DUMMY_SECRETS, run_main, stack_config
 
 from components import versions
 from components.settings import SettingsError
-from spitikos.engine import MOCK_NODE_TOKEN, exposed_strings
+from spitikos.engine import MOCK_NODE_TOKEN, MOCK_TUNNEL_TOKEN, exposed_strings
 
 
 def test_the_platform_registers_the_k3s_node_from_the_pi5_settings(stack):
@@ -34,7 +34,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
 
 def known_secret_values(recording) -> list[str]:
     """The dummy config secrets and every secret the mocks generated."""
-    values = [*list(DUMMY_SECRETS.values()), MOCK_NODE_TOKEN.strip()]
+    values = [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN.strip(), MOCK_TUNNEL_TOKEN]
     for reg in recording.all():
         for key in reg.additional_secret_outputs:
             value = reg.state.get(key)
@@ -46,7 +46,8 @@ def known_secret_values(recording) -> list[str]:
 
 def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
     secrets = known_secret_values(stack)
-    assert len(secrets) >= len(DUMMY_SECRETS) + 1
+    # Placeholders, the join token, the tunnel token, and every generated password and key.
+    assert len(secrets) >= len(DUMMY_SECRETS) + 2 + 8
     for reg in stack.all():
         for text in exposed_strings(reg.inputs):
             for secret in secrets:
