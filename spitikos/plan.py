@@ -244,9 +244,8 @@ def _schedule(plan: Plan) -> list[str]:
     wave_of = {r.urn: i for i, wave in enumerate(all_waves) for r in wave}
     lines = [f"Critical path: {weight:.0f} slow steps in a row (node install, chart releases, root Application):"]
     for reg in path:
-        wave = wave_of[reg.urn]
-        slow = "  <- slow" if is_slow(reg) else ""
-        lines.append(f"  wave {wave + 1:>2}: {reg.name}  ({reg.type}){slow}")
+        mark = "  <- slow" if is_slow(reg) else ""
+        lines.append(f"  wave {wave_of[reg.urn] + 1:>2}: {reg.name}  ({reg.type}){mark}")
     lines.append(f"Parallelism: {len(all_waves)} waves; resources that can run at once in each:")
     for i, wave in enumerate(all_waves):
         slow = [r.name for r in wave if is_slow(r)]
