@@ -27,7 +27,7 @@ tools/node_modules/.installed: tools/package.json tools/package-lock.json
 	npm ci --prefix tools --silent --no-audit --no-fund
 	touch $@
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
