@@ -51,7 +51,6 @@ def chart(
     repo: str,
     namespace: pulumi.Input[str],
     values: dict[str, Any],
-    depends_on: list[pulumi.Resource] | None = None,
 ) -> k8s.helm.v3.Release:
     """An upstream chart at a pinned version, rolled back if it does not become ready."""
     return k8s.helm.v3.Release(
@@ -68,7 +67,7 @@ def chart(
             max_history=5,
             timeout=900,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+        opts=pulumi.ResourceOptions(parent=parent),
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import runpy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -105,6 +107,14 @@ class Registration:
 
     def input_is_secret(self, key: str) -> bool:
         return is_secret(self.inputs.get(key))
+
+    @property
+    def waits_for(self) -> set[str]:
+        """What the engine makes this resource wait for: its dependencies and its provider."""
+        deps = self.dependencies | set().union(*self.property_dependencies.values())
+        if self.provider:  # "<provider urn>::<provider id>"
+            deps.add(self.provider.rsplit("::", 1)[0])
+        return deps
 
 
 class PlatformMocks(pulumi.runtime.Mocks):
@@ -251,14 +261,21 @@ class Recording:
             current = self.registrations.get(todo.pop())
             if current is None:
                 continue
-            waits_for = current.dependencies | set().union(*current.property_dependencies.values())
-            if current.provider:  # "<provider urn>::<provider id>"
-                waits_for.add(current.provider.rsplit("::", 1)[0])
-            for dep in waits_for:
+            for dep in current.waits_for:
                 if dep not in seen:
                     seen.add(dep)
                     todo.append(dep)
         return seen
+
+    def generated_secrets(self, min_length: int = 9) -> list[str]:
+        """Every string a provider returned as a secret output (passwords, keys, tokens)."""
+        found = []
+        for reg in self.registrations.values():
+            for key in reg.additional_secret_outputs:
+                value = plain(reg.state.get(key))
+                if isinstance(value, str) and len(value.strip()) >= min_length:
+                    found.append(value.strip())
+        return found
 
     def children(self, parent_urn: str) -> list[Registration]:
         return [r for r in self.registrations.values() if r.parent == parent_urn]
@@ -292,6 +309,11 @@ def run(
     root = pulumi.runtime.settings.get_root_resource()
     exports = {k: _resolve(v) for k, v in getattr(root, "outputs", {}).items()}
     return Recording(monitor.registrations, exports, holder.get("result"))
+
+
+def run_file(path: Path, config: dict[str, str], secret_keys: Iterable[str]) -> Recording:
+    """Runs a Pulumi program file (the stack's `__main__.py`) as the CLI would, under mocks."""
+    return run(lambda: runpy.run_path(str(path)), config, secret_keys)
 
 
 def resolve(output: Any) -> tuple[Any, bool]:

@@ -4,17 +4,17 @@ and how long the deploy's chain of slow steps is. Not a preview of live state.""
 from __future__ import annotations
 
 import json
-import runpy
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI, NODE_MEMORY_MI, Footprint, containers
-from spitikos.engine import Recording, Registration, is_secret, run
+from spitikos.engine import Recording, Registration, is_secret, run_file
 from spitikos.stack import ROOT, offline_config
 
 REDACTED = "[secret]"
@@ -108,15 +108,11 @@ class Plan:
     def resources(self) -> list[Registration]:
         return self.recording.all()
 
-    def waits_for(self, reg: Registration) -> set[str]:
-        """What the engine makes `reg` wait for: its dependencies and its provider."""
-        deps = reg.dependencies | set().union(*reg.property_dependencies.values())
-        if reg.provider:
-            deps.add(reg.provider.rsplit("::", 1)[0])
-        return {d for d in deps if d in self.recording.registrations}
-
+    @cached_property
     def graph(self) -> dict[str, set[str]]:
-        return {r.urn: self.waits_for(r) for r in self.resources}
+        """Each resource's URN -> the registered resources it waits for."""
+        known = self.recording.registrations
+        return {r.urn: {d for d in r.waits_for if d in known} for r in self.resources}
 
     def component_of(self, reg: Registration) -> str:
         """The part of the platform a resource belongs to: its ancestor just below the top component."""
@@ -131,19 +127,21 @@ class Plan:
             grouped[self.component_of(reg)].extend(containers(reg.type, reg.name, reg.values))
         return {name: Footprint(tuple(found)) for name, found in grouped.items() if found}
 
+    def total_footprint(self) -> Footprint:
+        return Footprint(tuple(c for f in self.footprints().values() for c in f.containers))
+
     def critical_path(self) -> tuple[float, list[Registration]]:
         weights = {r.urn: 1.0 if is_slow(r) else 0.0 for r in self.resources}
-        weight, path = critical_path(weights, self.graph())
+        weight, path = critical_path(weights, self.graph)
         return weight, [self.recording.registrations[u] for u in path]
 
     def waves(self) -> list[list[Registration]]:
         return [
-            [self.recording.registrations[u] for u in wave]
-            for wave in waves(self.recording.registrations, self.graph())
+            [self.recording.registrations[u] for u in wave] for wave in waves(self.recording.registrations, self.graph)
         ]
 
     def to_json(self) -> dict[str, Any]:
-        total = Footprint(tuple(c for f in self.footprints().values() for c in f.containers))
+        total = self.total_footprint()
         weight, path = self.critical_path()
         return {
             "disclaimer": DISCLAIMER,
@@ -155,7 +153,7 @@ class Plan:
                     "type": r.type,
                     "name": r.name,
                     "parent": r.parent or None,
-                    "dependencies": sorted(self.waits_for(r)),
+                    "dependencies": sorted(self.graph[r.urn]),
                     "protect": r.protect,
                     "ignoreChanges": r.ignore_changes,
                     "inputs": redact(r.inputs),
@@ -178,7 +176,7 @@ class Plan:
 
 def build(stack: str = "pi5", root: Path = ROOT) -> Plan:
     config, secret_keys, placeholders = offline_config(stack, root)
-    recording = run(lambda: runpy.run_path(str(root / "__main__.py")), config, secret_keys)
+    recording = run_file(root / "__main__.py", config, secret_keys)
     return Plan(stack, recording, placeholders)
 
 
@@ -208,7 +206,7 @@ def _tree(plan: Plan) -> list[str]:
 
 def _footprint(plan: Plan) -> list[str]:
     footprints = plan.footprints()
-    total = Footprint(tuple(c for f in footprints.values() for c in f.containers))
+    total = plan.total_footprint()
     row = "  {:<28} {:>5} {:>10} {:>10} {:>11} {:>11}"
     lines = [
         "CPU and memory, per component:",

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spitikos.engine import run  # noqa: E402 - after the path is set
+from spitikos.engine import run_file  # noqa: E402 - after the path is set
 from spitikos.stack import PLACEHOLDER_SECRETS, offline_config  # noqa: E402
 
 DUMMY_SECRETS = PLACEHOLDER_SECRETS
@@ -24,13 +24,7 @@ def stack_config(stack: str = "pi5") -> dict[str, str]:
 
 def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None = None):
     """`__main__.py` under mocks, as `pulumi up` would run it for the stack."""
-    import runpy
-
-    return run(
-        lambda: runpy.run_path(str(MAIN)),
-        config or stack_config(),
-        list(DUMMY_SECRETS) if secret_keys is None else secret_keys,
-    )
+    return run_file(MAIN, config or stack_config(), list(DUMMY_SECRETS) if secret_keys is None else secret_keys)
 
 
 @pytest.fixture(scope="session")

@@ -34,14 +34,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
 
 def known_secret_values(recording) -> list[str]:
     """The dummy config secrets and every secret the mocks generated."""
-    values = [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN.strip(), MOCK_TUNNEL_TOKEN]
-    for reg in recording.all():
-        for key in reg.additional_secret_outputs:
-            value = reg.state.get(key)
-            value = value.get("value") if isinstance(value, dict) else value
-            if isinstance(value, str) and len(value) >= 12 and key != "connection":
-                values.append(value.strip())
-    return values
+    return [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN.strip(), MOCK_TUNNEL_TOKEN, *recording.generated_secrets()]
 
 
 def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
@@ -83,9 +76,9 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def platform_footprint(recording):
-    from components.footprint import Footprint, containers
+    from spitikos.plan import Plan
 
-    return Footprint(tuple(c for r in recording.all() for c in containers(r.type, r.name, r.values)))
+    return Plan("pi5", recording, []).total_footprint()
 
 
 def test_every_container_has_cpu_and_memory_requests_and_limits(stack):
