@@ -195,7 +195,8 @@ def _tree(plan: Plan) -> list[str]:
     lines = [f"Resources ({len(plan.resources)}), by component:"]
 
     def walk(parent: str, depth: int) -> None:
-        for reg in children[parent]:
+        # Registration order is concurrent, so it differs between runs; names do not.
+        for reg in sorted(children[parent], key=lambda r: (r.name, r.type)):
             mark = " [protected]" if reg.protect else ""
             lines.append(f"{'  ' * depth}- {reg.name}  ({reg.type}){mark}")
             walk(reg.urn, depth + 1)
@@ -246,7 +247,7 @@ def _schedule(plan: Plan) -> list[str]:
         lines.append(f"  wave {wave_of[reg.urn] + 1:>2}: {reg.name}  ({reg.type}){mark}")
     lines.append(f"Parallelism: {len(all_waves)} waves; resources that can run at once in each:")
     for i, wave in enumerate(all_waves):
-        slow = [r.name for r in wave if is_slow(r)]
+        slow = sorted(r.name for r in wave if is_slow(r))
         extra = f"  slow: {', '.join(slow)}" if slow else ""
         lines.append(f"  wave {i + 1:>2}: {len(wave):>3}{extra}")
     return lines
@@ -257,14 +258,14 @@ def write(plan: Plan, out: Path) -> list[Path]:
     written: list[Path] = []
     kube = out / "kubernetes"
     kube.mkdir(parents=True, exist_ok=True)
-    for reg in plan.resources:
+    for reg in sorted(plan.resources, key=lambda r: r.urn):
         if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
             continue
         obj = redact(reg.inputs)
         meta = obj.get("metadata", {})
         name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
         path = kube / f"{name.lower()}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
+        path.write_text(yaml.safe_dump(obj, sort_keys=True))
         written.append(path)
     tunnel = {
         "routes": [
@@ -275,10 +276,10 @@ def write(plan: Plan, out: Path) -> list[Path]:
         ],
         "dns": [
             {k: r.values.get(k) for k in ("name", "type", "content", "proxied", "ttl")}
-            for r in plan.recording.of_type("cloudflare:index/dnsRecord:DnsRecord")
+            for r in sorted(plan.recording.of_type("cloudflare:index/dnsRecord:DnsRecord"), key=lambda r: r.name)
         ],
     }
     tunnel["routes"] = tunnel["routes"][0] if len(tunnel["routes"]) == 1 else tunnel["routes"]
-    (out / "tunnel.yaml").write_text(yaml.safe_dump(tunnel, sort_keys=False))
+    (out / "tunnel.yaml").write_text(yaml.safe_dump(tunnel, sort_keys=True))
     (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
     return [*written, out / "tunnel.yaml", out / "plan.json"]

@@ -102,3 +102,32 @@ def test_out_writes_the_objects_the_routes_and_the_plan(tmp_path, capsys):
 def test_an_unknown_stack_is_refused_clearly(capsys):
     assert main(["plan", "--stack", "nope"]) == 2
     assert "no stack file Pulumi.nope.yaml: known stacks are ['pi5']" in capsys.readouterr().err
+
+
+def _reversed(value):
+    """The same value with every mapping's keys in reverse order."""
+    if isinstance(value, dict):
+        return {k: _reversed(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reversed(v) for v in value]
+    return value
+
+
+def test_the_plan_does_not_depend_on_registration_or_key_order(pi5_plan, tmp_path):
+    """Both vary between runs (concurrent registration, unordered protobuf maps); CI diffs plans."""
+    import dataclasses
+
+    from spitikos.engine import Recording
+
+    registrations = {
+        urn: dataclasses.replace(reg, inputs=_reversed(reg.inputs), state=_reversed(reg.state))
+        for urn, reg in reversed(list(pi5_plan.recording.registrations.items()))
+    }
+    shuffled = offline.Plan(pi5_plan.stack, Recording(registrations, {}), pi5_plan.placeholders)
+    assert offline.render(shuffled) == offline.render(pi5_plan)
+    first = offline.write(pi5_plan, tmp_path / "first")
+    second = offline.write(shuffled, tmp_path / "second")
+    assert [p.relative_to(tmp_path / "first") for p in first] != []
+    for a, b in zip(first, second, strict=True):
+        assert a.relative_to(tmp_path / "first") == b.relative_to(tmp_path / "second")
+        assert a.read_text() == b.read_text(), a.name
