@@ -20,6 +20,9 @@ from components.kube import PLATFORM_LABELS, Size, namespace, service_host, with
 
 NAMESPACE = "redis"
 SERVICE = "redis"
+# The name the real applications' charts and the api's config use (Bitnami's chart named its
+# Service so): one more Service on the same pod, so neither side has to change at once.
+ALIAS_SERVICE = "redis-master"
 PORT = 6379
 SECRET = "redis-auth"  # noqa: S105 - the Secret object's name
 SIZE = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -55,13 +58,24 @@ def redis_conf(max_memory: str) -> str:
     )
 
 
+def password_checksum(password: pulumi.Output[str]) -> pulumi.Output[str]:
+    """A SHA-256 of the password, shown in plain text on purpose: the password is 32 random
+    characters, so its hash reveals nothing, and a secret annotation would hide the whole pod spec
+    from previews and the offline plan."""
+    return pulumi.Output.unsecret(password.apply(lambda p: hashlib.sha256(p.encode()).hexdigest()))
+
+
 class Redis(pulumi.ComponentResource):
     """One Redis with its data on a protected PersistentVolumeClaim."""
 
     address: str
     """`redis.redis.svc.cluster.local:6379`."""
+    alias_address: str
+    """`redis-master.redis.svc.cluster.local:6379`: the same Redis under the name the real apps use."""
     password: pulumi.Output[str]
     """Secret."""
+    url: pulumi.Output[str]
+    """`redis://:<password>@<address>/0`, for clients that take one URL. Secret."""
     secret_name: str
     """The Secret in the `redis` namespace whose `password` key holds the password."""
 
@@ -113,7 +127,11 @@ class Redis(pulumi.ComponentResource):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        "annotations": {"checksum/config": hashlib.sha256(conf.encode()).hexdigest()},
+                        # A new config or password restarts the pod: Redis reads both only at start.
+                        "annotations": {
+                            "checksum/config": hashlib.sha256(conf.encode()).hexdigest(),
+                            "checksum/auth": password_checksum(self.password),
+                        },
                     },
                     "spec": {
                         "securityContext": {
@@ -165,12 +183,11 @@ class Redis(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, config, data]),
         )
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta(SERVICE),
-            spec={"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]},
-            opts=child,
-        )
+        spec = {"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]}
+        self.service = k8s.core.v1.Service(f"{name}-service", metadata=meta(SERVICE), spec=spec, opts=child)
+        k8s.core.v1.Service(f"{name}-alias-service", metadata=meta(ALIAS_SERVICE), spec=spec, opts=child)
         self.address = f"{service_host(SERVICE, NAMESPACE)}:{PORT}"
+        self.alias_address = f"{service_host(ALIAS_SERVICE, NAMESPACE)}:{PORT}"
+        self.url = pulumi.Output.secret(pulumi.Output.format("redis://:{0}@{1}/0", self.password, self.address))
         self.secret_name = SECRET
-        self.register_outputs({"address": self.address, "password": self.password})
+        self.register_outputs({"address": self.address, "password": self.password, "url": self.url})

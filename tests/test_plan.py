@@ -94,7 +94,7 @@ def test_out_writes_the_objects_the_routes_and_the_plan(tmp_path, capsys):
     assert secret["stringData"] == offline.REDACTED
     tunnel = yaml.safe_load((tmp_path / "tunnel.yaml").read_text())
     assert [r.get("hostname") for r in tunnel["routes"]][-1] is None
-    assert sorted(d["name"] for d in tunnel["dns"]) == ["api.spitikos.dev", "argocd.spitikos.dev", "spitikos.dev"]
+    assert {"api.taehoonlee.cloud", "spitikos.dev", "*.taehoonlee.cloud"} <= {d["name"] for d in tunnel["dns"]}
     data = json.loads((tmp_path / "plan.json").read_text())
     assert data["stack"] == "pi5" and data["footprint"]["leftForApplicationsMi"] >= 2560
 
