@@ -43,7 +43,9 @@ class Platform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         def node(n: s.NodeSettings) -> NodeArgs:
-            return NodeArgs(host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key)
+            return NodeArgs(
+                host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
+            )
 
         self.cluster = K3sCluster(
             f"{name}-k3s",
@@ -52,6 +54,8 @@ class Platform(pulumi.ComponentResource):
                 agents=[node(a) for a in cfg.agents],
                 version=cfg.k3s_version,
                 tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
+                uninstall_on_destroy=cfg.uninstall_on_destroy,
+                kubeconfig_renewal=cfg.kubeconfig_renewal,
             ),
             opts=child,
         )

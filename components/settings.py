@@ -109,6 +109,8 @@ class Settings:
     agents: tuple[NodeSettings, ...]
     ssh_private_key: pulumi.Output[str]
     k3s_version: str
+    uninstall_on_destroy: bool
+    kubeconfig_renewal: str
     hostnames: tuple[str, ...]
     api_hostname: str
     argocd_hostname: str
@@ -467,6 +469,8 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     domain, zones = _zones(r)
     server, agents = _nodes(r)
     k3s_version = _k3s_version(r)
+    uninstall_on_destroy = r.boolean("uninstallOnDestroy", default=False)
+    kubeconfig_renewal = r.string("kubeconfigRenewal", default="") or ""
     ssh_private_key = r.secret("sshPrivateKey", _ssh_key_problem)
     hosts = _hostnames(r, domain, zones)
     access_emails = _access_emails(r, hosts)
@@ -484,6 +488,8 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         agents=agents,
         ssh_private_key=ssh_private_key,
         k3s_version=k3s_version,
+        uninstall_on_destroy=uninstall_on_destroy,
+        kubeconfig_renewal=kubeconfig_renewal,
         hostnames=hosts.public,
         api_hostname=hosts.api,
         argocd_hostname=hosts.argocd,

@@ -43,7 +43,7 @@ users:
     client-certificate-data: bW9jay1jZXJ0
     client-key-data: TU9DSy1DTElFTlQtS0VZ
 """
-MOCK_NODE_TOKEN = "K10mockcafe::server:mock-node-token-0f3e"
+MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKeyOfTheNode0000000000000000000"
 MOCK_TUNNEL_TOKEN = "eyJhIjoibW9jay10dW5uZWwtdG9rZW4ifQ"
 MOCK_TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
 MOCK_TEAM = "spitikos-mock"
@@ -132,8 +132,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if typ == "command:remote:Command":
             if name.endswith("-kubeconfig"):
                 state["stdout"] = KUBECONFIG_TEMPLATE
-            elif name.endswith("-token"):
-                state["stdout"] = MOCK_NODE_TOKEN + "\n"
+            elif name.endswith("-host-key"):
+                state["stdout"] = f"{MOCK_HOST_KEY} root@{name}\n"
             else:
                 state["stdout"] = "ok"
             state["stderr"] = ""

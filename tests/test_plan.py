@@ -10,7 +10,7 @@ from conftest import DUMMY_SECRETS
 
 from spitikos import plan as offline
 from spitikos.__main__ import main
-from spitikos.engine import MOCK_NODE_TOKEN, MOCK_TUNNEL_TOKEN
+from spitikos.engine import MOCK_TUNNEL_TOKEN
 
 
 def test_critical_path_of_a_small_graph():
@@ -75,7 +75,7 @@ def test_secrets_are_redacted_in_the_json(pi5_plan):
     text = json.dumps(pi5_plan.to_json())
     generated = pi5_plan.recording.generated_secrets()
     assert len(generated) >= 8
-    for secret in [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN, MOCK_TUNNEL_TOKEN, *generated]:
+    for secret in [*DUMMY_SECRETS.values(), MOCK_TUNNEL_TOKEN, *generated]:
         assert secret.strip() not in text
     assert text.count(offline.REDACTED) >= 10
     resources = pi5_plan.to_json()["resources"]

@@ -11,7 +11,7 @@ from conftest import DUMMY_SECRETS, run_main, stack_config
 from components import versions
 from components.platform import Platform
 from components.settings import SettingsError
-from spitikos.engine import MOCK_NODE_TOKEN, MOCK_TUNNEL_TOKEN, exposed_strings
+from spitikos.engine import MOCK_TUNNEL_TOKEN, exposed_strings
 
 
 def test_the_platform_registers_the_k3s_node_from_the_pi5_settings(stack):
@@ -35,7 +35,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
 
 def known_secret_values(recording) -> list[str]:
     """The dummy config secrets and every secret the mocks generated."""
-    return [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN.strip(), MOCK_TUNNEL_TOKEN, *recording.generated_secrets()]
+    return [*DUMMY_SECRETS.values(), MOCK_TUNNEL_TOKEN, *recording.generated_secrets()]
 
 
 def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
@@ -56,8 +56,15 @@ def test_an_agent_in_the_settings_joins_the_cluster():
     config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"])}
     recording = run_main(config)
     agent = recording.one("command:remote:Command", "spitikos-k3s-agent-10-0-0-201-install")
-    assert agent.input_is_secret("create")
+    assert agent.input_is_secret("stdin") and not agent.input_is_secret("create"), "only the token is secret"
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
+    for command in recording.of_type("command:remote:Command"):
+        if not command.name.endswith("-host-key"):
+            assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
+    known = known_secret_values(recording)
+    for command in recording.of_type("command:remote:Command"):
+        for key in ("create", "update", "delete"):
+            assert not any(s in command.values.get(key, "") for s in known), f"{command.name} {key} holds a secret"
 
 
 def test_bad_settings_fail_before_any_resource_exists():
