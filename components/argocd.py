@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, chart, namespace, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace, with_provider
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -106,7 +106,7 @@ class ArgoCd(pulumi.ComponentResource):
     def __init__(self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:gitops:ArgoCd", name, None, with_provider(opts, args.provider))
         child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
 
         admin = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
         self.admin_password = pulumi.Output.secret(admin.result)
@@ -236,7 +236,9 @@ def argocd_values(
 ) -> dict:
     """The chart's values: one replica of everything, no Dex, no notifications, no HA Redis."""
     return {
-        "global": {"domain": hostname},
+        # The chart's own NetworkPolicies (10.x: each component admits only its peers; the server
+        # anyone, behind NGINX), and a default deny for every other pod of the namespace.
+        "global": {"domain": hostname, "networkPolicy": {"create": True, "defaultDenyIngress": True}},
         "configs": {
             "cm": {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False},
             # TLS ends at Cloudflare's edge and again at NGINX; argocd-server speaks plain HTTP behind it.

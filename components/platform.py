@@ -23,6 +23,7 @@ from components.tunnel import Tunnel, TunnelArgs
 DOCS_WEBHOOK_PATH = "/webhook/github/docs"
 ARGOCD_WEBHOOK_PATH = "/api/webhook"
 API_NAMESPACE = "api"
+K3S_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
 
 
 @dataclass
@@ -62,8 +63,14 @@ class Platform(pulumi.ComponentResource):
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        self.ingress = IngressNginx(f"{name}-ingress-nginx", IngressNginxArgs(provider=kube), opts=child)
-        self.redis = Redis(f"{name}-redis", RedisArgs(provider=kube), opts=child)
+        self.ingress = IngressNginx(
+            f"{name}-ingress-nginx", IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE), opts=child
+        )
+        self.redis = Redis(
+            f"{name}-redis",
+            RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
+            opts=child,
+        )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
@@ -159,6 +166,11 @@ class Platform(pulumi.ComponentResource):
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
+
+    @staticmethod
+    def owned_namespaces() -> list[str]:
+        """`platform_namespaces` spelled out: k3s's own by name, for selectors that take no globs."""
+        return [n for n in Platform.platform_namespaces() if "*" not in n] + K3S_NAMESPACES
 
     @staticmethod
     def platform_namespaces() -> list[str]:

@@ -9,6 +9,7 @@ includes it from a Secret-mounted file, and probes read it from REDISCLI_AUTH.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,7 +17,16 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, namespace, service_host, with_provider
+from components.kube import (
+    NAMESPACE_NAME,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    namespace,
+    network_policy,
+    service_host,
+    with_provider,
+)
 
 NAMESPACE = "redis"
 SERVICE = "redis"
@@ -32,6 +42,8 @@ REDIS_UID = 999  # the `redis` user of the official image
 @dataclass
 class RedisArgs:
     provider: k8s.Provider
+    platform_namespaces: Sequence[str] = ()
+    """Namespaces whose pods may not reach Redis: it is the applications' cache, not the platform's."""
     storage: str = "2Gi"
     # Below the container's memory limit, leaving room for the fork that writes snapshots.
     max_memory: str = "128mb"
@@ -84,7 +96,7 @@ class Redis(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "redis", **PLATFORM_LABELS}
         selector = {"app.kubernetes.io/name": "redis"}
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
 
         password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
@@ -186,6 +198,33 @@ class Redis(pulumi.ComponentResource):
         spec = {"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]}
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=meta(SERVICE), spec=spec, opts=child)
         k8s.core.v1.Service(f"{name}-alias-service", metadata=meta(ALIAS_SERVICE), spec=spec, opts=child)
+        network_policy(
+            f"{name}-network-policy",
+            self,
+            ns.metadata.name,
+            "redis-from-applications",
+            {
+                "podSelector": {},
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchExpressions": [
+                                        {
+                                            "key": NAMESPACE_NAME,
+                                            "operator": "NotIn",
+                                            "values": list(args.platform_namespaces),
+                                        }
+                                    ]
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": PORT}],
+                    }
+                ],
+            },
+        )
         self.address = f"{service_host(SERVICE, NAMESPACE)}:{PORT}"
         self.alias_address = f"{service_host(ALIAS_SERVICE, NAMESPACE)}:{PORT}"
         self.url = pulumi.Output.secret(pulumi.Output.format("redis://:{0}@{1}/0", self.password, self.address))

@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, namespace, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy, with_provider
 from components.settings import zone_of
 
 NAMESPACE = "cloudflared"
@@ -281,7 +281,7 @@ class Tunnel(pulumi.ComponentResource):
     def _connector(self, name: str, replicas: int) -> None:
         """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
         child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         labels = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
         selector = {"app.kubernetes.io/name": "cloudflared"}
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
@@ -353,6 +353,8 @@ class Tunnel(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
+        # cloudflared only dials out; nothing in the cluster has reason to reach it.
+        network_policy(f"{name}-network-policy", self, ns.metadata.name, "deny-ingress", {"podSelector": {}})
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta("cloudflared"),

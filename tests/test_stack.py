@@ -274,3 +274,59 @@ def test_the_readme_contract_table_lists_exactly_what_platform_env_holds(stack):
     password = env.values["stringData"]["REDIS_PASSWORD"]
     assert url == f"redis://:{password}@redis.redis.svc.cluster.local:6379/0"
     assert env.input_is_secret("stringData")
+
+
+# --- containment (issue: harden the node, the secrets, the edge) --------------------------
+
+
+def test_every_namespace_enforces_a_pod_security_level(stack):
+    levels = {}
+    for ns in stack.kubernetes("Namespace"):
+        labels = ns.values["metadata"]["labels"]
+        levels[ns.values["metadata"]["name"]] = labels["pod-security.kubernetes.io/enforce"]
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert levels == {
+        "argocd": "restricted",
+        "ingress-nginx": "restricted",
+        "keda": "restricted",
+        "redis": "restricted",
+        "cloudflared": "restricted",
+        "api": "baseline",  # the api's pods carry Vault's injected agent, which the platform does not write
+    }
+
+
+def test_only_application_namespaces_reach_redis(stack):
+    (policy,) = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "redis"]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    (peer,) = rule["from"]
+    (expression,) = peer["namespaceSelector"]["matchExpressions"]
+    assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
+    assert set(expression["values"]) == {"argocd", "ingress-nginx", "keda", "cloudflared", *K3S}
+    assert "api" not in expression["values"]
+
+
+K3S = ("kube-system", "kube-public", "kube-node-lease")
+
+
+def test_platform_namespaces_refuse_what_they_do_not_need(stack):
+    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in stack.kubernetes("NetworkPolicy")}
+    assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
+    nginx = policies["ingress-nginx"]["ingress"]
+    traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
+    assert traffic["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["cloudflared"]
+    assert not any(p.get("port") == 8443 for r in nginx for p in r["ports"]), "no pod may call the webhook"
+    assert policies["keda"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    argocd = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["global"]["networkPolicy"]
+    assert argocd == {"create": True, "defaultDenyIngress": True}
+
+
+def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack):
+    release = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
+    assert release["version"] == "4.15.1"
+    controller = release["values"]["controller"]
+    assert controller["allowSnippetAnnotations"] is False
+    assert controller["config"]["annotations-risk-level"] in ("Low", "Medium")
+    assert controller["admissionWebhooks"]["failurePolicy"] == "Fail"
