@@ -267,7 +267,7 @@ def test_the_readme_contract_table_lists_exactly_what_platform_env_holds(stack):
     env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     keys = set(env.values["stringData"])
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("### What an application gets", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("## What an application gets", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`platform-env` key `([A-Z_]+)`", section))
     assert documented == keys
     url = env.values["stringData"]["REDIS_URL"]
