@@ -92,6 +92,9 @@ class ArgoCdArgs:
     ingress_class: str = "nginx"
     ingress_controller: pulumi.Resource | None = None
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
+    admin_password_rotated_at: str = ""
+    """An RFC 3339 time; changing it generates a new admin password and revokes every session
+    issued before it (Argo CD's `admin.passwordMtime`)."""
 
 
 class ArgoCd(pulumi.ComponentResource):
@@ -108,7 +111,14 @@ class ArgoCd(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
 
-        admin = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
+        rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
+        admin = random.RandomPassword(
+            f"{name}-admin-password",
+            length=24,
+            special=False,
+            keepers={"rotatedAt": args.admin_password_rotated_at} if args.admin_password_rotated_at else None,
+            opts=child,
+        )
         self.admin_password = pulumi.Output.secret(admin.result)
         webhook = random.RandomPassword(f"{name}-webhook-secret", length=40, special=False, opts=child)
         self.webhook_secret = pulumi.Output.secret(webhook.result)
@@ -122,7 +132,9 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=argocd_values(args.hostname, pulumi.Output.secret(admin.bcrypt_hash), self.webhook_secret, unused),
+            values=argocd_values(
+                args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+            ),
         )
         self._ingress(name, args, ns)
 
@@ -228,9 +240,15 @@ class ArgoCd(pulumi.ComponentResource):
 UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bitbucket-server", "gogsSecret": "gogs"}
 
 
+# Fixed, so the chart does not render a new timestamp (and a diff) on every run; the
+# `argocdAdminPasswordRotatedAt` setting replaces it when the password is rotated.
+FIRST_ADMIN_PASSWORD_MTIME = "2026-01-01T00:00:00Z"  # noqa: S105 - a time, not a password
+
+
 def argocd_values(
     hostname: str,
     admin_password_hash: pulumi.Input[str],
+    admin_password_mtime: str,
     webhook_secret: pulumi.Input[str],
     unused_webhook_secrets: dict[str, pulumi.Output[str]],
 ) -> dict:
@@ -245,8 +263,7 @@ def argocd_values(
             "params": {"server.insecure": True},
             "secret": {
                 "argocdServerAdminPassword": admin_password_hash,
-                # Fixed, so the chart does not render a new timestamp (and a diff) on every run.
-                "argocdServerAdminPasswordMtime": "2026-01-01T00:00:00Z",
+                "argocdServerAdminPasswordMtime": admin_password_mtime,
                 "githubSecret": webhook_secret,
                 **unused_webhook_secrets,
             },

@@ -127,6 +127,7 @@ class Platform(pulumi.ComponentResource):
                     for repo in argocd_repositories
                 ],
                 platform_namespaces=self.platform_namespaces(),
+                admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
             ),
             opts=child,
         )

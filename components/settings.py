@@ -121,6 +121,7 @@ class Settings:
     cloudflare: CloudflareSettings
     github: GitHubSettings
     root: RootSource
+    argocd_admin_password_rotated_at: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -463,6 +464,15 @@ def _root(r: _Reader, repositories: tuple[str, ...]) -> RootSource:
     return RootSource(repository=repository, path=path, revision=revision)
 
 
+def _rfc3339(r: _Reader, name: str) -> str:
+    """`2026-12-01T09:30:00Z`, as `date -u +%FT%TZ` prints it; "" when unset."""
+    value = r.string(name) or ""
+    if value and not re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", value):
+        r.fail(name, f"{value!r} is not a UTC time like '2026-12-01T09:30:00Z' (`date -u +%FT%TZ`)")
+        return ""
+    return value
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsError` naming each bad key."""
     r = _Reader(config or pulumi.Config(NAMESPACE))
@@ -477,6 +487,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     cloudflare = _cloudflare(r)
     github = _github(r)
     root = _root(r, github.repositories)
+    rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
     r.unknown_keys()
 
     if r.problems:
@@ -500,4 +511,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         cloudflare=cloudflare,
         github=github,
         root=root,
+        argocd_admin_password_rotated_at=rotated_at,
     )

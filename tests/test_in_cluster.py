@@ -206,3 +206,21 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
 def test_each_component_lives_in_its_own_namespace(rec):
     names = sorted(r.values["metadata"]["name"] for r in rec.kubernetes("Namespace"))
     assert names == ["argocd", "ingress-nginx", "keda", "redis"]
+
+
+def test_rotating_the_admin_password_revokes_older_sessions():
+    def admin(rotated_at):
+        def program():
+            provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+            root = RootSource(CENTRAL, "argocd/apps")
+            ArgoCd("argocd", ArgoCdArgs(provider, "argocd.a.b", root, "o", admin_password_rotated_at=rotated_at))
+
+        rec = run(program)
+        mtime = rec.one(RELEASE, "argocd-release").values["values"]["configs"]["secret"]
+        password = rec.one("random:index/randomPassword:RandomPassword", "argocd-admin-password")
+        return mtime["argocdServerAdminPasswordMtime"], password.values.get("keepers")
+
+    assert admin("") == ("2026-01-01T00:00:00Z", None)
+    mtime, keepers = admin("2026-12-01T09:30:00Z")
+    assert mtime == "2026-12-01T09:30:00Z", "sessions issued before the rotation must be refused"
+    assert keepers == {"rotatedAt": "2026-12-01T09:30:00Z"}, "a new time must generate a new password"

@@ -167,6 +167,11 @@ BAD_INPUTS = [
     ("root-repository", {"rootRepository": "infra"}, "spitikos:rootRepository: 'infra' is not one of `repositories`"),
     ("root-path", {"rootPath": "../etc"}, "spitikos:rootPath: '../etc' is not a folder path"),
     (
+        "rotated-at",
+        {"argocdAdminPasswordRotatedAt": "yesterday"},
+        "spitikos:argocdAdminPasswordRotatedAt: 'yesterday' is not a UTC time",
+    ),
+    (
         "unknown-key",
         {"nodehost": "10.0.0.200"},
         "spitikos:nodehost: is not a setting of this stack: did you mean 'nodeHost'?",
