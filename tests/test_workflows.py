@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -73,3 +77,56 @@ def test_secrets_reach_pulumi_through_stdin_never_a_command_line():
     script = load(ACTION)["runs"]["steps"][-1]["run"]
     for key in ("sshPrivateKey", "cloudflareApiToken", "githubToken", "ghaPat"):
         assert re.search(rf'printf \S+ "\$\w+" \| pulumi config set --secret {key}\n', script), key
+
+
+# The venv's actionlint, the one `make lint` runs.
+ACTIONLINT = Path(sys.executable).with_name("actionlint")
+
+BROKEN_WORKFLOW = """\
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-2404
+    needs: tests
+    steps:
+      - run: echo "${{ github.nope }}"
+"""
+
+# What the old WebAssembly build rejected and an accept-list had to wave through.
+CURRENT_WORKFLOW = """\
+on: push
+jobs:
+  build:
+    runs-on: ${{ vars.PULUMI_RUNNER || 'ubuntu-24.04' }}
+    steps:
+      - run: echo "$NAME"
+        env:
+          NAME: ${{ vars.NAME }}
+"""
+
+
+def actionlint(tmp_path, text):
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(text)
+    return subprocess.run(
+        [str(ACTIONLINT), "-no-color", str(workflow)], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+
+
+def test_actionlint_fails_on_a_broken_workflow_and_names_each_problem(tmp_path):
+    result = actionlint(tmp_path, BROKEN_WORKFLOW)
+    assert result.returncode == 1, result.stdout
+    assert 'needs job "tests" which does not exist' in result.stdout
+    assert 'label "ubuntu-2404" is unknown' in result.stdout
+    assert 'property "nope" is not defined' in result.stdout
+
+
+def test_actionlint_knows_the_vars_context_and_current_runner_labels(tmp_path):
+    result = actionlint(tmp_path, CURRENT_WORKFLOW)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not on PATH (.ci/run installs it)")
+def test_actionlint_runs_shellcheck_on_run_scripts(tmp_path):
+    result = actionlint(tmp_path, CURRENT_WORKFLOW.replace('echo "$NAME"', "rm $NAME"))
+    assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout
