@@ -73,10 +73,133 @@ def test_pushes_to_main_deploy_behind_an_approved_environment_one_at_a_time():
     assert up["steps"][-1]["with"]["command"] == "up"
 
 
-def test_secrets_reach_pulumi_through_stdin_never_a_command_line():
-    script = load(ACTION)["runs"]["steps"][-1]["run"]
-    for key in ("sshPrivateKey", "cloudflareApiToken", "githubToken", "ghaPat"):
-        assert re.search(rf'printf \S+ "\$\w+" \| pulumi config set --secret {key}\n', script), key
+FORKS_EXCLUDED = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def jobs_of(name):
+    return load(WORKFLOWS / name)["jobs"]
+
+
+def deploy_secrets_read_by(job):
+    """The repository's own secrets a job reads; GITHUB_TOKEN is per run and not one of them."""
+    return set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_job_that_reads_secrets_gets_them_from_an_environment(path):
+    for name, job in load(path)["jobs"].items():
+        if deploy_secrets_read_by(job):
+            assert "environment" in job, f"{path.name}: job {name} reads repository-wide secrets"
+
+
+def test_only_the_deploy_on_main_uses_the_pi5_environment():
+    for path in sorted(WORKFLOWS.glob("*.yaml")):
+        for name, job in load(path)["jobs"].items():
+            if job.get("environment") == "pi5":
+                assert (path.name, name) == ("deploy.yaml", "up"), f"{path.name}: job {name} uses pi5"
+    assert load(WORKFLOWS / "deploy.yaml")["on"] == {"push": {"branches": ["main"]}}
+
+
+def test_the_preview_has_its_own_environment_and_never_runs_for_forks():
+    preview = jobs_of("pull-request.yaml")["preview"]
+    assert preview["environment"] == "pi5-preview"
+    assert preview["if"] == FORKS_EXCLUDED
+
+
+def test_no_pull_request_job_reaches_the_node_runner_or_secrets_from_a_fork():
+    for name, job in jobs_of("pull-request.yaml").items():
+        if "PULUMI_RUNNER" in str(job.get("runs-on")) or deploy_secrets_read_by(job):
+            assert job.get("if") == FORKS_EXCLUDED, f"job {name} would run a fork's code"
+
+
+# --- the composite action's stack setup, run with a stub `pulumi` -------------------------
+
+
+def stack_setup_script():
+    step = next(s for s in load(ACTION)["runs"]["steps"] if s.get("name") == "Select the stack and set its settings")
+    assert step["shell"] == "bash"
+    return step["run"]
+
+
+SETTINGS = {
+    "SSH_PRIVATE_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----dummy",
+    "CLOUDFLARE_API_TOKEN": "cf-token-dummy",
+    "SPITIKOS_GITHUB_TOKEN": "gh-token-dummy",
+    "GHA_PAT": "gha-pat-dummy",
+    "CLOUDFLARE_ACCOUNT_ID": "0" * 32,
+    "CLOUDFLARE_ZONE_ID": "1" * 32,
+}
+
+# Records each call's arguments, and what a `--secret` call reads from stdin; fails `stack select` on demand.
+STUB_PULUMI = """#!/bin/sh
+echo "argv: $*" >> "$PULUMI_LOG"
+case "$*" in *--secret*) echo "stdin: $(cat)" >> "$PULUMI_LOG" ;; esac
+case "$*" in "stack select"*) exit "${STUB_SELECT_STATUS:-0}" ;; esac
+"""
+
+
+def run_stack_setup(tmp_path, **env):
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "pulumi").write_text(STUB_PULUMI)
+    (stub / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    log.touch()
+    script = tmp_path / "step.sh"
+    script.write_text(stack_setup_script())
+    result = subprocess.run(
+        # How GitHub runs a `shell: bash` step.
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={"PATH": f"{stub}:/usr/bin:/bin", "PULUMI_LOG": str(log), **SETTINGS, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, log.read_text().splitlines()
+
+
+def test_ci_refuses_to_run_without_the_shared_backend(tmp_path):
+    result, calls = run_stack_setup(tmp_path)
+    assert result.returncode == 1
+    assert "::error title=PULUMI_BACKEND_URL is not set::" in result.stdout
+    assert calls == []
+
+
+def test_ci_selects_the_existing_stack_and_never_creates_one(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == "argv: stack select pi5 --non-interactive"
+    assert not any("--create" in call for call in calls)
+
+
+def test_ci_stops_with_a_message_when_the_stack_is_not_on_the_backend(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos", STUB_SELECT_STATUS="255")
+    assert result.returncode == 1
+    assert "::error title=No stack pi5 on the backend::" in result.stdout and "never creates" in result.stdout
+    assert calls == ["argv: stack select pi5 --non-interactive"]
+
+
+def test_secrets_reach_pulumi_through_stdin_never_a_command_line(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    assert result.returncode == 0, result.stderr
+    argv = "\n".join(c for c in calls if c.startswith("argv:"))
+    for key, name in [
+        ("sshPrivateKey", "SSH_PRIVATE_KEY"),
+        ("cloudflareApiToken", "CLOUDFLARE_API_TOKEN"),
+        ("githubToken", "SPITIKOS_GITHUB_TOKEN"),
+        ("ghaPat", "GHA_PAT"),
+    ]:
+        assert f"argv: config set --secret {key}" in calls
+        assert f"stdin: {SETTINGS[name]}" in calls
+        assert SETTINGS[name] not in argv
+    assert f"argv: config set cloudflareAccountId {SETTINGS['CLOUDFLARE_ACCOUNT_ID']}" in calls
+
+
+def test_no_workflow_can_create_a_stack():
+    for path in [*WORKFLOWS.glob("*.yaml"), ACTION]:
+        assert "--create" not in path.read_text(), path.name
+        for step in all_steps(load(path)):
+            assert str(step.get("with", {}).get("upsert", "false")).lower() == "false", path.name
 
 
 # The venv's actionlint, the one `make lint` runs.
