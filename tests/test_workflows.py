@@ -253,3 +253,141 @@ def test_actionlint_knows_the_vars_context_and_current_runner_labels(tmp_path):
 def test_actionlint_runs_shellcheck_on_run_scripts(tmp_path):
     result = actionlint(tmp_path, CURRENT_WORKFLOW.replace('echo "$NAME"', "rm $NAME"))
     assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout
+
+
+# --- the drift check ---------------------------------------------------------------------
+
+
+def drift_step(job, name):
+    return next(s for s in jobs_of("drift.yaml")[job]["steps"] if s.get("name") == name)
+
+
+def test_the_drift_check_runs_daily_and_on_demand_with_the_previews_secrets_only():
+    drift = load(WORKFLOWS / "drift.yaml")
+    assert drift["on"]["schedule"][0]["cron"] and "workflow_dispatch" in drift["on"]
+    assert drift["permissions"] == {"contents": "read"}
+    preview, issue = drift["jobs"]["preview"], drift["jobs"]["issue"]
+    assert preview["environment"] == "pi5-preview" and "permissions" not in preview
+    assert preview["runs-on"] == jobs_of("deploy.yaml")["up"]["runs-on"]  # it must reach the node too
+    # The job that can write issues reads no secret and runs none of the program's code.
+    assert issue["permissions"] == {"issues": "write"} and not deploy_secrets_read_by(issue)
+    assert "environment" not in issue and all("uses" not in step for step in issue["steps"])
+
+
+def github_outputs(path):
+    """Parse a $GITHUB_OUTPUT file: `key=value` lines and `key<<DELIMITER` blocks."""
+    outputs, lines = {}, iter(path.read_text().splitlines())
+    for line in lines:
+        if "<<" in line and "=" not in line.split("<<")[0]:
+            key, delimiter = line.split("<<", 1)
+            outputs[key] = "\n".join(iter(lambda: next(lines), delimiter))
+        else:
+            key, value = line.split("=", 1)
+            outputs[key] = value
+    return outputs
+
+
+def run_step(tmp_path, script, stubs, **env):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    calls, output = tmp_path / "calls", tmp_path / "github_output"
+    calls.touch()
+    output.touch()
+    (tmp_path / "step.sh").write_text(script)
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls), "GITHUB_OUTPUT": str(output), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, calls.read_text(), github_outputs(output)
+
+
+# What pulumi 3.272 prints, in short, for a clean stack, for drift, and for a failure.
+STUB_PREVIEW = """#!/bin/sh
+echo "pulumi $*" >> "$CALLS"
+case "$STUB_PREVIEW" in
+  clean) echo "Resources:"; echo "    42 unchanged" ;;
+  drift) echo "~ kubernetes:core/v1:ConfigMap: (update)"; echo "  ~ data: {replicas: \\"3\\" => \\"1\\"}"
+         echo "error: no changes were expected but changes were proposed" >&2; exit 255 ;;
+  *) echo "error: getting secrets manager: incorrect passphrase" >&2; exit 255 ;;
+esac
+"""
+
+
+def run_drift_preview(tmp_path, outcome):
+    script = drift_step("preview", "Preview with refresh, expecting no changes")["run"]
+    return run_step(tmp_path, script, {"pulumi": STUB_PREVIEW}, STUB_PREVIEW=outcome)
+
+
+def test_the_drift_check_previews_with_refresh_and_expects_no_changes(tmp_path):
+    result, calls, outputs = run_drift_preview(tmp_path, "clean")
+    assert result.returncode == 0, result.stderr
+    assert calls.split()[:3] == ["pulumi", "preview", "--stack"]
+    assert {"pi5", "--refresh", "--expect-no-changes", "--diff"} <= set(calls.split())
+    assert "--create" not in calls
+    assert outputs == {"drift": "false"}
+
+
+def test_drift_is_reported_with_the_diff(tmp_path):
+    result, _, outputs = run_drift_preview(tmp_path, "drift")
+    assert result.returncode == 0, result.stderr
+    assert outputs["drift"] == "true"
+    assert 'replicas: "3" => "1"' in outputs["diff"]
+    assert "::warning title=Drift::" in result.stdout
+
+
+def test_a_failing_preview_is_an_error_not_drift(tmp_path):
+    result, _, outputs = run_drift_preview(tmp_path, "error")
+    assert result.returncode == 255
+    assert "::error title=Drift check failed::" in result.stdout
+    assert "drift" not in outputs  # so the issue job does not run
+
+
+# Records its arguments and the body it is given; `issue list` answers STUB_OPEN_ISSUE.
+STUB_GH = """#!/bin/sh
+echo "gh $*" >> "$CALLS"
+while [ $# -gt 0 ]; do
+  [ "$1" = --body-file ] && { echo "body:"; cat "$2"; } >> "$CALLS"
+  [ "$1" = list ] && echo "$STUB_OPEN_ISSUE"
+  shift
+done
+"""
+
+
+def run_drift_issue(tmp_path, drift, open_issue=""):
+    script = drift_step("issue", "Open, update or close the drift issue")["run"]
+    env = {"DRIFT": drift, "DIFF": "~ kubernetes:core/v1:ConfigMap: (update)", "STUB_OPEN_ISSUE": open_issue}
+    result, calls, _ = run_step(tmp_path, script, {"gh": STUB_GH}, RUN_URL="https://run/1", **env)
+    assert result.returncode == 0, result.stderr
+    return [line for line in calls.splitlines() if line.startswith("gh ")], calls
+
+
+def test_drift_opens_one_labelled_issue_with_the_diff(tmp_path):
+    gh, calls = run_drift_issue(tmp_path, "true")
+    assert gh[0].startswith("gh issue list --label drift --state open")
+    assert any(c.startswith("gh label create drift") for c in gh)
+    assert any(c.startswith("gh issue create") and "--label drift" in c for c in gh)
+    assert "~ kubernetes:core/v1:ConfigMap: (update)" in calls.split("body:")[1]
+
+
+def test_drift_updates_the_open_issue_instead_of_opening_another(tmp_path):
+    gh, calls = run_drift_issue(tmp_path, "true", open_issue="7")
+    assert gh[1].startswith("gh issue edit 7 --body-file")
+    assert not any("issue create" in c for c in gh)
+    assert "~ kubernetes:core/v1:ConfigMap: (update)" in calls
+
+
+def test_no_drift_closes_the_open_issue(tmp_path):
+    gh, _ = run_drift_issue(tmp_path, "false", open_issue="7")
+    assert gh[1:] == ["gh issue close 7 --comment No drift any more: https://run/1"]
+
+
+def test_no_drift_and_no_issue_does_nothing_more(tmp_path):
+    gh, _ = run_drift_issue(tmp_path, "false")
+    assert len(gh) == 1
