@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import PLATFORM_LABELS, namespace, with_provider
+from components.kube import BASELINE, PLATFORM_LABELS, namespace, with_provider
 
 
 @dataclass
@@ -27,7 +27,7 @@ class AppNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:apps:AppNamespace", name, None, with_provider(opts, args.provider))
-        ns = namespace(f"{name}-namespace", args.namespace, self)
+        ns = namespace(f"{name}-namespace", args.namespace, self, BASELINE)
         k8s.core.v1.Secret(
             f"{name}-env",
             metadata={"name": args.secret_name, "namespace": ns.metadata.name, "labels": PLATFORM_LABELS},

@@ -2,9 +2,10 @@
 
 Pulumi owns Argo CD itself, its repository credentials and the root Application;
 Argo CD owns the applications the root finds in Git. So that the two never manage the
-same object, the root Application's project may create nothing but Applications, the
-`apps` project may not deploy into the platform's namespaces or create cluster-scoped
-objects, and the `default` project is emptied so no Application can slip around both.
+same object, the root Application's project may create nothing but Applications, and the
+`default` project, which the applications name, may deploy anywhere but the platform's
+namespaces and create only the cluster-scoped kinds homelab charts install, never one of
+the platform's own. Argo CD refuses anything else, and shows why on the application.
 """
 
 from __future__ import annotations
@@ -17,12 +18,39 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, chart, namespace, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace, with_provider
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_PROJECT = "root"
-APPS_PROJECT = "apps"
+APPS_PROJECT = "default"
+SERVER_SERVICE = "argocd-server"  # the chart's `<fullname>-server` for the release name `argocd`
+
+# Cluster-scoped kinds the applications may create: what homelab charts install
+# (kube-prometheus-stack, vault, kubernetes-dashboard: CRDs, RBAC, admission webhooks) and
+# the Namespace that `CreateNamespace=true` adds (Argo CD checks it against the project).
+APP_CLUSTER_KINDS = [
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+    ("", "Namespace"),
+]
+# The platform's own cluster-scoped objects, by name (`name` globs: Argo CD 3.3 and later),
+# which no application may create or change.
+PLATFORM_CLUSTER_OBJECTS = [
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.argoproj.io"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.keda.sh"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "argocd-*"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "argocd-*"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "keda-*"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "keda-*"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "ingress-nginx*"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "ingress-nginx*"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "keda-admission"),
+]
 
 CONTROLLER = Size(cpu="100m", memory="192Mi", cpu_limit="1", memory_limit="512Mi")
 SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -41,19 +69,29 @@ class RepositoryCredential:
     private_key: pulumi.Input[str]
 
 
+@dataclass(frozen=True)
+class RootSource:
+    """Where the root Application reads: plain manifests, or a Helm chart (a `Chart.yaml` there)."""
+
+    repository_url: str
+    path: str
+    revision: str = "main"
+
+
 @dataclass
 class ArgoCdArgs:
     provider: k8s.Provider
     hostname: str
     """Where the UI, API and GitHub webhook are served, e.g. argocd.spitikos.dev."""
-    root_repository_url: str
-    """The central repository whose `root_path` holds the Application manifests."""
+    root: RootSource
+    owner: str
+    """The GitHub owner whose repositories the applications may come from."""
     repositories: Sequence[RepositoryCredential] = field(default_factory=list)
     platform_namespaces: Sequence[str] = field(default_factory=list)
-    """Namespaces Pulumi manages; applications may never deploy into them."""
+    """Namespaces Pulumi manages (globs allowed); applications may never deploy into them."""
     ingress_class: str = "nginx"
-    root_path: str = "argocd/apps"
-    root_revision: str = "main"
+    ingress_controller: pulumi.Resource | None = None
+    """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
 
 
 class ArgoCd(pulumi.ComponentResource):
@@ -68,12 +106,13 @@ class ArgoCd(pulumi.ComponentResource):
     def __init__(self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:gitops:ArgoCd", name, None, with_provider(opts, args.provider))
         child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
 
         admin = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
         self.admin_password = pulumi.Output.secret(admin.result)
         webhook = random.RandomPassword(f"{name}-webhook-secret", length=40, special=False, opts=child)
         self.webhook_secret = pulumi.Output.secret(webhook.result)
+        unused = self._unused_webhook_secrets(name)
 
         self.release = chart(
             f"{name}-release",
@@ -83,10 +122,9 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=argocd_values(
-                args.hostname, args.ingress_class, pulumi.Output.secret(admin.bcrypt_hash), self.webhook_secret
-            ),
+            values=argocd_values(args.hostname, pulumi.Output.secret(admin.bcrypt_hash), self.webhook_secret, unused),
         )
+        self._ingress(name, args, ns)
 
         # Repository Secrets need only the namespace, not the release: Argo CD picks them up
         # by label whenever it starts.
@@ -119,9 +157,9 @@ class ArgoCd(pulumi.ComponentResource):
                 spec=project["spec"],
                 opts=after_crds,
             )
-            for project in app_projects(args.root_repository_url, args.platform_namespaces)
+            for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
         ]
-        root = root_application(args.root_repository_url, args.root_path, args.root_revision)
+        root = root_application(args.root)
         self.root_application = k8s.apiextensions.CustomResource(
             f"{name}-root-application",
             api_version="argoproj.io/v1alpha1",
@@ -135,13 +173,72 @@ class ArgoCd(pulumi.ComponentResource):
             {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
         )
 
+    def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
+        """Random secrets for the webhook providers this platform does not use: Argo CD checks a
+        provider's signature only when its secret is set, and would otherwise take any unsigned
+        GitLab, Bitbucket, Gogs or Azure DevOps event from anyone."""
+        child = pulumi.ResourceOptions(parent=self)
+        secrets = {
+            key: pulumi.Output.secret(
+                random.RandomPassword(f"{name}-{label}-webhook-secret", length=40, special=False, opts=child).result
+            )
+            for key, label in UNUSED_WEBHOOK_SECRETS.items()
+        }
+        uuid = random.RandomUuid(f"{name}-bitbucket-webhook-uuid", opts=child)
+        return {**secrets, "bitbucketUUID": pulumi.Output.secret(uuid.result)}
+
+    def _ingress(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.Ingress:
+        """The UI's Ingress, apart from the release: it waits for NGINX, whose admission webhook
+        would otherwise reject it mid-install and roll back all of Argo CD (`atomic`), while the
+        release itself waits for nothing but the cluster."""
+        return k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata={
+                "name": SERVER_SERVICE,
+                "namespace": ns.metadata.name,
+                "labels": PLATFORM_LABELS,
+                # server.insecure: argocd-server speaks plain HTTP (and gRPC-Web) behind NGINX.
+                "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTP"},
+            },
+            spec={
+                "ingressClassName": args.ingress_class,
+                "rules": [
+                    {
+                        "host": args.hostname,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": SERVER_SERVICE, "port": {"name": "http"}}},
+                                }
+                            ]
+                        },
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.ingress_controller] if args.ingress_controller else None
+            ),
+        )
+
+
+# `configs.secret` keys of the argo-cd chart 10.1.1 (templates/argocd-configs/argocd-secret.yaml)
+# for the webhook providers this platform does not use, and a resource-name label for each.
+UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bitbucket-server", "gogsSecret": "gogs"}
+
 
 def argocd_values(
-    hostname: str, ingress_class: str, admin_password_hash: pulumi.Input[str], webhook_secret: pulumi.Input[str]
+    hostname: str,
+    admin_password_hash: pulumi.Input[str],
+    webhook_secret: pulumi.Input[str],
+    unused_webhook_secrets: dict[str, pulumi.Output[str]],
 ) -> dict:
     """The chart's values: one replica of everything, no Dex, no notifications, no HA Redis."""
     return {
-        "global": {"domain": hostname},
+        # The chart's own NetworkPolicies (10.x: each component admits only its peers; the server
+        # anyone, behind NGINX), and a default deny for every other pod of the namespace.
+        "global": {"domain": hostname, "networkPolicy": {"create": True, "defaultDenyIngress": True}},
         "configs": {
             "cm": {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False},
             # TLS ends at Cloudflare's edge and again at NGINX; argocd-server speaks plain HTTP behind it.
@@ -151,6 +248,7 @@ def argocd_values(
                 # Fixed, so the chart does not render a new timestamp (and a diff) on every run.
                 "argocdServerAdminPasswordMtime": "2026-01-01T00:00:00Z",
                 "githubSecret": webhook_secret,
+                **unused_webhook_secrets,
             },
         },
         "dex": {"enabled": False},
@@ -160,11 +258,8 @@ def argocd_values(
         "server": {
             "replicas": 1,
             "resources": SERVER.resources(),
-            "ingress": {
-                "enabled": True,
-                "ingressClassName": ingress_class,
-                "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTP"},
-            },
+            # The Ingress is a resource of its own (ArgoCd._ingress), made once NGINX is ready.
+            "ingress": {"enabled": False},
         },
         "repoServer": {
             "replicas": 1,
@@ -177,8 +272,10 @@ def argocd_values(
     }
 
 
-def app_projects(root_repository_url: str, platform_namespaces: Sequence[str]) -> list[dict]:
-    """`root` may only create Applications; `apps` may not touch the platform; `default` may do nothing."""
+def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:
+    """`root` may only create Applications in argocd; `default`, which the applications name,
+    may deploy anywhere but the platform's namespaces, from the owner's repositories."""
+    denied = [NAMESPACE, *(ns for ns in platform_namespaces if ns != NAMESPACE)]
     return [
         {
             "metadata": {"name": ROOT_PROJECT, "namespace": NAMESPACE, "labels": PLATFORM_LABELS},
@@ -191,36 +288,37 @@ def app_projects(root_repository_url: str, platform_namespaces: Sequence[str]) -
             },
         },
         {
-            "metadata": {"name": APPS_PROJECT, "namespace": NAMESPACE, "labels": PLATFORM_LABELS},
-            "spec": {
-                "description": "Applications found in Git. The platform's namespaces are Pulumi's.",
-                "sourceRepos": ["*"],
-                "destinations": [
-                    *({"server": IN_CLUSTER, "namespace": f"!{ns}"} for ns in [NAMESPACE, *platform_namespaces]),
-                    {"server": IN_CLUSTER, "namespace": "*"},
-                ],
-                "clusterResourceWhitelist": [],
-            },
-        },
-        {
-            # Argo CD creates `default` with every permission; take it over and empty it.
+            # Argo CD creates `default` with every permission; take it over and narrow it.
             "metadata": {
-                "name": "default",
+                "name": APPS_PROJECT,
                 "namespace": NAMESPACE,
                 "labels": PLATFORM_LABELS,
                 "annotations": {"pulumi.com/patchForce": "true"},
             },
-            "spec": {"sourceRepos": [], "destinations": [], "clusterResourceWhitelist": []},
+            "spec": {
+                "description": "Applications found in Git. The platform's namespaces and objects are Pulumi's.",
+                "sourceRepos": [f"https://github.com/{owner}/*", f"git@github.com:{owner}/*"],
+                # A `!` entry refuses whatever the allow entries admit, in any order.
+                "destinations": [
+                    *({"server": IN_CLUSTER, "namespace": f"!{ns}"} for ns in denied),
+                    {"server": IN_CLUSTER, "namespace": "*"},
+                ],
+                "clusterResourceWhitelist": [{"group": g, "kind": k} for g, k in APP_CLUSTER_KINDS],
+                "clusterResourceBlacklist": [
+                    *({"group": "", "kind": "Namespace", "name": ns} for ns in denied),
+                    *({"group": g, "kind": k, "name": n} for g, k, n in PLATFORM_CLUSTER_OBJECTS),
+                ],
+            },
         },
     ]
 
 
-def root_application(repository_url: str, path: str, revision: str) -> dict:
+def root_application(root: RootSource) -> dict:
     return {
         "metadata": {"name": "root", "namespace": NAMESPACE, "labels": PLATFORM_LABELS},
         "spec": {
             "project": ROOT_PROJECT,
-            "source": {"repoURL": repository_url, "targetRevision": revision, "path": path},
+            "source": {"repoURL": root.repository_url, "targetRevision": root.revision, "path": root.path},
             "destination": {"server": IN_CLUSTER, "namespace": NAMESPACE},
             "syncPolicy": {
                 "automated": {"prune": True, "selfHeal": True},

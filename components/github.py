@@ -18,6 +18,19 @@ SEED = Path(__file__).parent / "seed"
 DEFAULT_BRANCH = "main"
 OWNER_PLACEHOLDER = "__OWNER__"
 
+# What an adopted repository keeps as its owner set it: every input of `github.Repository`
+# (pulumi-github 6.15.0) but its name. Declaring them would make the import fail on any
+# harmless difference with the live repository ("inputs to import do not match").
+ADOPTED_REPOSITORY_KEEPS = [
+    "allowAutoMerge", "allowForking", "allowMergeCommit", "allowRebaseMerge", "allowSquashMerge",
+    "allowUpdateBranch", "archiveOnDestroy", "archived", "autoInit", "defaultBranch", "deleteBranchOnMerge",
+    "description", "etag", "fork", "gitignoreTemplate", "hasDiscussions", "hasDownloads", "hasIssues",
+    "hasProjects", "hasWiki", "homepageUrl", "ignoreVulnerabilityAlertsDuringRead", "isTemplate",
+    "licenseTemplate", "mergeCommitMessage", "mergeCommitTitle", "pages", "private", "securityAndAnalysis",
+    "sourceOwner", "sourceRepo", "squashMergeCommitMessage", "squashMergeCommitTitle", "template", "topics",
+    "visibility", "vulnerabilityAlerts", "webCommitSignoffRequired",
+]  # fmt: skip
+
 
 @dataclass
 class WebhookArgs:
@@ -126,13 +139,34 @@ class GitHub(pulumi.ComponentResource):
                 f"{name}-{repo}-gha-pat",
                 repository=self.repositories[repo].name,
                 secret_name="GHA_PAT",  # noqa: S106 - the Actions secret's name
-                plaintext_value=pulumi.Output.secret(args.release_token),
+                value=pulumi.Output.secret(args.release_token),
                 opts=child,
             )
 
         self.register_outputs({"ssh_urls": self.ssh_urls})
 
     def _repository(self, name: str, repo: str, args: GitHubArgs) -> github.Repository:
+        if args.adopt_existing:
+            # Adopted: the program manages that it exists (protected), its keys, hooks, rules
+            # and secrets, not the settings its owner chose.
+            repository = github.Repository(
+                f"{name}-{repo}",
+                name=repo,
+                opts=pulumi.ResourceOptions(
+                    parent=self, protect=True, import_=repo, ignore_changes=ADOPTED_REPOSITORY_KEEPS
+                ),
+            )
+        else:
+            repository = self._new_repository(name, repo, args)
+        github.RepositoryVulnerabilityAlerts(
+            f"{name}-{repo}-vulnerability-alerts",
+            repository=repository.name,
+            enabled=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return repository
+
+    def _new_repository(self, name: str, repo: str, args: GitHubArgs) -> github.Repository:
         public = args.visibility == "public"
         return github.Repository(
             f"{name}-{repo}",
@@ -147,7 +181,6 @@ class GitHub(pulumi.ComponentResource):
             allow_squash_merge=True,
             allow_rebase_merge=True,
             delete_branch_on_merge=True,
-            vulnerability_alerts=True,
             archive_on_destroy=True,
             # Secret scanning is free on public repositories only.
             security_and_analysis=(
@@ -160,13 +193,7 @@ class GitHub(pulumi.ComponentResource):
                 if public
                 else None
             ),
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                protect=True,
-                import_=repo if args.adopt_existing else None,
-                # auto_init only matters when creating; an adopted repository keeps its history.
-                ignore_changes=["autoInit"] if args.adopt_existing else None,
-            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
 
     def _ruleset(self, name: str, repo: str, args: GitHubArgs, after: list[pulumi.Resource]) -> None:

@@ -8,10 +8,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.kube import Size, chart, namespace, service_host, with_provider
+from components.kube import (
+    RESTRICTED,
+    Size,
+    chart,
+    from_namespaces,
+    namespace,
+    network_policy,
+    service_host,
+    with_provider,
+)
 
 NAMESPACE = "ingress-nginx"
 INGRESS_CLASS = "nginx"
+METRICS_PORT = 10254  # the chart's controller.metrics.port
 CONTROLLER = Size(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi")
 ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="64Mi")
 
@@ -19,6 +29,8 @@ ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="6
 @dataclass
 class IngressNginxArgs:
     provider: k8s.Provider
+    client_namespace: str = "cloudflared"
+    """The only namespace whose pods may send NGINX traffic: the tunnel's connector."""
 
 
 class IngressNginx(pulumi.ComponentResource):
@@ -31,7 +43,7 @@ class IngressNginx(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: IngressNginxArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:ingress:IngressNginx", name, None, with_provider(opts, args.provider))
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         self.release = chart(
             f"{name}-release",
             self,
@@ -42,11 +54,33 @@ class IngressNginx(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values=controller_values(),
         )
+        self._network_policy(name, ns, args.client_namespace)
         self.ingress_class = INGRESS_CLASS
         # fullnameOverride fixes the service name, so the address is known without waiting
         # for the release: the tunnel's configuration need not wait for the cluster.
         self.service_url = f"https://{service_host('ingress-nginx-controller', NAMESPACE)}:443"
         self.register_outputs({"service_url": self.service_url})
+
+    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str) -> None:
+        """Only cloudflared reaches NGINX; Prometheus (any namespace) its metrics. No pod reaches the
+        admission webhook (8443): the API server calls it from the node, which k3s's policy
+        controller (kube-router) always lets through to a pod on the same node."""
+        network_policy(
+            f"{name}-network-policy",
+            self,
+            ns.metadata.name,
+            "ingress-from-cloudflared",
+            {
+                "podSelector": {},
+                "ingress": [
+                    {
+                        "from": [from_namespaces(client_namespace)],
+                        "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "https"}],
+                    },
+                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                ],
+            },
+        )
 
 
 def controller_values() -> dict:
@@ -55,18 +89,29 @@ def controller_values() -> dict:
         "controller": {
             "replicaCount": 1,
             "ingressClassResource": {"name": INGRESS_CLASS, "default": True},
+            # Snippets would let any Ingress in Git write raw NGINX configuration (CVE-2025-1974 and
+            # kin). Off, and said so, whatever the chart's default becomes.
+            "allowSnippetAnnotations": False,
             "config": {
                 # cloudflared is the only client; trust what it forwards, and take the
                 # visitor's address from the header Cloudflare sets.
                 "use-forwarded-headers": "true",
                 "forwarded-for-header": "CF-Connecting-IP",
                 "use-http2": "true",
+                # Refuse annotations rated High or Critical (controller v1.15.1 rates
+                # backend-protocol and enable-cors Low, the cors-allow-* ones Medium: what the
+                # real apps use stays allowed). The chart copies `config` into its ConfigMap.
+                "annotations-risk-level": "Medium",
+                "strict-validate-path-type": "true",
             },
             # No LoadBalancer and no open port on the node: traffic arrives through cloudflared.
             "service": {"type": "ClusterIP", "enableHttp": True, "enableHttps": True},
             "metrics": {"enabled": True},
             "resources": CONTROLLER.resources(),
             "admissionWebhooks": {
+                # Rejects a bad Ingress before NGINX loads it; only the API server calls it (see
+                # the namespace's NetworkPolicy).
+                "failurePolicy": "Fail",
                 "createSecretJob": {"resources": ADMISSION_JOB.resources()},
                 "patchWebhookJob": {"resources": ADMISSION_JOB.resources()},
             },

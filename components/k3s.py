@@ -1,10 +1,13 @@
 """The k3s cluster: a server node and optional agents, installed over SSH.
 
-Each node gets a preflight check, then an install that is idempotent (the script
-exits early when the pinned version already runs) and upgrades in place when the
-pinned version changes (the version lives in the `create`/`update` scripts, never in
-`triggers`, which would replace the resource and so uninstall k3s first).
-Deleting a node's install resource runs the k3s uninstall script.
+Each node's SSH host key is pinned: from the settings, or read once on first contact and
+kept in state (trust on first use, as ssh's known_hosts does); every later connection
+refuses another key. Each node gets a preflight check, then an install that runs k3s's
+own idempotent installer whenever anything it depends on changes (version, flags, token),
+and upgrades in place when the pinned version changes (the version lives in the
+`create`/`update` scripts, never in `triggers`). Secrets (the agent token) reach a node on
+standard input, into a 0600 file, never in a command's text or argv. Deleting or replacing
+an install resource leaves k3s alone unless the stack opts in to uninstalling.
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ from urllib.parse import quote
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 from pulumi_command import remote
 
 # What a node must have. A 4 GB Pi 5 reports about 3.9 GiB; the 2 GB model is too small.
 MIN_MEMORY_KIB = 3 * 1024 * 1024
 MIN_FREE_DISK_KIB = 8 * 1024 * 1024
 API_PORT = 6443
+# Where a node keeps the agent token, written from standard input with mode 0600.
+TOKEN_FILE = "/etc/rancher/k3s/spitikos-agent-token"  # noqa: S105 - a path, not a secret
+# Longest a download, the installer, or the wait for the service may take, in seconds: a k3s
+# unit that never starts fails `pulumi up` with a message instead of hanging it.
+DOWNLOAD_TIMEOUT = 300
+INSTALL_TIMEOUT = 900
+SERVICE_TIMEOUT = 300
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -35,6 +46,13 @@ class NodeArgs:
     port: int
     private_key: pulumi.Input[str]
     host_key: str | None = None
+    """Its SSH host key (`ssh-ed25519 AAAA...`); without one, the key seen first is pinned."""
+    key: str = ""
+    """A stable name its resources are named after (agents); defaults to the host's."""
+
+    @property
+    def label(self) -> str:
+        return self.key or self.host.replace(".", "-").replace(":", "-")
 
 
 @dataclass
@@ -44,6 +62,10 @@ class K3sClusterArgs:
     agents: Sequence[NodeArgs] = field(default_factory=list)
     # Extra names for the API server certificate (the node's address is always in it).
     tls_sans: Sequence[str] = field(default_factory=list)
+    uninstall_on_destroy: bool = False
+    """Run k3s's uninstall script (which wipes the node's volumes) when an install resource is deleted."""
+    kubeconfig_renewal: str = ""
+    """Change it (any text, e.g. a date) to read the kubeconfig again, after k3s renewed its certificates."""
 
 
 def preflight_script(role: str) -> str:
@@ -69,28 +91,59 @@ echo "preflight ok: $arch, $((mem / 1024)) MiB RAM, $((disk / 1024 / 1024)) GiB 
 """
 
 
-def install_script(version: str, exec_args: Sequence[str], env: Sequence[str] = ()) -> str:
-    """Installs or upgrades k3s to `version`; does nothing when that version already runs.
+def install_script(
+    version: str, exec_args: Sequence[str], env: Sequence[str] = (), service: str = "k3s", token_file: str = ""
+) -> str:
+    """Installs, reconfigures or upgrades k3s to `version` with k3s's own installer, which is
+    idempotent (it restarts k3s only when the binary, unit or environment changed).
 
-    The installer is fetched from the release's own tag, so the script is pinned too.
-    `env` may hold secrets (the join token): the caller passes them as Outputs.
+    The installer is fetched from the release's own tag, so the script is pinned too. With
+    `token_file`, the script first writes its standard input there (mode 0600): that is how
+    the agent token arrives. `env` holds no secret.
     """
     installer = f"https://raw.githubusercontent.com/k3s-io/k3s/{quote(version, safe='')}/install.sh"
     flags = " ".join(shlex.quote(a) for a in exec_args)
     env_prefix = " ".join(env)
+    save_token = (
+        f"sudo -n sh -c 'umask 077 && mkdir -p {shlex.quote(token_file.rsplit('/', 1)[0])} "
+        f"&& cat > {shlex.quote(token_file)}'\n"
+        if token_file
+        else ""
+    )
     return f"""set -eu
 want={shlex.quote(version)}
 have=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
-if [ "$have" = "$want" ]; then echo "k3s $want is already installed"; exit 0; fi
-curl -sfL {installer} | {env_prefix} INSTALL_K3S_VERSION="$want" INSTALL_K3S_EXEC={shlex.quote(flags)} sh -
-echo "k3s $want installed (was: ${{have:-none}})"
+{save_token}installer=$(mktemp)
+trap 'rm -f "$installer"' EXIT
+curl -sfL --max-time {DOWNLOAD_TIMEOUT} --retry 3 -o "$installer" {installer} \\
+  || {{ echo "could not download the k3s installer for $want" >&2; exit 1; }}
+timeout {INSTALL_TIMEOUT} env {env_prefix} INSTALL_K3S_VERSION="$want" \\
+  INSTALL_K3S_EXEC={shlex.quote(flags)} sh "$installer"
+got=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
+[ "$got" = "$want" ] || {{ echo "k3s reports '$got' after installing $want" >&2; exit 1; }}
+timeout {SERVICE_TIMEOUT} sh -c 'until systemctl is-active --quiet {service}; do sleep 2; done' \\
+  || {{ echo "{service} is not active after {SERVICE_TIMEOUT}s: see sudo journalctl -u {service}" >&2; exit 1; }}
+echo "k3s $want installed and {service} active (was: ${{have:-none}})"
 """
+
+
+def uninstall_script(service: str) -> str:
+    script = "/usr/local/bin/k3s-uninstall.sh" if service == "k3s" else "/usr/local/bin/k3s-agent-uninstall.sh"
+    return f"if [ -x {script} ]; then {script}; fi"
+
+
+def host_key_line(text: str) -> str:
+    """`ssh-ed25519 AAAA...` from a `.pub` file's `ssh-ed25519 AAAA... root@host`."""
+    return " ".join(text.split()[:2])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def rewrite_kubeconfig(kubeconfig: str, host: str) -> str:
     """k3s writes its kubeconfig for 127.0.0.1; point it at the node instead."""
-    server = f"https://{host}:{API_PORT}" if ":" not in host else f"https://[{host}]:{API_PORT}"
-    return kubeconfig.replace(f"https://127.0.0.1:{API_PORT}", server)
+    return kubeconfig.replace(f"https://127.0.0.1:{API_PORT}", f"https://{_url_host(host)}:{API_PORT}")
 
 
 class K3sCluster(pulumi.ComponentResource):
@@ -104,40 +157,55 @@ class K3sCluster(pulumi.ComponentResource):
     """The server node's address."""
     version: str
     """The k3s version the nodes run."""
+    agent_token: pulumi.Output[str]
+    """What agents join with: it admits agents only, unlike the server token (cluster admin). Secret."""
 
     def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:k3s:K3sCluster", name, None, opts)
         self.server_address = args.server.host
         self.version = args.version
+        self.uninstall_on_destroy = args.uninstall_on_destroy
+        token = random.RandomPassword(
+            f"{name}-agent-token", length=48, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.agent_token = pulumi.Output.secret(token.result)
 
         server = args.server
-        connection = _connection(server)
-        preflight = remote.Command(
-            f"{name}-server-preflight",
-            connection=connection,
-            create=preflight_script("server"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        connection = self._pinned_connection(f"{name}-server", server)
         sans = [server.host, *[s for s in args.tls_sans if s != server.host]]
         server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
-        script = install_script(args.version, server_flags)
-        install = remote.Command(
-            f"{name}-server-install",
-            connection=connection,
-            create=script,
-            update=script,
-            delete="if [ -x /usr/local/bin/k3s-uninstall.sh ]; then /usr/local/bin/k3s-uninstall.sh; fi",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
+        server_flags += [f"--agent-token-file={TOKEN_FILE}"]
+        install = self._install(
+            f"{name}-server", connection, install_script(args.version, server_flags, token_file=TOKEN_FILE), "k3s"
         )
         self.install = install
 
-        raw_kubeconfig = self._read_secret(name, "kubeconfig", connection, "/etc/rancher/k3s/k3s.yaml", install)
+        # Read again when the install is replaced (a new machine), the version changes (an upgrade
+        # may renew the certificates), or the operator asks (k3s renews them on the node yearly).
+        triggers = [install.id, args.version, args.kubeconfig_renewal]
+        raw_kubeconfig = self._read_secret(
+            name, "kubeconfig", connection, "/etc/rancher/k3s/k3s.yaml", install, triggers
+        )
         self.kubeconfig = pulumi.Output.secret(raw_kubeconfig.apply(lambda k: rewrite_kubeconfig(k, server.host)))
-        token = self._read_secret(name, "token", connection, "/var/lib/rancher/k3s/server/node-token", install)
-        self.token = pulumi.Output.secret(token.apply(str.strip))
 
-        self.agent_installs = [self._agent(name, agent, args.version, token) for agent in args.agents]
+        server_url = f"https://{_url_host(self.server_address)}:{API_PORT}"
+        self.agent_installs = [
+            self._install(
+                f"{name}-agent-{agent.label}",
+                self._pinned_connection(f"{name}-agent-{agent.label}", agent),
+                install_script(
+                    args.version,
+                    ["agent"],
+                    env=[f"K3S_URL={shlex.quote(server_url)}", f"K3S_TOKEN_FILE={TOKEN_FILE}"],
+                    service="k3s-agent",
+                    token_file=TOKEN_FILE,
+                ),
+                "k3s-agent",
+                after=[install],
+            )
+            for agent in args.agents
+        ]
 
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
@@ -146,56 +214,81 @@ class K3sCluster(pulumi.ComponentResource):
         )
         self.register_outputs({"kubeconfig": self.kubeconfig, "server_address": self.server_address})
 
+    def _pinned_connection(self, prefix: str, node: NodeArgs) -> remote.ConnectionArgs:
+        """A connection that refuses any host key but the node's: the configured one, or the one
+        seen on first contact (read once, then kept in state; never read again on its own)."""
+        host_key: pulumi.Input[str]
+        if node.host_key:
+            host_key = node.host_key
+        else:
+            first_contact = remote.Command(
+                f"{prefix}-host-key",
+                connection=_connection(node, host_key=None),
+                create="cat /etc/ssh/ssh_host_ed25519_key.pub",
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            host_key = first_contact.stdout.apply(host_key_line)
+        return _connection(node, host_key=host_key)
+
+    def _install(
+        self,
+        prefix: str,
+        connection: remote.ConnectionArgs,
+        script: str,
+        service: str,
+        after: Sequence[pulumi.Resource] = (),
+    ) -> remote.Command:
+        role = "server" if service == "k3s" else "agent"
+        preflight = remote.Command(
+            f"{prefix}-preflight",
+            connection=connection,
+            create=preflight_script(role),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return remote.Command(
+            f"{prefix}-install",
+            connection=connection,
+            create=script,
+            update=script,
+            # The agent token on standard input: never in the command's text, which pulumi-command
+            # prints when a command fails, nor in any process's argv on the node.
+            stdin=self.agent_token,
+            delete=uninstall_script(service) if self.uninstall_on_destroy else None,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[preflight, *after],
+                custom_timeouts=pulumi.CustomTimeouts(create="25m", update="25m"),
+            ),
+        )
+
     def _read_secret(
-        self, name: str, what: str, connection: remote.ConnectionArgs, path: str, install: remote.Command
+        self,
+        name: str,
+        what: str,
+        connection: remote.ConnectionArgs,
+        path: str,
+        install: remote.Command,
+        triggers: Sequence[pulumi.Input[str]],
     ) -> pulumi.Output[str]:
         """Reads a file the install wrote; its content is secret, so it is neither logged nor shown."""
         read = remote.Command(
             f"{name}-server-{what}",
             connection=connection,
-            create=f"sudo cat {path}",
+            create=f"sudo -n cat {path}",
             logging=remote.Logging.NONE,
-            # Read again when the install is replaced (a new machine at the same name).
-            triggers=[install.id],
+            triggers=list(triggers),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[install], additional_secret_outputs=["stdout"]),
         )
         return pulumi.Output.secret(read.stdout)
 
-    def _agent(self, name: str, agent: NodeArgs, version: str, token: pulumi.Output[str]) -> remote.Command:
-        connection = _connection(agent)
-        label = agent.host.replace(".", "-").replace(":", "-")
-        preflight = remote.Command(
-            f"{name}-agent-{label}-preflight",
-            connection=connection,
-            create=preflight_script("agent"),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        server_url = f"https://{self.server_address}:{API_PORT}"
-        # The token is secret, so the whole script (and the resource's inputs) is too.
-        script = pulumi.Output.secret(token).apply(
-            lambda t: install_script(
-                version,
-                ["agent"],
-                env=[f"K3S_URL={shlex.quote(server_url)}", f"K3S_TOKEN={shlex.quote(t.strip())}"],
-            )
-        )
-        return remote.Command(
-            f"{name}-agent-{label}-install",
-            connection=connection,
-            create=script,
-            update=script,
-            delete="if [ -x /usr/local/bin/k3s-agent-uninstall.sh ]; then /usr/local/bin/k3s-agent-uninstall.sh; fi",
-            logging=remote.Logging.STDERR,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[preflight]),
-        )
 
-
-def _connection(node: NodeArgs) -> remote.ConnectionArgs:
+def _connection(node: NodeArgs, host_key: pulumi.Input[str] | None) -> remote.ConnectionArgs:
     return remote.ConnectionArgs(
         host=node.host,
         port=node.port,
         user=node.user,
         private_key=node.private_key,
-        host_key=node.host_key,
+        host_key=host_key,
         dial_error_limit=20,
+        per_dial_timeout=15,
     )

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.kube import Size, chart, namespace, with_provider
+from components.kube import RESTRICTED, Size, chart, namespace, network_policy, with_provider
 
 NAMESPACE = "keda"
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -28,7 +28,7 @@ class Keda(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KedaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:autoscaling:Keda", name, None, with_provider(opts, args.provider))
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         self.release = chart(
             f"{name}-release",
             self,
@@ -47,5 +47,14 @@ class Keda(pulumi.ComponentResource):
                     "webhooks": WEBHOOKS.resources(),
                 },
             },
+        )
+        # The operator, metrics server and webhooks talk among themselves; the API server calls
+        # the metrics server and the webhooks from the node. No other pod has reason to.
+        network_policy(
+            f"{name}-network-policy",
+            self,
+            ns.metadata.name,
+            "keda-internal",
+            {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
         )
         self.register_outputs({})

@@ -27,13 +27,49 @@ class Size:
         }
 
 
-def namespace(resource_name: str, name: str, parent: pulumi.Resource) -> k8s.core.v1.Namespace:
-    """A namespace the platform owns; its provider comes from the parent component."""
+RESTRICTED = "restricted"
+"""Pod Security `restricted`: non-root, no privilege escalation, every capability dropped (but
+NET_BIND_SERVICE), RuntimeDefault seccomp. Every platform workload meets it: our own specs
+say so, and the three charts' defaults do at the pinned versions (their values.yaml)."""
+BASELINE = "baseline"
+"""Pod Security `baseline`: no host namespaces, ports or privileged containers. For application
+namespaces, whose pods (and sidecars, e.g. Vault's injected agent) the platform does not write."""
+
+
+def namespace(resource_name: str, name: str, parent: pulumi.Resource, pod_security: str) -> k8s.core.v1.Namespace:
+    """A namespace the platform owns, its Pod Security level enforced (and `restricted` always
+    warned and audited, so a gap shows); its provider comes from the parent component."""
+    labels = {
+        **PLATFORM_LABELS,
+        "pod-security.kubernetes.io/enforce": pod_security,
+        "pod-security.kubernetes.io/warn": RESTRICTED,
+        "pod-security.kubernetes.io/audit": RESTRICTED,
+    }
     return k8s.core.v1.Namespace(
+        resource_name, metadata={"name": name, "labels": labels}, opts=pulumi.ResourceOptions(parent=parent)
+    )
+
+
+def network_policy(
+    resource_name: str, parent: pulumi.Resource, namespace: pulumi.Input[str], name: str, spec: dict[str, Any]
+) -> k8s.networking.v1.NetworkPolicy:
+    """A NetworkPolicy; with `policyTypes: [Ingress]` and the rules given, everything else is refused."""
+    return k8s.networking.v1.NetworkPolicy(
         resource_name,
-        metadata={"name": name, "labels": PLATFORM_LABELS},
+        metadata={"name": name, "namespace": namespace, "labels": PLATFORM_LABELS},
+        spec={"policyTypes": ["Ingress"], **spec},
         opts=pulumi.ResourceOptions(parent=parent),
     )
+
+
+def from_namespaces(*names: str) -> dict[str, Any]:
+    """A `from` peer: every pod of these namespaces."""
+    return {
+        "namespaceSelector": {"matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": list(names)}]}
+    }
+
+
+NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label Kubernetes sets on every namespace
 
 
 def with_provider(opts: pulumi.ResourceOptions | None, provider: k8s.Provider) -> pulumi.ResourceOptions:

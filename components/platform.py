@@ -12,7 +12,7 @@ import pulumi_random as random
 from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
-from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
+from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.github import GitHub, GitHubArgs, WebhookArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
@@ -23,6 +23,7 @@ from components.tunnel import Tunnel, TunnelArgs
 DOCS_WEBHOOK_PATH = "/webhook/github/docs"
 ARGOCD_WEBHOOK_PATH = "/api/webhook"
 API_NAMESPACE = "api"
+K3S_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
 
 
 @dataclass
@@ -43,7 +44,9 @@ class Platform(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         def node(n: s.NodeSettings) -> NodeArgs:
-            return NodeArgs(host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key)
+            return NodeArgs(
+                host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
+            )
 
         self.cluster = K3sCluster(
             f"{name}-k3s",
@@ -52,14 +55,22 @@ class Platform(pulumi.ComponentResource):
                 agents=[node(a) for a in cfg.agents],
                 version=cfg.k3s_version,
                 tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
+                uninstall_on_destroy=cfg.uninstall_on_destroy,
+                kubeconfig_renewal=cfg.kubeconfig_renewal,
             ),
             opts=child,
         )
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        self.ingress = IngressNginx(f"{name}-ingress-nginx", IngressNginxArgs(provider=kube), opts=child)
-        self.redis = Redis(f"{name}-redis", RedisArgs(provider=kube), opts=child)
+        self.ingress = IngressNginx(
+            f"{name}-ingress-nginx", IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE), opts=child
+        )
+        self.redis = Redis(
+            f"{name}-redis",
+            RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
+            opts=child,
+        )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
@@ -72,6 +83,8 @@ class Platform(pulumi.ComponentResource):
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
+        # Argo CD reads these over SSH with read-only deploy keys: the seed's, the charts', the root's.
+        argocd_repositories = list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
         self.github = GitHub(
             f"{name}-github",
             GitHubArgs(
@@ -80,17 +93,15 @@ class Platform(pulumi.ComponentResource):
                 repositories=cfg.github.repositories,
                 central_repository=s.CENTRAL_REPOSITORY,
                 charts_repository=s.CHARTS_REPOSITORY,
-                deploy_key_repositories=[s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY],
+                deploy_key_repositories=argocd_repositories,
                 application_repositories=cfg.github.application_repositories,
                 webhooks=[
                     WebhookArgs(
-                        s.DOCS_REPOSITORY,
-                        f"https://{cfg.hostname('api')}{DOCS_WEBHOOK_PATH}",
-                        self.docs_webhook_secret,
+                        s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_WEBHOOK_PATH}", self.docs_webhook_secret
                     ),
                     WebhookArgs(
                         s.CHARTS_REPOSITORY,
-                        f"https://{cfg.hostname('argocd')}{ARGOCD_WEBHOOK_PATH}",
+                        f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}",
                         charts_webhook_secret,
                     ),
                 ],
@@ -106,12 +117,14 @@ class Platform(pulumi.ComponentResource):
             f"{name}-argocd",
             ArgoCdArgs(
                 provider=kube,
-                hostname=cfg.hostname("argocd"),
+                hostname=cfg.argocd_hostname,
+                root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
+                owner=cfg.github.owner,
                 ingress_class=self.ingress.ingress_class,
-                root_repository_url=self.github.ssh_urls[s.CENTRAL_REPOSITORY],
+                ingress_controller=self.ingress.release,
                 repositories=[
                     RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
-                    for repo in (s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY)
+                    for repo in argocd_repositories
                 ],
                 platform_namespaces=self.platform_namespaces(),
             ),
@@ -124,11 +137,7 @@ class Platform(pulumi.ComponentResource):
             AppNamespaceArgs(
                 provider=kube,
                 namespace=API_NAMESPACE,
-                env={
-                    "GITHUB_WEBHOOK_SECRET": self.docs_webhook_secret,
-                    "REDIS_ADDRESS": self.redis.address,
-                    "REDIS_PASSWORD": self.redis.password,
-                },
+                env=app_env(self.redis, {"GITHUB_WEBHOOK_SECRET": self.docs_webhook_secret}),
             ),
             opts=child,
         )
@@ -139,10 +148,14 @@ class Platform(pulumi.ComponentResource):
                 cloudflare=cloudflare_provider,
                 kubernetes=kube,
                 account_id=cfg.cloudflare.account_id,
-                zone_id=cfg.cloudflare.zone_id,
+                zones=cfg.zones,
                 ingress_url=self.ingress.service_url,
                 hostnames=cfg.hostnames,
+                protected_hostnames=cfg.protected_hostnames,
+                # GitHub must reach Argo CD's webhook even when the UI is behind Access.
+                public_paths={cfg.argocd_hostname: [ARGOCD_WEBHOOK_PATH]},
                 node_address=cfg.server.host,
+                node_ssh_port=cfg.server.port,
                 ssh_hostname=cfg.ssh_hostname,
                 kube_api_hostname=cfg.kube_api_hostname,
                 access_emails=cfg.access_emails,
@@ -155,15 +168,18 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
     @staticmethod
+    def owned_namespaces() -> list[str]:
+        """`platform_namespaces` spelled out: k3s's own by name, for selectors that take no globs."""
+        return [n for n in Platform.platform_namespaces() if "*" not in n] + K3S_NAMESPACES
+
+    @staticmethod
     def platform_namespaces() -> list[str]:
-        """Namespaces Pulumi owns, which Argo CD's applications may never deploy into."""
-        return [
-            argocd.NAMESPACE,
-            ingress_nginx.NAMESPACE,
-            redis.NAMESPACE,
-            keda.NAMESPACE,
-            tunnel.NAMESPACE,
-            "kube-system",
-            "kube-public",
-            "kube-node-lease",
-        ]
+        """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never
+        deploy into. Application namespaces Pulumi prepares (`api`) are the applications' to use."""
+        return [argocd.NAMESPACE, ingress_nginx.NAMESPACE, redis.NAMESPACE, keda.NAMESPACE, tunnel.NAMESPACE, "kube-*"]
+
+
+def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    """The `platform-env` Secret: what the platform hands an application (the README's contract
+    table, held to this by tests/test_stack.py), plus what that application alone needs."""
+    return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}

@@ -9,6 +9,7 @@ includes it from a Secret-mounted file, and probes read it from REDISCLI_AUTH.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,10 +17,22 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, namespace, service_host, with_provider
+from components.kube import (
+    NAMESPACE_NAME,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    namespace,
+    network_policy,
+    service_host,
+    with_provider,
+)
 
 NAMESPACE = "redis"
 SERVICE = "redis"
+# The name the real applications' charts and the api's config use (Bitnami's chart named its
+# Service so): one more Service on the same pod, so neither side has to change at once.
+ALIAS_SERVICE = "redis-master"
 PORT = 6379
 SECRET = "redis-auth"  # noqa: S105 - the Secret object's name
 SIZE = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
@@ -29,6 +42,8 @@ REDIS_UID = 999  # the `redis` user of the official image
 @dataclass
 class RedisArgs:
     provider: k8s.Provider
+    platform_namespaces: Sequence[str] = ()
+    """Namespaces whose pods may not reach Redis: it is the applications' cache, not the platform's."""
     storage: str = "2Gi"
     # Below the container's memory limit, leaving room for the fork that writes snapshots.
     max_memory: str = "128mb"
@@ -55,13 +70,24 @@ def redis_conf(max_memory: str) -> str:
     )
 
 
+def password_checksum(password: pulumi.Output[str]) -> pulumi.Output[str]:
+    """A SHA-256 of the password, shown in plain text on purpose: the password is 32 random
+    characters, so its hash reveals nothing, and a secret annotation would hide the whole pod spec
+    from previews and the offline plan."""
+    return pulumi.Output.unsecret(password.apply(lambda p: hashlib.sha256(p.encode()).hexdigest()))
+
+
 class Redis(pulumi.ComponentResource):
     """One Redis with its data on a protected PersistentVolumeClaim."""
 
     address: str
     """`redis.redis.svc.cluster.local:6379`."""
+    alias_address: str
+    """`redis-master.redis.svc.cluster.local:6379`: the same Redis under the name the real apps use."""
     password: pulumi.Output[str]
     """Secret."""
+    url: pulumi.Output[str]
+    """`redis://:<password>@<address>/0`, for clients that take one URL. Secret."""
     secret_name: str
     """The Secret in the `redis` namespace whose `password` key holds the password."""
 
@@ -70,7 +96,7 @@ class Redis(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": "redis", **PLATFORM_LABELS}
         selector = {"app.kubernetes.io/name": "redis"}
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
 
         password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child)
@@ -113,7 +139,11 @@ class Redis(pulumi.ComponentResource):
                 "template": {
                     "metadata": {
                         "labels": labels,
-                        "annotations": {"checksum/config": hashlib.sha256(conf.encode()).hexdigest()},
+                        # A new config or password restarts the pod: Redis reads both only at start.
+                        "annotations": {
+                            "checksum/config": hashlib.sha256(conf.encode()).hexdigest(),
+                            "checksum/auth": password_checksum(self.password),
+                        },
                     },
                     "spec": {
                         "securityContext": {
@@ -165,12 +195,38 @@ class Redis(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret, config, data]),
         )
-        self.service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=meta(SERVICE),
-            spec={"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]},
-            opts=child,
+        spec = {"selector": selector, "ports": [{"name": "redis", "port": PORT, "targetPort": "redis"}]}
+        self.service = k8s.core.v1.Service(f"{name}-service", metadata=meta(SERVICE), spec=spec, opts=child)
+        k8s.core.v1.Service(f"{name}-alias-service", metadata=meta(ALIAS_SERVICE), spec=spec, opts=child)
+        network_policy(
+            f"{name}-network-policy",
+            self,
+            ns.metadata.name,
+            "redis-from-applications",
+            {
+                "podSelector": {},
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchExpressions": [
+                                        {
+                                            "key": NAMESPACE_NAME,
+                                            "operator": "NotIn",
+                                            "values": list(args.platform_namespaces),
+                                        }
+                                    ]
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": PORT}],
+                    }
+                ],
+            },
         )
         self.address = f"{service_host(SERVICE, NAMESPACE)}:{PORT}"
+        self.alias_address = f"{service_host(ALIAS_SERVICE, NAMESPACE)}:{PORT}"
+        self.url = pulumi.Output.secret(pulumi.Output.format("redis://:{0}@{1}/0", self.password, self.address))
         self.secret_name = SECRET
-        self.register_outputs({"address": self.address, "password": self.password})
+        self.register_outputs({"address": self.address, "password": self.password, "url": self.url})

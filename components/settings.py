@@ -10,6 +10,7 @@ plaintext is only looked at for presence and shape, and never printed.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -29,16 +30,22 @@ API_REPOSITORY = "api"
 DOCS_REPOSITORY = "docs"
 CHARTS_REPOSITORY = "charts"
 REQUIRED_REPOSITORIES = (CENTRAL_REPOSITORY, API_REPOSITORY, DOCS_REPOSITORY, CHARTS_REPOSITORY)
+# The seed's layout: plain Application manifests in the central repository.
+DEFAULT_ROOT_PATH = "argocd/apps"
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
-_DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[a-z]{{2,63}}$")
-_HOSTNAME_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
-_K3S_VERSION_RE = re.compile(r"^v1\.(\d+)\.(\d+)\+k3s(\d+)$")
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_CLOUDFLARE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_GITHUB_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
-_REPOSITORY_RE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_LINUX_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_DOMAIN_RE = re.compile(rf"(?:{_LABEL}\.)+[a-z]{{2,63}}")
+_HOSTNAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+_K3S_VERSION_RE = re.compile(r"v1\.(\d+)\.(\d+)\+k3s(\d+)")
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_CLOUDFLARE_ID_RE = re.compile(r"[0-9a-f]{32}")
+_GITHUB_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+_REPOSITORY_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+_LINUX_USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_HOST_KEY_RE = re.compile(r"(?:(\S+) )?((?:ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) [A-Za-z0-9+/]+={0,3})(?: \S*)?")
+_AGENT_KEY_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
+_GIT_PATH_RE = re.compile(r"[A-Za-z0-9._/-]+")
+_GIT_REF_RE = re.compile(r"[A-Za-z0-9._/+-]+")
 
 
 class SettingsError(pulumi.RunError):
@@ -58,12 +65,13 @@ class NodeSettings:
     user: str
     port: int
     host_key: str | None
+    key: str = "server"
+    """A stable name for the node, which its resources are named after: renaming the host keeps it."""
 
 
 @dataclass(frozen=True)
 class CloudflareSettings:
     account_id: str
-    zone_id: str
     api_token: pulumi.Output[str]
 
 
@@ -85,35 +93,52 @@ class GitHubSettings:
 
 
 @dataclass(frozen=True)
+class RootSource:
+    """Where Argo CD's root Application (the app of apps) reads its manifests or chart."""
+
+    repository: str
+    path: str
+    revision: str
+
+
+@dataclass(frozen=True)
 class Settings:
     domain: str
+    zones: tuple[str, ...]
     server: NodeSettings
     agents: tuple[NodeSettings, ...]
     ssh_private_key: pulumi.Output[str]
     k3s_version: str
+    uninstall_on_destroy: bool
+    kubeconfig_renewal: str
     hostnames: tuple[str, ...]
+    api_hostname: str
+    argocd_hostname: str
+    protected_hostnames: tuple[str, ...]
     ssh_hostname: str | None
     kube_api_hostname: str | None
     access_emails: tuple[str, ...]
     cloudflare: CloudflareSettings
     github: GitHubSettings
+    root: RootSource
 
     @property
     def kubernetes_minor(self) -> str:
         """`1.35` for `v1.35.5+k3s1`."""
         return versions.kubernetes_minor(self.k3s_version)
 
-    def hostname(self, label: str) -> str:
-        """`api` -> `api.<domain>`."""
-        return f"{label}.{self.domain}"
-
 
 class _Reader:
-    """Reads raw config values and collects problems instead of stopping at the first."""
+    """Reads raw config values and collects problems instead of stopping at the first.
+
+    It remembers every key it reads, so a key in the stack that nothing reads (a typo)
+    can be reported at the end.
+    """
 
     def __init__(self, config: pulumi.Config) -> None:
         self.config = config
         self.problems: list[str] = []
+        self.read: set[str] = set()
 
     def key(self, name: str) -> str:
         return f"{NAMESPACE}:{name}"
@@ -121,8 +146,12 @@ class _Reader:
     def fail(self, name: str, message: str) -> None:
         self.problems.append(f"{self.key(name)}: {message}")
 
+    def raw(self, name: str) -> str | None:
+        self.read.add(name)
+        return self.config.get(name)
+
     def string(self, name: str, default: str | None = None, required: bool = False) -> str | None:
-        value = self.config.get(name)
+        value = self.raw(name)
         if value is None or value.strip() == "":
             if required:
                 self.fail(name, "is required but not set")
@@ -130,7 +159,7 @@ class _Reader:
         return value.strip()
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.config.get(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         try:
@@ -143,7 +172,7 @@ class _Reader:
         return value
 
     def boolean(self, name: str, default: bool) -> bool:
-        raw = self.config.get(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         if raw.lower() in ("true", "false"):
@@ -152,7 +181,7 @@ class _Reader:
         return default
 
     def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        raw = self.config.get(name)
+        raw = self.raw(name)
         if raw is None:
             return default
         try:
@@ -167,7 +196,7 @@ class _Reader:
 
     def secret(self, name: str, check: Callable[[str], str | None] | None = None) -> pulumi.Output[str]:
         """A required secret, wrapped as a Pulumi secret at once; its value never appears in a message."""
-        raw = self.config.get(name)
+        raw = self.raw(name)
         if raw is None or raw.strip() == "":
             self.fail(name, f"is required but not set: `pulumi config set --secret {name} ...`")
             return pulumi.Output.secret("")
@@ -182,18 +211,57 @@ class _Reader:
 
         return is_config_secret(self.key(name))
 
+    def unknown_keys(self) -> None:
+        """Every `spitikos:` key in the stack that no setting reads: a typo, or a setting that is gone."""
+        prefix = f"{NAMESPACE}:"
+        for full in sorted(k for k in _stack_config_keys() if k.startswith(prefix)):
+            name = full[len(prefix) :]
+            if name in self.read:
+                continue
+            known = {k.lower(): k for k in self.read}
+            close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+            hint = f": did you mean {known[close[0]]!r}?" if close else ""
+            self.problems.append(f"{full}: is not a setting of this stack{hint}")
+
+
+def _stack_config_keys() -> set[str]:
+    """Every config key the CLI handed the program (the stack file's and `--config` ones)."""
+    from pulumi.runtime.config import CONFIG, get_config_env
+
+    return set(CONFIG.get()) | set(get_config_env())
+
 
 def is_domain(value: str) -> bool:
-    return bool(_DOMAIN_RE.match(value))
+    return bool(_DOMAIN_RE.fullmatch(value))
 
 
 def is_host(value: str) -> bool:
-    """An IP address or a DNS hostname."""
+    """An IP address or a DNS hostname: nothing else (no `%zone`, no white space, no newline)."""
     try:
         ipaddress.ip_address(value)
-        return True
+        return "%" not in value
     except ValueError:
-        return bool(_HOSTNAME_RE.match(value)) and not value.replace(".", "").isdigit()
+        return bool(_HOSTNAME_RE.fullmatch(value)) and not value.replace(".", "").isdigit()
+
+
+def is_hostname_pattern(value: str) -> bool:
+    """A hostname, or `*.` and a hostname: a wildcard stands for exactly one leftmost label."""
+    return bool(_HOSTNAME_RE.fullmatch(value.removeprefix("*.")))
+
+
+def zone_of(hostname: str, zones: tuple[str, ...]) -> str | None:
+    """The most specific listed zone `hostname` (or wildcard) belongs to."""
+    name = hostname.removeprefix("*.")
+    matching = [z for z in zones if name == z or name.endswith("." + z)]
+    return max(matching, key=len) if matching else None
+
+
+def covers(pattern: str, hostname: str) -> bool:
+    """`*.a.b` covers `x.a.b` (one label), as DNS and the tunnel's wildcard rules do."""
+    if pattern.startswith("*."):
+        head, _, rest = hostname.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == hostname
 
 
 def _ssh_key_problem(value: str) -> str | None:
@@ -213,106 +281,155 @@ def _token_problem(value: str) -> str | None:
     return None
 
 
+def host_key_line(value: str) -> str | None:
+    """`ssh-ed25519 AAAA...` from that line or from the `HOST ssh-ed25519 AAAA...` ssh-keyscan prints."""
+    match = _HOST_KEY_RE.fullmatch(value.strip())
+    return match.group(2) if match else None
+
+
 def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSettings | None:
-    """`host`, `user@host` or `user@host:port` from the `agents` list."""
-    match = re.match(r"^(?:([^@]+)@)?([^:@]+)(?::(\d+))?$", entry)
+    """`[name=][user@]host[:port]` from the `agents` list; the name defaults to the host's."""
+    match = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([^:@\[\]]+|\[[0-9a-fA-F:.]+\])(?::(\d+))?", entry)
     if not match:
-        reader.fail(key, f"{entry!r} is not host, user@host or user@host:port")
+        reader.fail(key, f"{entry!r} is not host, user@host, user@host:port or name=user@host:port")
         return None
-    entry_user, host, entry_port = match.groups()
+    name, entry_user, host, entry_port = match.groups()
+    host = host.strip("[]")
     if not is_host(host):
         reader.fail(key, f"{host!r} is neither an IP address nor a hostname")
         return None
-    if entry_user is not None and not _LINUX_USER_RE.match(entry_user):
+    if entry_user is not None and not _LINUX_USER_RE.fullmatch(entry_user):
         reader.fail(key, f"{entry_user!r} is not a valid user name")
         return None
-    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=None)
+    stable = name if name is not None else re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")
+    if not _AGENT_KEY_RE.fullmatch(stable):
+        reader.fail(key, f"{stable!r} is not a node name (lower-case letters, digits and '-', at most 32)")
+        return None
+    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=None, key=stable)
 
 
-def load_settings(config: pulumi.Config | None = None) -> Settings:
-    """Read and validate every setting; raise `SettingsError` naming each bad key."""
-    r = _Reader(config or pulumi.Config(NAMESPACE))
-
-    domain = (r.string("domain", required=True) or "").lower()
-    if domain and not is_domain(domain):
-        r.fail("domain", f"{domain!r} is not a domain name like 'example.com'")
-
+def _nodes(r: _Reader) -> tuple[NodeSettings, tuple[NodeSettings, ...]]:
     host = r.string("nodeHost", required=True) or ""
     if host and not is_host(host):
         r.fail("nodeHost", f"{host!r} is neither an IP address nor a hostname")
     user = r.string("nodeUser", default="ubuntu") or "ubuntu"
-    if not _LINUX_USER_RE.match(user):
+    if not _LINUX_USER_RE.fullmatch(user):
         r.fail("nodeUser", f"{user!r} is not a valid Linux user name")
     port = r.integer("nodeSshPort", default=22, low=1, high=65535)
     host_key = r.string("nodeHostKey")
-    if host_key is not None and not re.match(r"^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa) [A-Za-z0-9+/=]+", host_key):
-        r.fail("nodeHostKey", "is not an SSH public host key line like 'ssh-ed25519 AAAA...'")
+    if host_key is not None:
+        host_key = host_key_line(host_key)
+        if host_key is None:
+            r.fail("nodeHostKey", "is not an SSH public host key line like 'ssh-ed25519 AAAA...'")
     server = NodeSettings(host=host, user=user, port=port, host_key=host_key)
 
     agents = tuple(node for entry in r.strings("agents") if (node := _node(r, "agents", entry, user, port)) is not None)
     agent_hosts = [a.host for a in agents]
     for dup in sorted({h for h in agent_hosts if agent_hosts.count(h) > 1 or h == host}):
         r.fail("agents", f"{dup!r} is listed twice (agents must differ from each other and from nodeHost)")
+    agent_keys = [a.key for a in agents]
+    for dup in sorted({k for k in agent_keys if agent_keys.count(k) > 1 or k == "server"}):
+        r.fail("agents", f"the node name {dup!r} is used twice; give each agent its own `name=`")
+    return server, agents
 
+
+def _k3s_version(r: _Reader) -> str:
     k3s_version = r.string("k3sVersion", default=versions.K3S_VERSION) or versions.K3S_VERSION
-    version_match = _K3S_VERSION_RE.match(k3s_version)
+    version_match = _K3S_VERSION_RE.fullmatch(k3s_version)
     if not version_match:
         r.fail("k3sVersion", f"{k3s_version!r} is not a k3s release tag like 'v1.35.5+k3s1'")
     elif int(version_match.group(1)) < 30:
         r.fail("k3sVersion", f"{k3s_version!r} is older than v1.30, which this stack does not support")
+    return k3s_version
 
-    ssh_private_key = r.secret("sshPrivateKey", _ssh_key_problem)
 
-    hostnames = tuple(h.lower() for h in r.strings("hostnames"))
-    if not hostnames:
-        r.fail("hostnames", "is required: the public hostnames, at least the apex, api.<domain> and argocd.<domain>")
-    ssh_hostname = r.string("sshHostname")
-    kube_api_hostname = r.string("kubeApiHostname")
-    named = [("hostnames", h) for h in hostnames]
-    named += [(k, h.lower()) for k, h in (("sshHostname", ssh_hostname), ("kubeApiHostname", kube_api_hostname)) if h]
+def _zones(r: _Reader) -> tuple[str, tuple[str, ...]]:
+    domain = (r.string("domain", required=True) or "").lower()
+    if domain and not is_domain(domain):
+        r.fail("domain", f"{domain!r} is not a domain name like 'example.com'")
+        domain = ""
+    zones = tuple(z.lower() for z in r.strings("zones")) or ((domain,) if domain else ())
+    for zone in zones:
+        if not is_domain(zone):
+            r.fail("zones", f"{zone!r} is not a domain name like 'example.com'")
+    if domain and domain not in zones:
+        r.fail("zones", f"must include the domain {domain!r}")
+    for dup in sorted({z for z in zones if zones.count(z) > 1}):
+        r.fail("zones", f"{dup!r} is listed twice")
+    return domain, tuple(z for z in zones if is_domain(z))
+
+
+@dataclass(frozen=True)
+class _Hostnames:
+    public: tuple[str, ...]
+    api: str
+    argocd: str
+    protected: tuple[str, ...]
+    ssh: str | None
+    kube_api: str | None
+
+
+def _hostnames(r: _Reader, domain: str, zones: tuple[str, ...]) -> _Hostnames:
+    public = tuple(h.lower() for h in r.strings("hostnames"))
+    if not public:
+        r.fail("hostnames", "is required: the public hostnames, at least Argo CD's and the api's")
+    api = (r.string("apiHostname") or (f"api.{domain}" if domain else "")).lower()
+    argocd = (r.string("argocdHostname") or (f"argocd.{domain}" if domain else "")).lower()
+    ssh = (r.string("sshHostname") or "").lower() or None
+    kube_api = (r.string("kubeApiHostname") or "").lower() or None
+    protected = tuple(h.lower() for h in r.strings("protectedHostnames"))
+
+    named = [("hostnames", h) for h in public]
+    named += [(k, h) for k, h in (("sshHostname", ssh), ("kubeApiHostname", kube_api)) if h]
     seen: set[str] = set()
     for key, name in named:
-        if not _HOSTNAME_RE.match(name):
+        if not is_hostname_pattern(name):
             r.fail(key, f"{name!r} is not a hostname")
-        elif domain and name != domain and not name.endswith("." + domain):
-            r.fail(key, f"{name!r} is outside the zone {domain!r}")
+        elif zones and zone_of(name, zones) is None:
+            r.fail(key, f"{name!r} is in none of the zones {', '.join(zones)} (the `zones` setting)")
         if name in seen:
             r.fail(key, f"{name!r} is listed twice; each hostname gets exactly one route and one DNS record")
         seen.add(name)
-    if domain and hostnames:
-        for needed in (domain, f"api.{domain}", f"argocd.{domain}"):
-            if needed not in hostnames:
-                r.fail("hostnames", f"must include {needed!r}")
+    if zones and public:
+        for key, needed in (("apiHostname", api), ("argocdHostname", argocd)):
+            if needed and not any(covers(h, needed) for h in public):
+                close = difflib.get_close_matches(needed, public, n=1, cutoff=0.6)
+                hint = f" (is {close[0]!r} a typo of it?)" if close else ""
+                r.fail("hostnames", f"must include {needed!r}, the `{key}`{hint}")
+    for name in protected:
+        if name not in public:
+            r.fail("protectedHostnames", f"{name!r} is not one of `hostnames`")
+    return _Hostnames(public, api, argocd, protected, ssh, kube_api)
 
-    access_emails = tuple(e.lower() for e in r.strings("accessEmails"))
-    for email in access_emails:
-        if not _EMAIL_RE.match(email):
+
+def _access_emails(r: _Reader, hosts: _Hostnames) -> tuple[str, ...]:
+    emails = tuple(e.lower() for e in r.strings("accessEmails"))
+    for email in emails:
+        if not _EMAIL_RE.fullmatch(email):
             r.fail("accessEmails", f"{email!r} is not an email address")
-    if (ssh_hostname or kube_api_hostname) and not access_emails:
+    if (hosts.protected or hosts.ssh or hosts.kube_api) and not emails:
         r.fail(
             "accessEmails",
-            "is required when sshHostname or kubeApiHostname is set: those hostnames are only ever "
-            "published behind Cloudflare Access",
+            "is required when protectedHostnames, sshHostname or kubeApiHostname is set: those hostnames "
+            "are only ever published behind Cloudflare Access",
         )
+    return emails
 
+
+def _cloudflare(r: _Reader) -> CloudflareSettings:
     account_id = r.string("cloudflareAccountId", required=True) or ""
-    if account_id and not _CLOUDFLARE_ID_RE.match(account_id):
+    if account_id and not _CLOUDFLARE_ID_RE.fullmatch(account_id):
         r.fail("cloudflareAccountId", "is not a Cloudflare account id (32 hexadecimal characters)")
-    zone_id = r.string("cloudflareZoneId", required=True) or ""
-    if zone_id and not _CLOUDFLARE_ID_RE.match(zone_id):
-        r.fail("cloudflareZoneId", "is not a Cloudflare zone id (32 hexadecimal characters)")
-    cloudflare = CloudflareSettings(
-        account_id=account_id,
-        zone_id=zone_id,
-        api_token=r.secret("cloudflareApiToken", _token_problem),
-    )
+    return CloudflareSettings(account_id=account_id, api_token=r.secret("cloudflareApiToken", _token_problem))
 
+
+def _github(r: _Reader) -> GitHubSettings:
     owner = r.string("githubOwner", required=True) or ""
-    if owner and not _GITHUB_NAME_RE.match(owner):
+    if owner and not _GITHUB_NAME_RE.fullmatch(owner):
         r.fail("githubOwner", f"{owner!r} is not a GitHub user or organization name")
     repositories = r.strings("repositories", default=REQUIRED_REPOSITORIES)
     for repo in repositories:
-        if not _REPOSITORY_RE.match(repo):
+        if not _REPOSITORY_RE.fullmatch(repo):
             r.fail("repositories", f"{repo!r} is not a GitHub repository name")
     for dup in sorted({x for x in repositories if repositories.count(x) > 1}):
         r.fail("repositories", f"{dup!r} is listed twice")
@@ -322,7 +439,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     visibility = r.string("repositoryVisibility", default="public") or "public"
     if visibility not in ("public", "private"):
         r.fail("repositoryVisibility", f"{visibility!r} is not 'public' or 'private'")
-    github = GitHubSettings(
+    return GitHubSettings(
         owner=owner,
         token=r.secret("githubToken", _token_problem),
         repositories=repositories,
@@ -332,18 +449,55 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         release_token=r.secret("ghaPat", _token_problem),
     )
 
+
+def _root(r: _Reader, repositories: tuple[str, ...]) -> RootSource:
+    repository = r.string("rootRepository", default=CENTRAL_REPOSITORY) or CENTRAL_REPOSITORY
+    if repository not in repositories:
+        r.fail("rootRepository", f"{repository!r} is not one of `repositories`")
+    path = (r.string("rootPath", default=DEFAULT_ROOT_PATH) or DEFAULT_ROOT_PATH).strip("/")
+    if not _GIT_PATH_RE.fullmatch(path) or ".." in path.split("/"):
+        r.fail("rootPath", f"{path!r} is not a folder path inside the repository")
+    revision = r.string("rootRevision", default="main") or "main"
+    if not _GIT_REF_RE.fullmatch(revision):
+        r.fail("rootRevision", f"{revision!r} is not a branch, tag or commit")
+    return RootSource(repository=repository, path=path, revision=revision)
+
+
+def load_settings(config: pulumi.Config | None = None) -> Settings:
+    """Read and validate every setting; raise `SettingsError` naming each bad key."""
+    r = _Reader(config or pulumi.Config(NAMESPACE))
+    domain, zones = _zones(r)
+    server, agents = _nodes(r)
+    k3s_version = _k3s_version(r)
+    uninstall_on_destroy = r.boolean("uninstallOnDestroy", default=False)
+    kubeconfig_renewal = r.string("kubeconfigRenewal", default="") or ""
+    ssh_private_key = r.secret("sshPrivateKey", _ssh_key_problem)
+    hosts = _hostnames(r, domain, zones)
+    access_emails = _access_emails(r, hosts)
+    cloudflare = _cloudflare(r)
+    github = _github(r)
+    root = _root(r, github.repositories)
+    r.unknown_keys()
+
     if r.problems:
         raise SettingsError(r.problems)
     return Settings(
         domain=domain,
+        zones=zones,
         server=server,
         agents=agents,
         ssh_private_key=ssh_private_key,
         k3s_version=k3s_version,
-        hostnames=hostnames,
-        ssh_hostname=ssh_hostname.lower() if ssh_hostname else None,
-        kube_api_hostname=kube_api_hostname.lower() if kube_api_hostname else None,
+        uninstall_on_destroy=uninstall_on_destroy,
+        kubeconfig_renewal=kubeconfig_renewal,
+        hostnames=hosts.public,
+        api_hostname=hosts.api,
+        argocd_hostname=hosts.argocd,
+        protected_hostnames=hosts.protected,
+        ssh_hostname=hosts.ssh,
+        kube_api_hostname=hosts.kube_api,
         access_emails=access_emails,
         cloudflare=cloudflare,
         github=github,
+        root=root,
     )

@@ -2,13 +2,20 @@
 
 Every public hostname routes to NGINX over HTTPS with HTTP/2 (`http2Origin`, which gRPC
 needs; `noTLSVerify` because NGINX serves its default certificate inside the cluster).
-The optional SSH and Kubernetes API hostnames exist only behind Cloudflare Access: their
-routes and DNS records are created after, and depend on, their Access application.
+Hostnames live in several zones of one account; each zone is looked up by name, and each
+hostname's record goes to its own zone. A wildcard (`*.example.com`) is one route and one
+record, matched after every explicit hostname.
+
+Protected hostnames (admin UIs, and the optional SSH and Kubernetes API hostnames) sit
+behind Cloudflare Access: their routes and records are created after their Access
+application, and cloudflared itself refuses a request without that application's token
+(`originRequest.access`). A path that must stay reachable (GitHub's webhook to Argo CD)
+gets an Access bypass and its own route ahead of the hostname's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -17,7 +24,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, Size, namespace, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy, with_provider
+from components.settings import zone_of
 
 NAMESPACE = "cloudflared"
 # The image's user is the named `nonroot` (65532); runAsNonRoot needs the number to verify it.
@@ -25,6 +33,7 @@ NONROOT_UID = 65532
 METRICS_PORT = 2000
 CLOUDFLARED = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 CATCH_ALL = "http_status:404"
+KUBE_API_SERVICE = "tcp://kubernetes.default.svc:443"
 
 
 @dataclass(frozen=True)
@@ -33,7 +42,18 @@ class Route:
     service: str
     """Where cloudflared sends the hostname's traffic."""
     protected: bool = False
-    """Behind Cloudflare Access."""
+    """Behind Cloudflare Access, and refused by cloudflared without an Access token."""
+    path: str | None = None
+    """A regular expression on the URL path; the route then matches only those requests."""
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.hostname.startswith("*.")
+
+    @property
+    def label(self) -> str:
+        """The hostname as a resource-name part: `*.a.b` -> `wildcard-a-b`."""
+        return self.hostname.replace("*", "wildcard").replace(".", "-")
 
 
 @dataclass
@@ -41,26 +61,43 @@ class TunnelArgs:
     cloudflare: cloudflare.Provider
     kubernetes: k8s.Provider
     account_id: str
-    zone_id: str
+    zones: Sequence[str]
+    """The account's zones (domain names) the hostnames belong to; each is looked up by name."""
     ingress_url: str
     """The NGINX controller's in-cluster HTTPS address."""
     hostnames: Sequence[str]
     node_address: str
+    node_ssh_port: int = 22
+    protected_hostnames: Sequence[str] = field(default_factory=list)
+    public_paths: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Per protected hostname, the exact paths that bypass Access (e.g. a webhook receiver)."""
     ssh_hostname: str | None = None
     kube_api_hostname: str | None = None
     access_emails: Sequence[str] = field(default_factory=list)
     replicas: int = 2
 
 
+def _url_host(host: str) -> str:
+    """IPv6 addresses go in brackets in a URL."""
+    return f"[{host}]" if ":" in host else host
+
+
 def routes(args: TunnelArgs) -> list[Route]:
-    """One route per hostname, in the order the tunnel matches them; the catch-all comes after."""
-    public = [Route(h, args.ingress_url) for h in args.hostnames]
-    private = []
+    """The routes in the order the tunnel matches them: explicit hostnames (a bypassed path ahead
+    of its hostname), then the private ones, then wildcards. The catch-all comes after."""
+    protected = set(args.protected_hostnames)
+    explicit: list[Route] = []
+    for hostname in (h for h in args.hostnames if not h.startswith("*.")):
+        for path in args.public_paths.get(hostname, ()) if hostname in protected else ():
+            explicit.append(Route(hostname, args.ingress_url, path=f"^{path}$"))
+        explicit.append(Route(hostname, args.ingress_url, protected=hostname in protected))
     if args.ssh_hostname:
-        private.append(Route(args.ssh_hostname, f"ssh://{args.node_address}:22", protected=True))
+        service = f"ssh://{_url_host(args.node_address)}:{args.node_ssh_port}"
+        explicit.append(Route(args.ssh_hostname, service, protected=True))
     if args.kube_api_hostname:
-        private.append(Route(args.kube_api_hostname, "tcp://kubernetes.default.svc:443", protected=True))
-    return public + private
+        explicit.append(Route(args.kube_api_hostname, KUBE_API_SERVICE, protected=True))
+    wildcards = [Route(h, args.ingress_url, protected=h in protected) for h in args.hostnames if h.startswith("*.")]
+    return explicit + wildcards
 
 
 class Tunnel(pulumi.ComponentResource):
@@ -80,62 +117,22 @@ class Tunnel(pulumi.ComponentResource):
                 with_provider(opts, args.kubernetes), pulumi.ResourceOptions(providers=[args.cloudflare])
             ),
         )
-        child = pulumi.ResourceOptions(parent=self)
         self.routes = routes(args)
-
-        secret = random.RandomBytes(f"{name}-secret", length=32, opts=child)
+        secret = random.RandomBytes(f"{name}-secret", length=32, opts=pulumi.ResourceOptions(parent=self))
         tunnel = cloudflare.ZeroTrustTunnelCloudflared(
             f"{name}-tunnel",
             account_id=args.account_id,
             name="spitikos",
             config_src="cloudflare",
             tunnel_secret=pulumi.Output.secret(secret.base64),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.tunnel_id = tunnel.id
         self.cname_target = tunnel.id.apply(lambda i: f"{i}.cfargotunnel.com")
 
         access = self._access(name, args) if any(r.protected for r in self.routes) else {}
-
-        cloudflare.ZeroTrustTunnelCloudflaredConfig(
-            f"{name}-config",
-            account_id=args.account_id,
-            tunnel_id=tunnel.id,
-            config=cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(
-                ingresses=[
-                    *(
-                        cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
-                            hostname=r.hostname,
-                            service=r.service,
-                            origin_request=None
-                            if r.protected
-                            else cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs(
-                                no_tls_verify=True, http2_origin=True
-                            ),
-                        )
-                        for r in self.routes
-                    ),
-                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(service=CATCH_ALL),
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(access.values())),
-        )
-
-        for route in self.routes:
-            label = route.hostname.replace(".", "-")
-            cloudflare.DnsRecord(
-                f"{name}-dns-{label}",
-                zone_id=args.zone_id,
-                name=route.hostname,
-                type="CNAME",
-                content=self.cname_target,
-                proxied=True,
-                ttl=1,
-                comment="spitikos tunnel (managed by Pulumi)",
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[access[route.hostname]] if route.protected else None
-                ),
-            )
+        self._config(name, args, tunnel, access)
+        self._dns(name, args, access)
 
         token = cloudflare.get_zero_trust_tunnel_cloudflared_token_output(
             account_id=args.account_id,
@@ -146,9 +143,89 @@ class Tunnel(pulumi.ComponentResource):
         self._connector(name, args.replicas)
         self.register_outputs({"tunnel_id": self.tunnel_id, "cname_target": self.cname_target})
 
+    def _config(
+        self,
+        name: str,
+        args: TunnelArgs,
+        tunnel: cloudflare.ZeroTrustTunnelCloudflared,
+        access: Mapping[str, cloudflare.ZeroTrustAccessApplication],
+    ) -> None:
+        """The tunnel's routes; a protected one carries its Access application's audience tag."""
+        team = self._team_name(args) if access else None
+
+        def origin(route: Route) -> cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs:
+            checks = (
+                cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestAccessArgs(
+                    required=True, team_name=team, aud_tags=[access[route.hostname].aud]
+                )
+                if route.protected and team is not None
+                else None
+            )
+            if route.service != args.ingress_url:
+                return cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs(access=checks)
+            return cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs(
+                no_tls_verify=True, http2_origin=True, access=checks
+            )
+
+        cloudflare.ZeroTrustTunnelCloudflaredConfig(
+            f"{name}-config",
+            account_id=args.account_id,
+            tunnel_id=tunnel.id,
+            config=cloudflare.ZeroTrustTunnelCloudflaredConfigConfigArgs(
+                ingresses=[
+                    *(
+                        cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(
+                            hostname=r.hostname, path=r.path, service=r.service, origin_request=origin(r)
+                        )
+                        for r in self.routes
+                    ),
+                    cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs(service=CATCH_ALL),
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(access.values())),
+        )
+
+    def _team_name(self, args: TunnelArgs) -> pulumi.Output[str]:
+        """The Zero Trust team, `<team>` of `<team>.cloudflareaccess.com`, which issues the Access tokens."""
+        organization = cloudflare.get_zero_trust_organization_output(
+            account_id=args.account_id,
+            opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
+        )
+        return organization.auth_domain.apply(lambda d: (d or "").split(".")[0])
+
+    def _dns(self, name: str, args: TunnelArgs, access: Mapping[str, cloudflare.ZeroTrustAccessApplication]) -> None:
+        """One proxied CNAME per hostname, in the hostname's own zone, looked up by name."""
+        zone_ids = {
+            zone: cloudflare.get_zone_output(
+                filter=cloudflare.GetZoneFilterArgs(
+                    name=zone, match="all", account=cloudflare.GetZoneFilterAccountArgs(id=args.account_id)
+                ),
+                opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
+            ).id
+            for zone in args.zones
+        }
+        hostnames = {r.hostname: r for r in self.routes if r.path is None}
+        for hostname, route in hostnames.items():
+            zone = zone_of(hostname, tuple(args.zones))
+            if zone is None:  # settings refuse this; a direct caller gets the same message
+                raise ValueError(f"{hostname!r} is in none of the zones {list(args.zones)}")
+            cloudflare.DnsRecord(
+                f"{name}-dns-{route.label}",
+                zone_id=zone_ids[zone],
+                name=hostname,
+                type="CNAME",
+                content=self.cname_target,
+                proxied=True,
+                ttl=1,
+                comment="spitikos tunnel (managed by Pulumi)",
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[access[hostname]] if route.protected else None),
+            )
+
     def _access(self, name: str, args: TunnelArgs) -> dict[str, cloudflare.ZeroTrustAccessApplication]:
-        """An Access application per protected hostname, letting in only the listed emails."""
-        policy = cloudflare.ZeroTrustAccessPolicy(
+        """An Access application per protected hostname, letting in only the listed emails; and a
+        bypass for each public path under one (Access applies the most specific path)."""
+        child = pulumi.ResourceOptions(parent=self)
+        operators = cloudflare.ZeroTrustAccessPolicy(
             f"{name}-access-policy",
             account_id=args.account_id,
             name="spitikos operators",
@@ -160,28 +237,51 @@ class Tunnel(pulumi.ComponentResource):
                 for email in args.access_emails
             ],
             session_duration="12h",
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=child,
         )
-        return {
+        applications = {
             r.hostname: cloudflare.ZeroTrustAccessApplication(
-                f"{name}-access-{r.hostname.replace('.', '-')}",
+                f"{name}-access-{r.label}",
                 account_id=args.account_id,
                 name=f"spitikos {r.hostname}",
                 domain=r.hostname,
                 type="self_hosted",
                 session_duration="12h",
                 app_launcher_visible=False,
-                policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=policy.id, precedence=1)],
-                opts=pulumi.ResourceOptions(parent=self),
+                policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=operators.id, precedence=1)],
+                opts=child,
             )
             for r in self.routes
             if r.protected
         }
+        bypassed = [r for r in self.routes if r.path is not None]
+        if bypassed:
+            everyone = cloudflare.ZeroTrustAccessPolicy(
+                f"{name}-access-bypass-policy",
+                account_id=args.account_id,
+                name="spitikos public paths",
+                decision="bypass",
+                includes=[cloudflare.ZeroTrustAccessPolicyIncludeArgs(everyone={})],
+                opts=child,
+            )
+            for r in bypassed:
+                path = r.path.strip("^$") if r.path else ""
+                cloudflare.ZeroTrustAccessApplication(
+                    f"{name}-access-{r.label}{path.replace('/', '-')}",
+                    account_id=args.account_id,
+                    name=f"spitikos {r.hostname}{path} (public)",
+                    domain=f"{r.hostname}{path}",
+                    type="self_hosted",
+                    app_launcher_visible=False,
+                    policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=everyone.id, precedence=1)],
+                    opts=child,
+                )
+        return applications
 
     def _connector(self, name: str, replicas: int) -> None:
         """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
         child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         labels = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
         selector = {"app.kubernetes.io/name": "cloudflared"}
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
@@ -253,6 +353,8 @@ class Tunnel(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
+        # cloudflared only dials out; nothing in the cluster has reason to reach it.
+        network_policy(f"{name}-network-policy", self, ns.metadata.name, "deny-ingress", {"podSelector": {}})
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta("cloudflared"),

@@ -11,7 +11,9 @@ def kubernetes_minor(k3s_version: str) -> str:
     return ".".join(k3s_version.lstrip("v").split("+")[0].split(".")[:2])
 
 
-INGRESS_NGINX_CHART = "4.14.1"
+# The last release (controller v1.15.1): upstream retired ingress-nginx in March 2026; see
+# docs/decisions/0001-ingress-controller.md for why the platform stays on it for now.
+INGRESS_NGINX_CHART = "4.15.1"
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 
 KEDA_CHART = "2.20.2"

@@ -43,9 +43,15 @@ users:
     client-certificate-data: bW9jay1jZXJ0
     client-key-data: TU9DSy1DTElFTlQtS0VZ
 """
-MOCK_NODE_TOKEN = "K10mockcafe::server:mock-node-token-0f3e"
+MOCK_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockHostKeyOfTheNode0000000000000000000"
 MOCK_TUNNEL_TOKEN = "eyJhIjoibW9jay10dW5uZWwtdG9rZW4ifQ"
 MOCK_TUNNEL_ID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+MOCK_TEAM = "spitikos-mock"
+
+
+def mock_zone_id(zone: str) -> str:
+    """The id the mocked zone lookup returns for a zone name: 32 hex characters, like Cloudflare's."""
+    return hashlib.sha256(f"zone/{zone}".encode()).hexdigest()[:32]
 
 
 def is_secret(value: Any) -> bool:
@@ -126,14 +132,19 @@ class PlatformMocks(pulumi.runtime.Mocks):
         if typ == "command:remote:Command":
             if name.endswith("-kubeconfig"):
                 state["stdout"] = KUBECONFIG_TEMPLATE
-            elif name.endswith("-token"):
-                state["stdout"] = MOCK_NODE_TOKEN + "\n"
+            elif name.endswith("-host-key"):
+                state["stdout"] = f"{MOCK_HOST_KEY} root@{name}\n"
             else:
                 state["stdout"] = "ok"
             state["stderr"] = ""
         elif typ == "random:index/randomPassword:RandomPassword":
             state["result"] = f"mock-password-{_fake(name, 'result')}"
             state["bcryptHash"] = f"$2a$10${_fake(name, 'bcrypt')}"
+        elif typ == "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication":
+            state["aud"] = _fake(name, "aud") * 2
+        elif typ == "random:index/randomUuid:RandomUuid":
+            digest = _fake(name, "uuid") + "00000000"
+            state["result"] = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
         elif typ == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(name.encode()).digest()
             state["base64"] = base64.b64encode(raw).decode()
@@ -166,6 +177,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
                 "accountId": args.args.get("accountId"),
                 "tunnelId": args.args.get("tunnelId"),
             }, []
+        if args.token == "cloudflare:index/getZone:getZone":
+            zone = args.args["filter"]["name"]
+            return {"id": mock_zone_id(zone), "name": zone, "filter": args.args["filter"]}, []
+        if args.token == "cloudflare:index/getZeroTrustOrganization:getZeroTrustOrganization":
+            return {"accountId": args.args.get("accountId"), "authDomain": f"{MOCK_TEAM}.cloudflareaccess.com"}, []
         return {}, [("token", f"no mock for {args.token}")]
 
 

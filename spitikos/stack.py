@@ -28,7 +28,6 @@ PLACEHOLDER_SECRETS = {
 # Non-secret values each operator sets for their own account, used only when the stack lacks them.
 PLACEHOLDER_VALUES = {
     "spitikos:cloudflareAccountId": "0" * 32,
-    "spitikos:cloudflareZoneId": "f" * 32,
 }
 
 

@@ -22,6 +22,27 @@ def stack_config(stack: str = "pi5") -> dict[str, str]:
     return offline_config(stack)[0]
 
 
+# A new operator's stack: one zone, repositories created and seeded, the seed's app of apps,
+# nothing behind Access. pi5 (the real organization) covers adoption, zones and Access.
+FRESH = {
+    "spitikos:domain": "spitikos.dev",
+    "spitikos:zones": "[]",
+    "spitikos:hostnames": '["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev"]',
+    "spitikos:protectedHostnames": "[]",
+    "spitikos:sshHostname": "",
+    "spitikos:kubeApiHostname": "",
+    "spitikos:accessEmails": "[]",
+    "spitikos:adoptExistingRepositories": "false",
+    "spitikos:repositories": '["spitikos", "api", "docs", "charts"]',
+    "spitikos:rootRepository": "spitikos",
+    "spitikos:rootPath": "argocd/apps",
+}
+
+
+def fresh_config(**overrides: str) -> dict[str, str]:
+    return {**stack_config(), **FRESH, **{f"spitikos:{k}": v for k, v in overrides.items()}}
+
+
 def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None = None):
     """`__main__.py` under mocks, as `pulumi up` would run it for the stack."""
     return run_file(MAIN, config or stack_config(), list(DUMMY_SECRETS) if secret_keys is None else secret_keys)
@@ -31,3 +52,9 @@ def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None
 def stack():
     """One run of the real pi5 stack, shared by every test module."""
     return run_main()
+
+
+@pytest.fixture(scope="session")
+def fresh():
+    """One run of a new operator's stack (see FRESH), shared by every test module."""
+    return run_main(fresh_config())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pulumi_github as github
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS, run_main, stack_config
+from conftest import DUMMY_SECRETS, fresh_config, run_main
 
 from spitikos.engine import plain
 
@@ -14,41 +15,40 @@ WEBHOOK = "github:index/repositoryWebhook:RepositoryWebhook"
 DEPLOY_KEY = "github:index/repositoryDeployKey:RepositoryDeployKey"
 FILE = "github:index/repositoryFile:RepositoryFile"
 PASSWORD = "random:index/randomPassword:RandomPassword"
-
-
-@pytest.fixture(scope="module")
-def adopted():
-    return run_main({**stack_config(), "spitikos:adoptExistingRepositories": "true"})
+ALERTS = "github:index/repositoryVulnerabilityAlerts:RepositoryVulnerabilityAlerts"
+REAL_REPOSITORIES = ["api", "charts", "docs", "homepage", "spitikos"]
 
 
 @pytest.fixture(scope="module")
 def reviewed():
-    return run_main({**stack_config(), "spitikos:requiredReviews": "1"})
+    return run_main(fresh_config(requiredReviews="1"))
 
 
 def webhook(recording, repo):
     return next(w for w in recording.of_type(WEBHOOK) if w.values["repository"] == repo)
 
 
-def test_the_four_repositories_exist_with_the_settings_and_cannot_be_deleted(stack):
-    repos = {r.values["name"]: r for r in stack.of_type(REPO)}
+def test_the_four_repositories_exist_with_the_settings_and_cannot_be_deleted(fresh):
+    repos = {r.values["name"]: r for r in fresh.of_type(REPO)}
     assert sorted(repos) == ["api", "charts", "docs", "spitikos"]
     for repo in repos.values():
         assert repo.protect, f"{repo.name} is not protected"
         values = repo.values
         assert values["archiveOnDestroy"] is True
         assert values["deleteBranchOnMerge"] is True
-        assert values["vulnerabilityAlerts"] is True
         assert values["visibility"] == "public"
+        assert "vulnerabilityAlerts" not in values, "deprecated input: RepositoryVulnerabilityAlerts replaces it"
+    alerts = {a.values["repository"]: a.values["enabled"] for a in fresh.of_type(ALERTS)}
+    assert alerts == dict.fromkeys(repos, True)
     defaults = {
-        d.values["repository"]: d.values["branch"] for d in stack.of_type("github:index/branchDefault:BranchDefault")
+        d.values["repository"]: d.values["branch"] for d in fresh.of_type("github:index/branchDefault:BranchDefault")
     }
     assert defaults == dict.fromkeys(repos, "main")
 
 
 def test_main_is_protected_from_force_pushes_and_deletion_everywhere(stack):
     rulesets = {r.values["repository"]: r.values for r in stack.of_type(RULESET)}
-    assert sorted(rulesets) == ["api", "charts", "docs", "spitikos"]
+    assert sorted(rulesets) == REAL_REPOSITORIES
     for ruleset in rulesets.values():
         assert ruleset["enforcement"] == "active" and ruleset["target"] == "branch"
         assert ruleset["conditions"]["refName"]["includes"] == ["~DEFAULT_BRANCH"]
@@ -65,6 +65,7 @@ def test_required_reviews_apply_to_every_repository_but_charts(reviewed):
 
 
 def test_deploy_keys_are_read_only_ed25519_and_their_private_halves_reach_argocd(stack):
+    """Argo CD reads the seed repository, charts, and the root's repository (charts in pi5)."""
     keys = {k.values["repository"]: k for k in stack.of_type(DEPLOY_KEY)}
     assert sorted(keys) == ["charts", "spitikos"]
     for repo, deploy_key in keys.items():
@@ -81,7 +82,7 @@ def test_deploy_keys_are_read_only_ed25519_and_their_private_halves_reach_argocd
 def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack):
     hook = webhook(stack, "docs")
     configuration = hook.values["configuration"]
-    assert configuration["url"] == "https://api.spitikos.dev/webhook/github/docs"
+    assert configuration["url"] == "https://api.taehoonlee.cloud/webhook/github/docs"
     api_env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     assert api_env.values["metadata"]["namespace"] == "api"
     assert configuration["secret"] == api_env.values["stringData"]["GITHUB_WEBHOOK_SECRET"]
@@ -94,7 +95,7 @@ def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack)
 def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
     hook = webhook(stack, "charts")
     configuration = hook.values["configuration"]
-    assert configuration["url"] == "https://argocd.spitikos.dev/api/webhook"
+    assert configuration["url"] == "https://argocd.taehoonlee.cloud/api/webhook"
     release = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-argocd-release")
     assert configuration["secret"] == release.values["values"]["configs"]["secret"]["githubSecret"]
     generated = stack.one(PASSWORD, "spitikos-argocd-webhook-secret")
@@ -112,15 +113,20 @@ def test_webhooks_are_json_push_hooks_with_tls_verified(stack):
         assert hook.values["configuration"]["insecureSsl"] is False
 
 
-def test_the_release_workflow_token_is_an_actions_secret_on_the_api_repository(stack):
+def test_the_release_workflow_token_is_an_actions_secret_on_every_application_repository(stack):
     secrets = stack.of_type("github:index/actionsSecret:ActionsSecret")
-    assert [(s.values["repository"], s.values["secretName"]) for s in secrets] == [("api", "GHA_PAT")]
-    assert secrets[0].input_is_secret("plaintextValue")
-    assert secrets[0].values["plaintextValue"] == DUMMY_SECRETS["spitikos:ghaPat"]
+    assert sorted((s.values["repository"], s.values["secretName"]) for s in secrets) == [
+        ("api", "GHA_PAT"),
+        ("homepage", "GHA_PAT"),
+    ]
+    for secret in secrets:
+        assert "plaintextValue" not in secret.values, "deprecated input: `value` replaces it"
+        assert secret.input_is_secret("value")
+        assert secret.values["value"] == DUMMY_SECRETS["spitikos:ghaPat"]
 
 
-def test_seed_files_are_created_once_then_left_to_git(stack):
-    files = {f.values["file"]: f for f in stack.of_type(FILE)}
+def test_seed_files_are_created_once_then_left_to_git(fresh):
+    files = {f.values["file"]: f for f in fresh.of_type(FILE)}
     assert sorted(files) == [".github/workflows/release.yaml", "argocd/apps/README.md"]
     for seeded in files.values():
         assert seeded.values["repository"] == "spitikos" and seeded.values["branch"] == "main"
@@ -139,17 +145,38 @@ def test_seed_files_are_created_once_then_left_to_git(stack):
             assert len(step["uses"].split("@")[1]) == 40, f"{step['uses']} is not pinned to a commit"
 
 
-def test_rulesets_come_after_the_seed_commits(stack):
-    ruleset = next(r for r in stack.of_type(RULESET) if r.values["repository"] == "spitikos")
-    for seeded in stack.of_type(FILE):
-        assert seeded.urn in ruleset.dependencies
+def test_rulesets_come_after_the_seed_commits(fresh):
+    ruleset = next(r for r in fresh.of_type(RULESET) if r.values["repository"] == "spitikos")
+    seeded = fresh.of_type(FILE)
+    assert seeded
+    for file in seeded:
+        assert file.urn in ruleset.dependencies
 
 
-def test_adopted_repositories_are_imported_and_their_files_left_alone(adopted):
-    repos = adopted.of_type(REPO)
-    assert sorted(r.import_id for r in repos) == ["api", "charts", "docs", "spitikos"]
-    assert all(r.protect for r in repos)
-    assert adopted.of_type(FILE) == []
+def test_pi5_adopts_the_five_real_repositories_and_leaves_their_files_and_settings_alone(stack):
+    repos = stack.of_type(REPO)
+    assert sorted(r.import_id for r in repos) == REAL_REPOSITORIES
+    for repo in repos:
+        assert repo.protect
+        # Only the name is declared: any other input would fail the import on a harmless difference.
+        assert set(repo.values) == {"name"}, f"{repo.name} declares {sorted(repo.values)}"
+        for key in ("description", "visibility", "hasWiki", "allowMergeCommit", "securityAndAnalysis"):
+            assert key in repo.ignore_changes
+    assert stack.of_type(FILE) == []
+    alerts = {a.values["repository"] for a in stack.of_type(ALERTS)}
+    assert sorted(alerts) == REAL_REPOSITORIES
+
+
+def test_every_input_a_repository_has_is_kept_when_adopted():
+    """The keep-list names every input of the pinned provider's Repository but its name."""
+    import inspect
+    import re
+
+    from components.github import ADOPTED_REPOSITORY_KEEPS
+
+    params = inspect.signature(github.RepositoryArgs.__init__).parameters
+    camel = {re.sub(r"_(\w)", lambda m: m.group(1).upper(), p) for p in params if p not in ("self", "__self__")}
+    assert set(ADOPTED_REPOSITORY_KEEPS) == camel - {"name"}
 
 
 def test_the_default_branch_is_set_never_renamed(stack):

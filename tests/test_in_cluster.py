@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import versions
-from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential
+from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
@@ -21,8 +21,9 @@ DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nDEPLOY-KEY-FOR-TEST\n-----END
 
 def program():
     provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+    ingress = IngressNginx("ingress", IngressNginxArgs(provider=provider))
     return {
-        "ingress": IngressNginx("ingress", IngressNginxArgs(provider=provider)),
+        "ingress": ingress,
         "redis": Redis("redis", RedisArgs(provider=provider)),
         "keda": Keda("keda", KedaArgs(provider=provider)),
         "argocd": ArgoCd(
@@ -30,12 +31,14 @@ def program():
             ArgoCdArgs(
                 provider=provider,
                 hostname="argocd.spitikos.dev",
-                root_repository_url=CENTRAL,
+                root=RootSource(CENTRAL, "argocd/apps"),
+                owner="spitikos",
+                ingress_controller=ingress.release,
                 repositories=[
                     RepositoryCredential("spitikos", CENTRAL, pulumi.Output.secret(DEPLOY_KEY)),
                     RepositoryCredential("charts", CHARTS, pulumi.Output.secret(DEPLOY_KEY)),
                 ],
-                platform_namespaces=["redis", "ingress-nginx"],
+                platform_namespaces=["redis", "ingress-nginx", "kube-*"],
             ),
         ),
     }
@@ -125,8 +128,6 @@ def test_argocd_chart_is_trimmed_for_one_pi(rec):
     for part in ("controller", "server", "repoServer", "applicationSet"):
         assert values[part]["replicas"] == 1
     assert values["global"]["domain"] == "argocd.spitikos.dev"
-    assert values["server"]["ingress"]["enabled"] is True
-    assert values["server"]["ingress"]["ingressClassName"] == "nginx"
 
 
 def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(rec):
@@ -167,17 +168,39 @@ def test_root_application_watches_argocd_apps_after_the_crds_exist(rec):
 
 def test_root_application_cannot_manage_what_pulumi_manages(rec):
     projects = {r.values["metadata"]["name"]: r.values["spec"] for r in rec.kubernetes("AppProject")}
+    assert sorted(projects) == ["default", "root"]
     root = projects["root"]
+    assert root["sourceRepos"] == [CENTRAL]
     assert root["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "Application"}]
     assert root["clusterResourceWhitelist"] == []
     assert root["destinations"] == [{"server": "https://kubernetes.default.svc", "namespace": "argocd"}]
-    apps = projects["apps"]
-    denied = {d["namespace"][1:] for d in apps["destinations"] if d["namespace"].startswith("!")}
-    assert {"argocd", "redis", "ingress-nginx"} <= denied
-    assert apps["clusterResourceWhitelist"] == []
-    assert projects["default"] == {"sourceRepos": [], "destinations": [], "clusterResourceWhitelist": []}
     for project in rec.kubernetes("AppProject"):
         assert rec.one(RELEASE, "argocd-release").urn in project.dependencies
+
+
+def test_argocd_ui_ingress_waits_for_nginx_while_the_release_does_not(rec):
+    """NGINX's admission webhook would reject an Ingress made mid-install, and `atomic` would then
+    roll back all of Argo CD: the Ingress is its own resource, after NGINX; the release is not."""
+    ingress = rec.one("kubernetes:networking.k8s.io/v1:Ingress", "argocd-ingress")
+    nginx = rec.one(RELEASE, "ingress-release")
+    assert nginx.urn in rec.ancestors_closure(ingress.urn)
+    assert nginx.urn not in rec.ancestors_closure(rec.one(RELEASE, "argocd-release").urn)
+    assert rec.one(RELEASE, "argocd-release").values["values"]["server"]["ingress"] == {"enabled": False}
+    rule = ingress.values["spec"]["rules"][0]
+    assert rule["host"] == "argocd.spitikos.dev"
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "argocd-server", "port": {"name": "http"}}
+    assert ingress.values["spec"]["ingressClassName"] == "nginx"
+
+
+def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec):
+    secret = rec.one(RELEASE, "argocd-release").values["values"]["configs"]["secret"]
+    release = rec.one(RELEASE, "argocd-release")
+    for key in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret", "bitbucketUUID"):
+        assert secret[key] and len(secret[key]) >= 32, key
+    values = [secret[k] for k in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret")]
+    assert len(set(values)) == 4, "each provider has its own secret"
+    assert release.input_is_secret("values")
 
 
 def test_each_component_lives_in_its_own_namespace(rec):

@@ -26,26 +26,49 @@ def load(overrides: dict[str, str | None], secret_keys: list[str] | None = None)
 
 def test_pi5_stack_settings_are_valid_and_typed():
     s = load({})
-    assert s.domain == "spitikos.dev"
+    assert s.domain == "taehoonlee.cloud"
+    assert s.zones == ("taehoonlee.cloud", "spitikos.dev")
     assert (s.server.host, s.server.user, s.server.port) == ("10.0.0.200", "ubuntu", 22)
     assert s.k3s_version == versions.K3S_VERSION
     assert versions.kubernetes_minor("v1.35.5+k3s1") == "1.35"
     assert s.kubernetes_minor == versions.kubernetes_minor(versions.K3S_VERSION)
     assert load({"k3sVersion": "v1.34.1+k3s2"}).kubernetes_minor == "1.34"
     assert s.agents == ()
-    assert s.hostnames == ("spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev")
+    assert s.hostnames[:2] == ("taehoonlee.cloud", "spitikos.dev") and "*.taehoonlee.cloud" in s.hostnames
+    assert (s.api_hostname, s.argocd_hostname) == ("api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
+    assert set(s.protected_hostnames) == {
+        f"{h}.taehoonlee.cloud" for h in ("argocd", "grafana", "prometheus", "kube", "vault")
+    }
     assert s.github.owner == "spitikos"
-    assert s.github.repositories == ("spitikos", "api", "docs", "charts")
-    assert s.github.application_repositories == ("api",)
+    assert s.github.repositories == ("spitikos", "api", "docs", "charts", "homepage")
+    assert s.github.adopt_existing is True
+    assert s.github.application_repositories == ("api", "homepage")
+    assert (s.root.repository, s.root.path, s.root.revision) == ("charts", "charts/argocd", "main")
 
 
-def test_agents_accept_host_user_and_port_forms():
-    s = load({"agents": json.dumps(["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222"])})
-    assert [(a.host, a.user, a.port) for a in s.agents] == [
-        ("10.0.0.201", "ubuntu", 22),
-        ("10.0.0.202", "pi", 22),
-        ("node3.lan", "pi", 2222),
+def test_agents_accept_host_user_port_and_name_forms():
+    entries = ["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222", "pi4=ubuntu@[fd00::4]:22"]
+    s = load({"agents": json.dumps(entries)})
+    assert [(a.key, a.host, a.user, a.port) for a in s.agents] == [
+        ("10-0-0-201", "10.0.0.201", "ubuntu", 22),
+        ("10-0-0-202", "10.0.0.202", "pi", 22),
+        ("node3-lan", "node3.lan", "pi", 2222),
+        ("pi4", "fd00::4", "ubuntu", 22),
     ]
+
+
+def test_settings_span_zones_with_wildcards_and_default_hostnames():
+    s = load({"apiHostname": None, "argocdHostname": None})
+    assert (s.api_hostname, s.argocd_hostname) == ("api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
+    moved = load(
+        {
+            "apiHostname": "grpc.spitikos.dev",
+            "hostnames": json.dumps(["*.taehoonlee.cloud", "grpc.spitikos.dev"]),
+            "protectedHostnames": "[]",
+        }
+    )
+    assert moved.api_hostname == "grpc.spitikos.dev"
+    assert moved.argocd_hostname == "argocd.taehoonlee.cloud"  # covered by the wildcard
 
 
 BAD_INPUTS = [
@@ -74,39 +97,82 @@ BAD_INPUTS = [
     ),
     (
         "duplicate-hostnames",
-        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev", "api.spitikos.dev"])},
-        "spitikos:hostnames: 'api.spitikos.dev' is listed twice",
+        {
+            "hostnames": json.dumps(["api.taehoonlee.cloud", "argocd.taehoonlee.cloud", "api.taehoonlee.cloud"]),
+            "protectedHostnames": "[]",
+        },
+        "spitikos:hostnames: 'api.taehoonlee.cloud' is listed twice",
     ),
     (
-        "hostname-outside-zone",
-        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev", "docs.example.com"])},
-        "spitikos:hostnames: 'docs.example.com' is outside the zone 'spitikos.dev'",
+        "hostname-outside-zones",
+        {"hostnames": json.dumps(["api.taehoonlee.cloud", "argocd.taehoonlee.cloud", "docs.example.com"])},
+        "spitikos:hostnames: 'docs.example.com' is in none of the zones taehoonlee.cloud, spitikos.dev",
     ),
     (
         "hostnames-missing-argocd",
-        {"hostnames": json.dumps(["spitikos.dev", "api.spitikos.dev"])},
-        "spitikos:hostnames: must include 'argocd.spitikos.dev'",
+        {
+            "hostnames": json.dumps(["taehoonlee.cloud", "api.taehoonlee.cloud", "argcd.taehoonlee.cloud"]),
+            "protectedHostnames": "[]",
+        },
+        "spitikos:hostnames: must include 'argocd.taehoonlee.cloud', the `argocdHostname` "
+        "(is 'argcd.taehoonlee.cloud' a typo of it?)",
+    ),
+    (
+        "hostnames-missing-api",
+        {"hostnames": json.dumps(["argocd.taehoonlee.cloud"]), "protectedHostnames": "[]"},
+        "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
+    ),
+    (
+        "wildcard-two-labels",
+        {"hostnames": json.dumps(["*.*.taehoonlee.cloud", "*.taehoonlee.cloud"]), "protectedHostnames": "[]"},
+        "spitikos:hostnames: '*.*.taehoonlee.cloud' is not a hostname",
     ),
     ("hostnames-not-a-list", {"hostnames": "api.spitikos.dev"}, "spitikos:hostnames: is not a list"),
     (
-        "ssh-hostname-duplicates-public",
-        {"sshHostname": "api.spitikos.dev", "accessEmails": '["me@example.com"]'},
-        "spitikos:sshHostname: 'api.spitikos.dev' is listed twice",
+        "zones-missing-domain",
+        {"zones": '["spitikos.dev"]'},
+        "spitikos:zones: must include the domain 'taehoonlee.cloud'",
     ),
     (
-        "ssh-hostname-without-access",
-        {"sshHostname": "ssh.spitikos.dev"},
-        "spitikos:accessEmails: is required when sshHostname or kubeApiHostname is set",
+        "zones-not-a-domain",
+        {"zones": '["taehoonlee.cloud", "localhost"]'},
+        "spitikos:zones: 'localhost' is not a domain name",
+    ),
+    (
+        "protected-not-a-hostname",
+        {"protectedHostnames": '["grafana.spitikos.dev"]'},
+        "spitikos:protectedHostnames: 'grafana.spitikos.dev' is not one of `hostnames`",
+    ),
+    (
+        "ssh-hostname-duplicates-public",
+        {"sshHostname": "api.taehoonlee.cloud"},
+        "spitikos:sshHostname: 'api.taehoonlee.cloud' is listed twice",
+    ),
+    (
+        "protected-without-access",
+        {"accessEmails": "[]"},
+        "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set",
     ),
     ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
-    ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host or user@host:port"),
-    ("cloudflare-account-missing", {"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required"),
+    ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
+    ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
     (
-        "cloudflare-zone-bad",
-        {"cloudflareZoneId": "spitikos.dev"},
-        "spitikos:cloudflareZoneId: is not a Cloudflare zone id (32 hexadecimal characters)",
+        "agent-same-name",
+        {"agents": '["a=10.0.0.201", "a=10.0.0.202"]'},
+        "spitikos:agents: the node name 'a' is used twice",
     ),
+    ("node-host-newline", {"nodeHost": "10.0.0.200\nevil"}, "spitikos:nodeHost: '10.0.0.200\\nevil' is neither"),
+    ("node-host-zone-index", {"nodeHost": "fe80::1%eth0"}, "spitikos:nodeHost: 'fe80::1%eth0' is neither"),
+    ("root-repository", {"rootRepository": "infra"}, "spitikos:rootRepository: 'infra' is not one of `repositories`"),
+    ("root-path", {"rootPath": "../etc"}, "spitikos:rootPath: '../etc' is not a folder path"),
+    (
+        "unknown-key",
+        {"nodehost": "10.0.0.200"},
+        "spitikos:nodehost: is not a setting of this stack: did you mean 'nodeHost'?",
+    ),
+    ("stale-zone-id", {"cloudflareZoneId": "f" * 32}, "spitikos:cloudflareZoneId: is not a setting of this stack"),
+    ("cloudflare-account-missing", {"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required"),
     ("cloudflare-token-missing", {"cloudflareApiToken": None}, "spitikos:cloudflareApiToken: is required but not set"),
     ("github-owner", {"githubOwner": "-bad-"}, "spitikos:githubOwner: '-bad-' is not a GitHub user or organization"),
     (
@@ -178,7 +244,7 @@ def test_every_key_the_cli_requires_is_in_the_stack_file_or_set_by_the_operator(
     required = {f"spitikos:{k}" for k, spec in declared.items() if "default" not in spec}
     in_stack_file = set(yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"])
     secrets = {f"spitikos:{k}" for k, spec in declared.items() if spec.get("secret")}
-    set_by_operator = {"spitikos:cloudflareAccountId", "spitikos:cloudflareZoneId"}
+    set_by_operator = {"spitikos:cloudflareAccountId"}
     assert required - in_stack_file - secrets == set_by_operator
     readme = (ROOT / "README.md").read_text()
     for key in secrets | set_by_operator:
@@ -186,6 +252,30 @@ def test_every_key_the_cli_requires_is_in_the_stack_file_or_set_by_the_operator(
     for spec in declared.values():
         assert spec.get("description"), "every key is described"
         assert spec.get("type") in ("string", "integer", "boolean", "array")
+
+
+def test_every_declared_key_is_read_and_every_read_key_is_declared():
+    """The unknown-key check relies on the settings reading every key Pulumi.yaml declares."""
+    import yaml
+    from conftest import ROOT
+
+    from components import settings
+
+    declared = set(yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"])
+    seen = set()
+    original = settings._Reader.unknown_keys
+    try:
+        settings._Reader.unknown_keys = lambda self: seen.update(self.read)
+        load({})
+    finally:
+        settings._Reader.unknown_keys = original
+    assert seen == declared
+
+
+def test_a_mistyped_domain_is_one_problem_naming_domain():
+    with pytest.raises(SettingsError) as raised:
+        load({"domain": "taehoonlee", "zones": "[]"})
+    assert raised.value.problems == ["spitikos:domain: 'taehoonlee' is not a domain name like 'example.com'"]
 
 
 def test_optional_settings_left_at_their_empty_default_are_unset():

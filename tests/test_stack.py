@@ -9,8 +9,9 @@ import yaml
 from conftest import DUMMY_SECRETS, run_main, stack_config
 
 from components import versions
+from components.platform import Platform
 from components.settings import SettingsError
-from spitikos.engine import MOCK_NODE_TOKEN, MOCK_TUNNEL_TOKEN, exposed_strings
+from spitikos.engine import MOCK_TUNNEL_TOKEN, exposed_strings
 
 
 def test_the_platform_registers_the_k3s_node_from_the_pi5_settings(stack):
@@ -34,7 +35,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
 
 def known_secret_values(recording) -> list[str]:
     """The dummy config secrets and every secret the mocks generated."""
-    return [*DUMMY_SECRETS.values(), MOCK_NODE_TOKEN.strip(), MOCK_TUNNEL_TOKEN, *recording.generated_secrets()]
+    return [*DUMMY_SECRETS.values(), MOCK_TUNNEL_TOKEN, *recording.generated_secrets()]
 
 
 def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
@@ -55,8 +56,15 @@ def test_an_agent_in_the_settings_joins_the_cluster():
     config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"])}
     recording = run_main(config)
     agent = recording.one("command:remote:Command", "spitikos-k3s-agent-10-0-0-201-install")
-    assert agent.input_is_secret("create")
+    assert agent.input_is_secret("stdin") and not agent.input_is_secret("create"), "only the token is secret"
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
+    for command in recording.of_type("command:remote:Command"):
+        if not command.name.endswith("-host-key"):
+            assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
+    known = known_secret_values(recording)
+    for command in recording.of_type("command:remote:Command"):
+        for key in ("create", "update", "delete"):
+            assert not any(s in command.values.get(key, "") for s in known), f"{command.name} {key} holds a secret"
 
 
 def test_bad_settings_fail_before_any_resource_exists():
@@ -151,3 +159,174 @@ def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack
             kubernetes_validate.validate(obj.values, desired_version=minor, strict=True)
         except kubernetes_validate.ValidationError as error:
             raise AssertionError(f"{obj.name} is invalid for Kubernetes {minor}: {error}") from error
+
+
+# --- the real organization (issue: bootstrap spitikos) -----------------------------------
+
+# Argo CD v3.4's AppProject rules (app_project_types.go): a destination is permitted when an
+# allow entry matches it and no `!` entry rejects it; a cluster-scoped object when a whitelist
+# entry matches it and no blacklist entry does; `name` and `namespace` are globs.
+
+
+def _glob(pattern, value):
+    from fnmatch import fnmatchcase
+
+    return fnmatchcase(value, pattern)
+
+
+def permits_namespace(project, namespace):
+    destinations = project["destinations"]
+    allowed = any(not d["namespace"].startswith("!") and _glob(d["namespace"], namespace) for d in destinations)
+    denied = any(d["namespace"].startswith("!") and _glob(d["namespace"][1:], namespace) for d in destinations)
+    return allowed and not denied
+
+
+def permits_cluster_object(project, group, kind, name):
+    def matches(entry):
+        return entry["group"] == group and entry["kind"] == kind and _glob(entry.get("name", "*"), name)
+
+    white = any(matches(e) for e in project.get("clusterResourceWhitelist", []))
+    return white and not any(matches(e) for e in project.get("clusterResourceBlacklist", []))
+
+
+def projects(recording):
+    return {r.values["metadata"]["name"]: r.values["spec"] for r in recording.kubernetes("AppProject")}
+
+
+# The real charts/argocd applications' namespaces, and what their charts install.
+REAL_APP_NAMESPACES = ["api", "homepage", "vault", "kubernetes-dashboard", "monitoring"]
+REAL_CLUSTER_OBJECTS = [
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "prometheuses.monitoring.coreos.com"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "kube-prometheus-stack-operator"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin-user-binding"),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "vault-agent-injector-cfg"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "kube-prometheus-stack-admission"),
+    ("", "Namespace", "monitoring"),
+]
+
+
+def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_namespaces(stack):
+    default = projects(stack)["default"]
+    for namespace in REAL_APP_NAMESPACES:
+        assert permits_namespace(default, namespace), f"the real app in {namespace} would be refused"
+    for namespace in ("keda", "redis", "ingress-nginx", "argocd", "cloudflared", "kube-system", "kube-public"):
+        assert not permits_namespace(default, namespace), f"an app could deploy into {namespace}"
+    for pattern in Platform.platform_namespaces():
+        namespace = pattern.replace("*", "system")
+        assert not permits_namespace(default, namespace)
+        assert not permits_cluster_object(default, "", "Namespace", namespace)
+    for group, kind, name in REAL_CLUSTER_OBJECTS:
+        assert permits_cluster_object(default, group, kind, name), f"{kind} {name} would be refused"
+    refused = [
+        ("", "Namespace", "keda"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "applications.argoproj.io"),
+        ("rbac.authorization.k8s.io", "ClusterRole", "argocd-application-controller"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
+        ("networking.k8s.io", "IngressClass", "nginx"),
+        ("apiregistration.k8s.io", "APIService", "v1beta1.external.metrics.k8s.io"),
+        ("storage.k8s.io", "StorageClass", "local-path"),
+    ]
+    for group, kind, name in refused:
+        assert not permits_cluster_object(default, group, kind, name), f"{kind} {name} is the platform's"
+    assert default["sourceRepos"] == ["https://github.com/spitikos/*", "git@github.com:spitikos/*"]
+
+
+def test_the_root_project_stays_narrow(stack):
+    root = projects(stack)["root"]
+    assert root["sourceRepos"] == ["git@github.com:spitikos/charts.git"]
+    assert [d["namespace"] for d in root["destinations"]] == ["argocd"]
+    assert root["namespaceResourceWhitelist"] == [{"group": "argoproj.io", "kind": "Application"}]
+    assert not any(permits_cluster_object(root, g, k, n) for g, k, n in REAL_CLUSTER_OBJECTS)
+
+
+def test_the_root_application_renders_the_live_app_of_apps_chart(stack, fresh):
+    def source(recording):
+        root = recording.one("kubernetes:argoproj.io/v1alpha1:Application", "spitikos-argocd-root-application")
+        return root.values["spec"]["source"]
+
+    assert source(stack) == {
+        "repoURL": "git@github.com:spitikos/charts.git",
+        "path": "charts/argocd",
+        "targetRevision": "main",
+    }
+    assert source(fresh)["path"] == "argocd/apps" and source(fresh)["repoURL"].endswith("/spitikos.git")
+
+
+def test_redis_answers_where_the_real_apps_look(stack):
+    services = {s.values["metadata"]["name"]: s.values for s in stack.kubernetes("Service")}
+    alias, main = services["redis-master"], services["redis"]
+    assert alias["metadata"]["namespace"] == main["metadata"]["namespace"] == "redis"
+    assert alias["spec"] == main["spec"], "the alias reaches the same pod on the same port"
+
+
+def test_the_readme_contract_table_lists_exactly_what_platform_env_holds(stack):
+    import re
+
+    from conftest import ROOT
+
+    env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
+    keys = set(env.values["stringData"])
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### What an application gets", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`platform-env` key `([A-Z_]+)`", section))
+    assert documented == keys
+    url = env.values["stringData"]["REDIS_URL"]
+    password = env.values["stringData"]["REDIS_PASSWORD"]
+    assert url == f"redis://:{password}@redis.redis.svc.cluster.local:6379/0"
+    assert env.input_is_secret("stringData")
+
+
+# --- containment (issue: harden the node, the secrets, the edge) --------------------------
+
+
+def test_every_namespace_enforces_a_pod_security_level(stack):
+    levels = {}
+    for ns in stack.kubernetes("Namespace"):
+        labels = ns.values["metadata"]["labels"]
+        levels[ns.values["metadata"]["name"]] = labels["pod-security.kubernetes.io/enforce"]
+        assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert levels == {
+        "argocd": "restricted",
+        "ingress-nginx": "restricted",
+        "keda": "restricted",
+        "redis": "restricted",
+        "cloudflared": "restricted",
+        "api": "baseline",  # the api's pods carry Vault's injected agent, which the platform does not write
+    }
+
+
+def test_only_application_namespaces_reach_redis(stack):
+    (policy,) = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "redis"]
+    spec = policy["spec"]
+    assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]
+    (rule,) = spec["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    (peer,) = rule["from"]
+    (expression,) = peer["namespaceSelector"]["matchExpressions"]
+    assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
+    assert set(expression["values"]) == {"argocd", "ingress-nginx", "keda", "cloudflared", *K3S}
+    assert "api" not in expression["values"]
+
+
+K3S = ("kube-system", "kube-public", "kube-node-lease")
+
+
+def test_platform_namespaces_refuse_what_they_do_not_need(stack):
+    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in stack.kubernetes("NetworkPolicy")}
+    assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
+    nginx = policies["ingress-nginx"]["ingress"]
+    traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
+    assert traffic["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["cloudflared"]
+    assert not any(p.get("port") == 8443 for r in nginx for p in r["ports"]), "no pod may call the webhook"
+    assert policies["keda"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    argocd = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["global"]["networkPolicy"]
+    assert argocd == {"create": True, "defaultDenyIngress": True}
+
+
+def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack):
+    release = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
+    assert release["version"] == "4.15.1"
+    controller = release["values"]["controller"]
+    assert controller["allowSnippetAnnotations"] is False
+    assert controller["config"]["annotations-risk-level"] in ("Low", "Medium")
+    assert controller["admissionWebhooks"]["failurePolicy"] == "Fail"

@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from conftest import run_main, stack_config
+from conftest import stack_config
 
 from components import versions
-from spitikos.engine import MOCK_TUNNEL_ID, MOCK_TUNNEL_TOKEN, exposed_strings
+from spitikos.engine import MOCK_TEAM, MOCK_TUNNEL_ID, MOCK_TUNNEL_TOKEN, exposed_strings, mock_zone_id
 
 CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
 DNS = "cloudflare:index/dnsRecord:DnsRecord"
 ACCESS_APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 NGINX = "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
-PUBLIC = ["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev"]
-
-
-@pytest.fixture(scope="module")
-def with_private_hostnames():
-    config = {
-        **stack_config(),
-        "spitikos:sshHostname": "ssh.spitikos.dev",
-        "spitikos:kubeApiHostname": "k8s.spitikos.dev",
-        "spitikos:accessEmails": json.dumps(["owner@spitikos.dev"]),
-    }
-    return run_main(config)
+# The real organization's eight hostnames, in its two zones.
+REAL_HOSTNAMES = [
+    "taehoonlee.cloud",
+    "spitikos.dev",
+    *(f"{h}.taehoonlee.cloud" for h in ("api", "argocd", "grafana", "prometheus", "kube", "vault")),
+]
+ADMIN_HOSTNAMES = [f"{h}.taehoonlee.cloud" for h in ("argocd", "grafana", "prometheus", "kube", "vault")]
 
 
 def ingresses(recording):
@@ -42,21 +36,70 @@ def test_the_tunnel_is_remotely_managed_with_a_generated_secret(stack):
     assert tunnel.values["tunnelSecret"] == generated.state["base64"]["value"]
 
 
-def test_each_hostname_has_exactly_one_route_and_one_cname_and_they_agree(stack):
-    routes = [i["hostname"] for i in ingresses(stack) if "hostname" in i]
+def test_every_real_hostname_has_a_route_and_a_cname_in_its_own_zone(stack):
+    rules = ingresses(stack)
+    routed = {i["hostname"] for i in rules if "hostname" in i}
     records = {r.values["name"]: r.values for r in stack.of_type(DNS)}
-    assert sorted(routes) == sorted(PUBLIC) == sorted(records)
-    for record in records.values():
+    assert set(REAL_HOSTNAMES) <= routed
+    assert routed == set(records), "every routed hostname has exactly one record, and no record is unrouted"
+    assert len(stack.of_type(DNS)) == len(records)
+    for name, record in records.items():
         assert record["type"] == "CNAME"
         assert record["content"] == f"{MOCK_TUNNEL_ID}.cfargotunnel.com"
         assert record["proxied"] is True
-        assert record["zoneId"] == stack_config()["spitikos:cloudflareZoneId"]
+        zone = "spitikos.dev" if name == "spitikos.dev" else "taehoonlee.cloud"
+        assert record["zoneId"] == mock_zone_id(zone), f"{name} is not in the zone {zone}"
+
+
+def test_a_wildcard_is_one_route_and_one_record_matched_after_every_explicit_hostname(stack):
+    rules = ingresses(stack)
+    names = [r.get("hostname") for r in rules]
+    assert names.count("*.taehoonlee.cloud") == 1
+    wildcard = names.index("*.taehoonlee.cloud")
+    assert all(not n.startswith("*.") for n in names[:wildcard])
+    assert names[wildcard + 1 :] == [None], "only the catch-all follows the wildcard"
+    assert rules[wildcard]["originRequest"] == {"noTlsVerify": True, "http2Origin": True}
 
 
 def test_public_routes_go_to_nginx_over_https_with_http2_for_grpc(stack):
     for rule in ingresses(stack)[:-1]:
-        assert rule["service"] == NGINX
-        assert rule["originRequest"] == {"noTlsVerify": True, "http2Origin": True}
+        if rule["service"] == NGINX:
+            assert rule["originRequest"]["noTlsVerify"] is True and rule["originRequest"]["http2Origin"] is True
+
+
+def test_admin_hostnames_are_behind_access_and_cloudflared_checks_the_token(stack):
+    apps = {a.values["domain"]: a for a in stack.of_type(ACCESS_APP)}
+    policy = stack.one("cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy", "spitikos-tunnel-access-policy")
+    assert policy.values["decision"] == "allow"
+    assert policy.values["includes"] == [{"email": {"email": "ethantlee21@gmail.com"}}]
+    rules = {(r.get("hostname"), r.get("path")): r for r in ingresses(stack)}
+    for hostname in ADMIN_HOSTNAMES:
+        app = apps[hostname]
+        assert [p["id"] for p in app.values["policies"]] == [f"{policy.name}-id"]
+        access = rules[(hostname, None)]["originRequest"]["access"]
+        assert access["required"] is True and access["teamName"] == MOCK_TEAM
+        assert access["audTags"] == [app.state["aud"]], "cloudflared must check this application's tokens"
+        record = next(r for r in stack.of_type(DNS) if r.values["name"] == hostname)
+        assert app.urn in record.dependencies, f"the record of {hostname} does not wait for its Access app"
+    for hostname in ("api.taehoonlee.cloud", "taehoonlee.cloud", "spitikos.dev", "*.taehoonlee.cloud"):
+        assert hostname not in apps
+        assert "access" not in rules[(hostname, None)]["originRequest"]
+
+
+def test_github_still_reaches_argocds_webhook_and_only_that_path(stack):
+    rules = ingresses(stack)
+    keys = [(r.get("hostname"), r.get("path")) for r in rules]
+    webhook = keys.index(("argocd.taehoonlee.cloud", "^/api/webhook$"))
+    assert webhook < keys.index(("argocd.taehoonlee.cloud", None)), "the path route must match first"
+    assert "access" not in rules[webhook]["originRequest"]
+    bypass = stack.one(ACCESS_APP, "spitikos-tunnel-access-argocd-taehoonlee-cloud-api-webhook")
+    assert bypass.values["domain"] == "argocd.taehoonlee.cloud/api/webhook"
+    everyone = stack.one(
+        "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy", "spitikos-tunnel-access-bypass-policy"
+    )
+    assert everyone.values["decision"] == "bypass" and everyone.values["includes"] == [{"everyone": {}}]
+    assert [p["id"] for p in bypass.values["policies"]] == [f"{everyone.name}-id"]
+    assert [k for k in keys if k[1] is not None] == [("argocd.taehoonlee.cloud", "^/api/webhook$")]
 
 
 def test_the_catch_all_404_rule_is_last(stack):
@@ -102,29 +145,32 @@ def test_the_tunnel_token_reaches_cloudflared_only_as_a_secret(stack):
         assert is_secret or MOCK_TUNNEL_TOKEN not in json.dumps(value, default=str), name
 
 
-def test_no_access_application_without_private_hostnames(stack):
-    assert stack.of_type(ACCESS_APP) == []
+def test_no_access_application_when_nothing_is_protected(fresh):
+    assert fresh.of_type(ACCESS_APP) == []
+    assert all("access" not in (r.get("originRequest") or {}) for r in ingresses(fresh))
 
 
-def test_ssh_and_kube_api_hostnames_exist_only_behind_access(with_private_hostnames):
-    rec = with_private_hostnames
-    apps = {a.values["domain"]: a for a in rec.of_type(ACCESS_APP)}
-    assert sorted(apps) == ["k8s.spitikos.dev", "ssh.spitikos.dev"]
-    policy = rec.one("cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy")
-    assert policy.values["decision"] == "allow"
-    assert policy.values["includes"] == [{"email": {"email": "owner@spitikos.dev"}}]
-    for app in apps.values():
-        assert app.values["type"] == "self_hosted"
-        assert [p["id"] for p in app.values["policies"]] == [policy.state.get("id", f"{policy.name}-id")]
-    services = {i.get("hostname"): i["service"] for i in ingresses(rec)}
-    assert services["ssh.spitikos.dev"] == "ssh://10.0.0.200:22"
-    assert services["k8s.spitikos.dev"] == "tcp://kubernetes.default.svc:443"
-    config = rec.one(CONFIG)
-    for hostname, app in apps.items():
-        record = next(r for r in rec.of_type(DNS) if r.values["name"] == hostname)
-        assert app.urn in record.dependencies, f"the DNS record of {hostname} does not wait for its Access app"
-        assert app.urn in config.dependencies
-    assert ingresses(rec)[-1] == {"service": "http_status:404"}
+def test_ssh_and_kube_api_hostnames_exist_only_behind_access(stack):
+    apps = {a.values["domain"]: a for a in stack.of_type(ACCESS_APP)}
+    assert {"ssh.taehoonlee.cloud", "k8s.taehoonlee.cloud"} <= set(apps)
+    services = {i.get("hostname"): i for i in ingresses(stack)}
+    assert services["ssh.taehoonlee.cloud"]["service"] == "ssh://10.0.0.200:22"
+    assert services["k8s.taehoonlee.cloud"]["service"] == "tcp://kubernetes.default.svc:443"
+    for hostname in ("ssh.taehoonlee.cloud", "k8s.taehoonlee.cloud"):
+        assert services[hostname]["originRequest"]["access"]["required"] is True
+        record = next(r for r in stack.of_type(DNS) if r.values["name"] == hostname)
+        assert apps[hostname].urn in record.dependencies
+        assert apps[hostname].urn in stack.one(CONFIG).dependencies
     # The API server's certificate names the hostname kubectl uses.
-    install = rec.one("command:remote:Command", "spitikos-k3s-server-install").values["create"]
-    assert "--tls-san=k8s.spitikos.dev" in install
+    install = stack.one("command:remote:Command", "spitikos-k3s-server-install").values["create"]
+    assert "--tls-san=k8s.taehoonlee.cloud" in install
+
+
+def test_the_ssh_route_uses_the_nodes_ssh_port_and_brackets_ipv6():
+    from components.tunnel import TunnelArgs, routes
+
+    args = TunnelArgs(
+        cloudflare=None, kubernetes=None, account_id="0" * 32, zones=["a.b"], ingress_url=NGINX,
+        hostnames=["a.b"], node_address="fd00::200", node_ssh_port=2222, ssh_hostname="ssh.a.b",
+    )  # fmt: skip
+    assert [r.service for r in routes(args) if r.hostname == "ssh.a.b"] == ["ssh://[fd00::200]:2222"]
