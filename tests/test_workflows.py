@@ -127,7 +127,6 @@ SETTINGS = {
     "SPITIKOS_GITHUB_TOKEN": "gh-token-dummy",
     "GHA_PAT": "gha-pat-dummy",
     "CLOUDFLARE_ACCOUNT_ID": "0" * 32,
-    "CLOUDFLARE_ZONE_ID": "1" * 32,
 }
 
 # Records each call's arguments, and what a `--secret` call reads from stdin; fails `stack select` on demand.
@@ -193,6 +192,15 @@ def test_secrets_reach_pulumi_through_stdin_never_a_command_line(tmp_path):
         assert f"stdin: {SETTINGS[name]}" in calls
         assert SETTINGS[name] not in argv
     assert f"argv: config set cloudflareAccountId {SETTINGS['CLOUDFLARE_ACCOUNT_ID']}" in calls
+
+
+def test_ci_sets_only_settings_the_program_declares(tmp_path):
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    _, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    keys = [re.sub(r"^argv: config set (--secret )?(\S+).*", r"\2", c) for c in calls if "config set" in c]
+    assert keys
+    for key in keys:
+        assert key in declared, f"CI sets {key}, which Pulumi.yaml does not declare: the program would refuse it"
 
 
 def test_no_workflow_can_create_a_stack():
