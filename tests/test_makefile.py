@@ -1,0 +1,168 @@
+"""`make up` on a fresh machine: the CLI version CI pins, any stack, no stack created on a shared backend.
+
+Each test runs the real `make up` with stub `pulumi` and `curl` on PATH that record their
+arguments: no network, no Pulumi CLI.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+import yaml
+from conftest import ROOT
+
+PULUMI_VERSION = re.search(r"^PULUMI_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+
+# Records its arguments; `pulumi version` answers STUB_VERSION, `stack select` exits STUB_SELECT_STATUS.
+STUB_PULUMI = """#!/bin/sh
+echo "pulumi $*" >> "$CALLS"
+case "$1" in
+  version) echo "v${STUB_VERSION:-PINNED}" ;;
+  stack) exit "${STUB_SELECT_STATUS:-0}" ;;
+esac
+""".replace("PINNED", PULUMI_VERSION)
+
+# Serves an "installer" that records its arguments and puts the stub pulumi where it was told.
+STUB_CURL = """#!/bin/sh
+echo "curl $*" >> "$CALLS"
+cat <<'INSTALLER'
+echo "installer $*" >> "$CALLS"
+while [ $# -gt 0 ]; do [ "$1" = --install-root ] && root=$2; shift; done
+mkdir -p "$root/bin" && cp "$STUB_PULUMI" "$root/bin/pulumi"
+INSTALLER
+"""
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A machine with make and a shell, a venv already set up, and no Pulumi CLI."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stub = tmp_path / "stub-pulumi"
+    stub.write_text(STUB_PULUMI)
+    stub.chmod(0o755)
+    (bin_dir / "curl").write_text(STUB_CURL)
+    (bin_dir / "curl").chmod(0o755)
+    venv = tmp_path / "venv"
+    venv.mkdir()
+    (venv / ".installed").touch()  # newer than the requirements: make leaves it alone
+    return tmp_path
+
+
+def with_pulumi_on_path(machine):
+    (machine / "bin" / "pulumi").symlink_to(machine / "stub-pulumi")
+
+
+def make_up(machine, *args, **env):
+    calls = machine / "calls"
+    calls.touch()
+    make = ["make", "--no-print-directory", "-s", "up", f"VENV={machine / 'venv'}", f"PULUMI_ROOT={machine / 'cli'}"]
+    result = subprocess.run(
+        [*make, *args],
+        cwd=ROOT,
+        env={
+            "PATH": f"{machine / 'bin'}:/usr/bin:/bin",
+            "CALLS": str(calls),
+            "STUB_PULUMI": str(machine / "stub-pulumi"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result, calls.read_text().splitlines()
+
+
+def test_make_up_deploys_pi5_by_default_creating_it_on_the_local_file_backend(machine):
+    with_pulumi_on_path(machine)
+    result, calls = make_up(machine)
+    assert result.returncode == 0, result.stderr
+    assert calls == ["pulumi version", "pulumi stack select --create pi5", "pulumi up --stack pi5"]
+
+
+def test_make_up_deploys_any_stack(machine):
+    with_pulumi_on_path(machine)
+    result, calls = make_up(machine, "STACK=lab")
+    assert result.returncode == 0, result.stderr
+    assert calls[-2:] == ["pulumi stack select --create lab", "pulumi up --stack lab"]
+
+
+def test_make_up_selects_but_never_creates_a_stack_on_a_shared_backend(machine):
+    with_pulumi_on_path(machine)
+    result, calls = make_up(machine, PULUMI_BACKEND_URL="s3://state/spitikos")
+    assert result.returncode == 0, result.stderr
+    assert calls[-2:] == ["pulumi stack select pi5", "pulumi up --stack pi5"]
+
+
+def test_make_up_stops_when_the_stack_is_missing_from_a_shared_backend(machine):
+    with_pulumi_on_path(machine)
+    result, calls = make_up(machine, "STACK=lab", PULUMI_BACKEND_URL="s3://state/spitikos", STUB_SELECT_STATUS="255")
+    assert result.returncode != 0
+    assert "stack lab is not on s3://state/spitikos" in result.stderr
+    assert "pulumi stack init lab" in result.stderr
+    assert calls == ["pulumi version", "pulumi stack select lab"]
+
+
+def test_make_up_installs_the_pinned_cli_into_the_project_when_it_is_missing(machine):
+    result, calls = make_up(machine)
+    assert result.returncode == 0, result.stderr
+    root = machine / "cli"
+    assert calls[:2] == [
+        "curl -fsSL https://get.pulumi.com",
+        f"installer --version {PULUMI_VERSION} --install-root {root} --no-edit-path",
+    ]
+    assert calls[-1] == "pulumi up --stack pi5"  # run by the installed copy: none is on PATH
+    assert (root / ".gitignore").read_text() == "*\n"
+
+
+def test_make_up_uses_the_installed_cli_next_time_without_downloading_again(machine):
+    make_up(machine)
+    (machine / "calls").unlink()
+    result, calls = make_up(machine)
+    assert result.returncode == 0, result.stderr
+    assert not any(call.startswith("curl") for call in calls)
+
+
+def test_make_up_can_be_told_not_to_install_and_then_says_exactly_how(machine):
+    result, calls = make_up(machine, "PULUMI_INSTALL=no")
+    assert result.returncode != 0
+    command = (
+        f"curl -fsSL https://get.pulumi.com | sh -s -- --version {PULUMI_VERSION} --install-root {machine / 'cli'}"
+    )
+    assert command in result.stderr
+    assert calls == []
+
+
+def test_make_up_warns_when_the_cli_on_path_is_not_the_pinned_version(machine):
+    with_pulumi_on_path(machine)
+    result, _ = make_up(machine, STUB_VERSION="3.100.0")
+    assert result.returncode == 0, result.stderr
+    assert f"is v3.100.0; CI uses v{PULUMI_VERSION}" in result.stderr
+
+
+def test_make_up_sets_up_the_same_venv_as_the_tests_first(tmp_path):
+    dry_run = subprocess.run(
+        ["make", "-n", "up", f"VENV={tmp_path / 'fresh'}"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "pip install --quiet -r requirements-dev.txt" in dry_run.stdout
+
+
+def steps_of(path):
+    data = yaml.safe_load(path.read_text())
+    if "runs" in data:
+        return data["runs"]["steps"]
+    return [step for job in data["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_ci_installs_the_pulumi_version_pinned_in_the_makefile():
+    github = ROOT / ".github"
+    pins = [
+        (path.name, str(step.get("with", {}).get("pulumi-version")))
+        for path in [*github.glob("workflows/*.yaml"), *github.glob("actions/*/action.yaml")]
+        for step in steps_of(path)
+        if step.get("uses", "").startswith("pulumi/actions@")
+    ]
+    assert pins
+    assert all(version == PULUMI_VERSION for _, version in pins), pins

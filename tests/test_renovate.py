@@ -1,0 +1,150 @@
+"""Renovate keeps every pin current: a pin added to components/versions.py without a manager fails here."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+
+import pytest
+from conftest import ROOT
+
+CONFIG = json.loads((ROOT / "renovate.json").read_text())
+VERSIONS = ROOT / "components" / "versions.py"
+PIN_SUFFIXES = ("_VERSION", "_CHART", "_IMAGE")
+
+
+def python_regex(js: str) -> re.Pattern[str]:
+    """Renovate's JavaScript named groups `(?<name>...)` as Python's `(?P<name>...)`."""
+    return re.compile(re.sub(r"\(\?<(?=[A-Za-z])", "(?P<", js))
+
+
+def file_pattern(pattern: str) -> re.Pattern[str]:
+    assert pattern.startswith("/") and pattern.endswith("/"), f"{pattern} is not a /regex/"
+    return re.compile(pattern[1:-1])
+
+
+def managers_for(path: str) -> list[dict]:
+    relative = path
+    return [
+        m for m in CONFIG["customManagers"] if any(file_pattern(p).search(relative) for p in m["managerFilePatterns"])
+    ]
+
+
+def matches(path: str, text: str) -> list[tuple[dict, re.Match[str]]]:
+    """Every (manager, match) Renovate's custom managers would find in the file."""
+    return [
+        (manager, match)
+        for manager in managers_for(path)
+        for js in manager["matchStrings"]
+        for match in python_regex(js).finditer(text)
+    ]
+
+
+def constants(text: str) -> dict[str, str]:
+    """Module-level `NAME = "..."` string constants."""
+    return {
+        node.targets[0].id: node.value.value
+        for node in ast.parse(text).body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.targets[0], ast.Name)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    }
+
+
+def match_for_constant(path: str, text: str, name: str) -> tuple[dict, re.Match[str]] | None:
+    """The match that covers the line `NAME = ...`."""
+    line = re.search(rf"(?m)^{name} = ", text)
+    assert line, name
+    for manager, match in matches(path, text):
+        if match.start() <= line.start() < match.end():
+            return manager, match
+    return None
+
+
+def rendered_dep_name(manager: dict, match: re.Match[str]) -> str:
+    template = manager.get("depNameTemplate")
+    if template == "{{{replace '_' '-' (lowercase depName)}}}":
+        return match["depName"].lower().replace("_", "-")
+    return template or match["depName"]
+
+
+VERSIONS_TEXT = VERSIONS.read_text()
+PINS = {name: value for name, value in constants(VERSIONS_TEXT).items() if name.endswith(PIN_SUFFIXES)}
+
+
+def test_versions_py_has_the_pins_this_test_is_about():
+    assert {"K3S_VERSION", "INGRESS_NGINX_CHART", "KEDA_CHART", "ARGO_CD_CHART", "REDIS_IMAGE"} <= set(PINS)
+
+
+@pytest.mark.parametrize("name", sorted(PINS))
+def test_every_pin_in_versions_py_is_found_by_a_custom_manager(name):
+    found = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
+    assert found, f"{name} is pinned in components/versions.py but no custom manager in renovate.json finds it"
+    manager, match = found
+    value = PINS[name]
+    if name.endswith("_IMAGE"):
+        image, tag = value.split("@")[0].rsplit(":", 1)
+        assert (match["depName"], match["currentValue"]) == (image, tag)
+        assert manager["datasourceTemplate"] == "docker"
+    else:
+        assert match["currentValue"] == value
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PINS if n.endswith("_CHART")))
+def test_each_chart_is_looked_up_by_its_name_in_its_own_repository(name):
+    manager, match = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
+    prefix = name.removesuffix("_CHART")
+    assert manager["datasourceTemplate"] == "helm"
+    assert match["registryUrl"] == constants(VERSIONS_TEXT)[f"{prefix}_REPO"]
+    assert rendered_dep_name(manager, match) == prefix.lower().replace("_", "-")
+
+
+def test_k3s_is_looked_up_in_its_github_releases():
+    manager, _ = match_for_constant("components/versions.py", VERSIONS_TEXT, "K3S_VERSION")
+    assert (manager["datasourceTemplate"], manager["depNameTemplate"]) == ("github-releases", "k3s-io/k3s")
+    versioning = python_regex(manager["versioningTemplate"].removeprefix("regex:"))
+    assert versioning.fullmatch(PINS["K3S_VERSION"])
+    assert not versioning.fullmatch("v1.36.0-rc1+k3s1")  # release candidates are not offered
+
+
+def test_a_new_pin_without_a_manager_would_fail_the_check():
+    text = VERSIONS_TEXT + '\nVAULT_VERSION = "1.20.0"\n'
+    assert match_for_constant("components/versions.py", text, "VAULT_VERSION") is None
+
+
+def test_the_pulumi_cli_pin_is_found_in_the_makefile_and_every_workflow():
+    makefile = (ROOT / "Makefile").read_text()
+    pinned = re.search(r"^PULUMI_VERSION := (\S+)$", makefile, re.M).group(1)
+    found = [(m, match) for m, match in matches("Makefile", makefile) if "currentValue" in match.groupdict()]
+    assert [match["currentValue"] for _, match in found] == [pinned]
+    assert found[0][0]["depNameTemplate"] == "pulumi/pulumi"
+    github = ROOT / ".github"
+    for path in [*github.glob("workflows/*.yaml"), *github.glob("actions/*/action.yaml")]:
+        text = path.read_text()
+        relative = str(path.relative_to(ROOT))
+        values = [
+            match["currentValue"] for m, match in matches(relative, text) if m["depNameTemplate"] == "pulumi/pulumi"
+        ]
+        assert values == [pinned] * text.count("pulumi-version:"), relative
+
+
+def test_python_requirements_and_constraints_move_together():
+    patterns = CONFIG["pip_requirements"]["managerFilePatterns"]
+    assert any(file_pattern(p).search("constraints.txt") for p in patterns)
+    python = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
+    assert python["groupName"]
+
+
+def test_actions_are_pinned_to_digests_and_the_seeded_workflow_is_kept_current_too():
+    assert "helpers:pinGitHubActionDigests" in CONFIG["extends"]
+    assert any(
+        file_pattern(p).search("components/seed/release.yaml") for p in CONFIG["github-actions"]["managerFilePatterns"]
+    )
+
+
+def test_nothing_merges_itself():
+    assert CONFIG["automerge"] is False
+    assert '"automerge": true' not in json.dumps(CONFIG)
+    assert '"platformAutomerge": true' not in json.dumps(CONFIG)
