@@ -152,8 +152,14 @@ class GitHub(pulumi.ComponentResource):
             repository = github.Repository(
                 f"{name}-{repo}",
                 name=repo,
+                # Never deleted, even unprotected: `archiveOnDestroy` cannot be declared (it would fail
+                # the import), so a destroy only makes Pulumi forget the repository.
                 opts=pulumi.ResourceOptions(
-                    parent=self, protect=True, import_=repo, ignore_changes=ADOPTED_REPOSITORY_KEEPS
+                    parent=self,
+                    protect=True,
+                    retain_on_delete=True,
+                    import_=repo,
+                    ignore_changes=ADOPTED_REPOSITORY_KEEPS,
                 ),
             )
         else:

@@ -157,7 +157,7 @@ def test_pi5_adopts_the_five_real_repositories_and_leaves_their_files_and_settin
     repos = stack.of_type(REPO)
     assert sorted(r.import_id for r in repos) == REAL_REPOSITORIES
     for repo in repos:
-        assert repo.protect
+        assert repo.protect and repo.retain_on_delete, "an adopted repository is never deleted"
         # Only the name is declared: any other input would fail the import on a harmless difference.
         assert set(repo.values) == {"name"}, f"{repo.name} declares {sorted(repo.values)}"
         for key in ("description", "visibility", "hasWiki", "allowMergeCommit", "securityAndAnalysis"):
