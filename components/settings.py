@@ -291,10 +291,14 @@ def host_key_line(value: str) -> str | None:
 def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSettings | None:
     """`[name=][user@]host[:port]` from the `agents` list; the name defaults to the host's."""
     match = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([^:@\[\]]+|\[[0-9a-fA-F:.]+\])(?::(\d+))?", entry)
-    if not match:
-        reader.fail(key, f"{entry!r} is not host, user@host, user@host:port or name=user@host:port")
+    bare_ipv6 = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([0-9a-fA-F:]+:[0-9a-fA-F:.]*)", entry)
+    if bare_ipv6 and is_host(bare_ipv6.group(3)):
+        name, entry_user, host, entry_port = (*bare_ipv6.groups(), None)
+    elif match:
+        name, entry_user, host, entry_port = match.groups()
+    else:
+        reader.fail(key, f"{entry!r} is not host, user@host, user@host:port or name=user@host:port ([v6]:port)")
         return None
-    name, entry_user, host, entry_port = match.groups()
     host = host.strip("[]")
     if not is_host(host):
         reader.fail(key, f"{host!r} is neither an IP address nor a hostname")

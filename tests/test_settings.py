@@ -47,13 +47,14 @@ def test_pi5_stack_settings_are_valid_and_typed():
 
 
 def test_agents_accept_host_user_port_and_name_forms():
-    entries = ["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222", "pi4=ubuntu@[fd00::4]:22"]
+    entries = ["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222", "pi4=ubuntu@[fd00::4]:22", "fd00::5"]
     s = load({"agents": json.dumps(entries)})
     assert [(a.key, a.host, a.user, a.port) for a in s.agents] == [
         ("10-0-0-201", "10.0.0.201", "ubuntu", 22),
         ("10-0-0-202", "10.0.0.202", "pi", 22),
         ("node3-lan", "node3.lan", "pi", 2222),
         ("pi4", "fd00::4", "ubuntu", 22),
+        ("fd00-5", "fd00::5", "ubuntu", 22),
     ]
 
 
