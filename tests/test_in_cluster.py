@@ -183,3 +183,34 @@ def test_root_application_cannot_manage_what_pulumi_manages(rec):
 def test_each_component_lives_in_its_own_namespace(rec):
     names = sorted(r.values["metadata"]["name"] for r in rec.kubernetes("Namespace"))
     assert names == ["argocd", "ingress-nginx", "keda", "redis"]
+
+
+def test_a_depends_on_a_component_makes_every_child_wait_for_the_components_children():
+    """What a real `pulumi up` does: the SDK expands a dependency on a component into its children,
+    and a child waits for its parent, so KEDA's release waits for ingress-nginx's though only the
+    KEDA component names the ingress component."""
+
+    def keda_after_ingress():
+        provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+        ingress = IngressNginx("ingress", IngressNginxArgs(provider=provider))
+        Keda("keda", KedaArgs(provider=provider), opts=pulumi.ResourceOptions(depends_on=[ingress]))
+
+    recording = run(keda_after_ingress)
+    ingress_release = recording.one(RELEASE, "ingress-release")
+    keda_release = recording.one(RELEASE, "keda-release")
+    assert ingress_release.urn in recording.one("spitikos:autoscaling:Keda").dependencies
+    assert ingress_release.urn not in keda_release.dependencies
+    assert ingress_release.urn in recording.ancestors_closure(keda_release.urn)
+    assert recording.one("kubernetes:core/v1:Namespace", "keda-namespace").urn in recording.ancestors_closure(
+        keda_release.urn
+    )
+
+
+def test_without_a_depends_on_the_releases_wait_for_the_cluster_only(rec):
+    provider = rec.one("pulumi:providers:kubernetes", "cluster").urn
+    releases = rec.of_type(RELEASE)
+    assert len(releases) == 3
+    for release in releases:
+        waits_for = rec.ancestors_closure(release.urn)
+        assert provider in waits_for
+        assert not waits_for & {r.urn for r in releases}, f"{release.name} waits for another release"
