@@ -51,12 +51,33 @@ def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
                 assert secret not in json.dumps(value, default=str), f"export {name} exposes a secret"
 
 
-def test_an_agent_in_the_settings_joins_the_cluster():
-    config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"])}
-    recording = run_main(config)
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
+
+
+@pytest.fixture(scope="module")
+def with_agent_and_host_key():
+    """The pi5 stack plus an agent, with the server's SSH host key pinned."""
+    config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"]), "spitikos:nodeHostKey": HOST_KEY}
+    return run_main(config)
+
+
+def test_an_agent_in_the_settings_joins_the_cluster(with_agent_and_host_key):
+    recording = with_agent_and_host_key
     agent = recording.one("command:remote:Command", "spitikos-k3s-agent-10-0-0-201-install")
     assert agent.input_is_secret("create")
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
+
+
+def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_agent_and_host_key):
+    commands = with_agent_and_host_key.of_type("command:remote:Command")
+    server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]
+    agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.201"]
+    assert len(server) == 4 and len(agent) == 2  # server: preflight, install, kubeconfig, token
+    for command in server:
+        assert command.values["connection"]["hostKey"] == HOST_KEY, command.name
+    # nodeHostKey is the server's key: another machine presents its own, so agents are not pinned to it.
+    for command in agent:
+        assert command.values["connection"].get("hostKey") in (None, ""), command.name
 
 
 def test_bad_settings_fail_before_any_resource_exists():
