@@ -214,3 +214,17 @@ def test_without_a_depends_on_the_releases_wait_for_the_cluster_only(rec):
         waits_for = rec.ancestors_closure(release.urn)
         assert provider in waits_for
         assert not waits_for & {r.urn for r in releases}, f"{release.name} waits for another release"
+
+
+def test_an_apps_env_secret_is_secret_even_when_every_value_given_is_plain():
+    from components.apps import AppNamespace, AppNamespaceArgs
+
+    def app():
+        provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+        env = {"REDIS_ADDRESS": "redis.redis.svc.cluster.local:6379"}
+        AppNamespace("api", AppNamespaceArgs(provider=provider, namespace="api", env=env))
+
+    secret = run(app).one("kubernetes:core/v1:Secret", "api-env")
+    assert secret.values["metadata"]["name"] == "platform-env"
+    assert secret.values["stringData"] == {"REDIS_ADDRESS": "redis.redis.svc.cluster.local:6379"}
+    assert secret.input_is_secret("stringData")

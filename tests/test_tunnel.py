@@ -128,3 +128,18 @@ def test_ssh_and_kube_api_hostnames_exist_only_behind_access(with_private_hostna
     # The API server's certificate names the hostname kubectl uses.
     install = rec.one("command:remote:Command", "spitikos-k3s-server-install").values["create"]
     assert "--tls-san=k8s.spitikos.dev" in install
+
+
+def test_cloudflared_listens_for_probes_on_all_addresses_and_its_probes_use_that_port(stack):
+    """On 127.0.0.1 the kubelet, probing the pod's IP, would find nothing and restart it forever."""
+    container = stack.one("kubernetes:apps/v1:Deployment", "spitikos-tunnel-deployment").values["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    args = container["args"]
+    host, port = args[args.index("--metrics") + 1].rsplit(":", 1)
+    assert host == "0.0.0.0"  # noqa: S104 - exactly what is asserted
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        target = container[probe]["httpGet"]
+        assert target["path"] == "/ready"
+        assert ports.get(target["port"], target["port"]) == int(port), f"{probe} probes another port"
