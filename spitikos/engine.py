@@ -78,6 +78,22 @@ def exposed_strings(value: Any) -> Iterable[str]:
             yield from exposed_strings(v)
 
 
+def whole_numbers_as_int(value: Any) -> Any:
+    """`value` with every integral float as an int.
+
+    The wire format carries every number as a double, so a program's `replicas: 2` arrives
+    here as 2.0. A real provider gets JSON, where 2.0 and 2 are one number; a YAML manifest
+    written from 2.0 is not (kubectl refuses `replicas: 2.0` and `containerPort: 6379.0`).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers_as_int(v) for v in value]
+    return value
+
+
 def _fake(name: str, what: str) -> str:
     return hashlib.sha256(f"{name}/{what}".encode()).hexdigest()[:24]
 
@@ -198,7 +214,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             return super().RegisterResource(request)
         _ensure_event_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs = rpc.deserialize_properties(request.object)
+        inputs = whole_numbers_as_int(rpc.deserialize_properties(request.object))
         id_, state = self.mocks.new_resource(
             pulumi.runtime.MockResourceArgs(
                 typ=request.type,

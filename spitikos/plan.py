@@ -174,10 +174,16 @@ class Plan:
         }
 
 
-def build(stack: str = "pi5", root: Path = ROOT) -> Plan:
+def build(stack: str = "pi5", root: Path | None = None) -> Plan:
+    root = root or ROOT
     config, secret_keys, placeholders = offline_config(stack, root)
     recording = run_file(root / "__main__.py", config, secret_keys)
     return Plan(stack, recording, placeholders)
+
+
+def from_recording(recording: Recording, stack: str = "pi5", root: Path | None = None) -> Plan:
+    """The plan of a run that already happened (the tests' session run) with `offline_config(stack)`."""
+    return Plan(stack, recording, offline_config(stack, root or ROOT)[2])
 
 
 def render(plan: Plan) -> str:

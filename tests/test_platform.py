@@ -64,7 +64,7 @@ def test_the_apis_platform_env_carries_redis_own_address_and_password_as_secrets
     assert env.values["metadata"] == {**env.values["metadata"], "name": "platform-env", "namespace": "api"}
     service = stack.one("kubernetes:core/v1:Service", "spitikos-redis-service").values
     port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "redis")
-    address = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port:.0f}"
+    address = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port}"
     auth = next(s for s in stack.kubernetes("Secret") if s.values["metadata"]["name"] == "redis-auth")
     assert auth.values["metadata"]["namespace"] == "redis"
     assert env.values["stringData"]["REDIS_ADDRESS"] == address
