@@ -203,3 +203,12 @@ def test_which_keys_are_secret_comes_from_the_config_schema(tmp_path):
     (tmp_path / "Pulumi.leaky.yaml").write_text("config:\n  spitikos:domain: spitikos.dev\n")
     with pytest.raises(ValueError, match="spitikos:domain must be encrypted"):
         offline_config("leaky", tmp_path)
+
+
+def test_written_manifests_load_back_to_exactly_the_registered_objects(pi5_plan):
+    written = offline.files(pi5_plan)
+    objects = [r for r in pi5_plan.resources if r.type.startswith("kubernetes:") and r.type != offline.RELEASE]
+    assert len(objects) == len([n for n in written if n.startswith("kubernetes/")]) >= 20
+    loaded = [yaml.safe_load(written[n]) for n in written if n.startswith("kubernetes/")]
+    for reg in objects:
+        assert offline.redact(reg.inputs) in loaded, reg.name
