@@ -42,3 +42,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
+
+# The reviewed snapshot of the platform (tests/snapshots/pi5/): rewrite it after an intended change,
+# then review its diff. The tests fail on any difference.
+snapshot: $(VENV)/.installed
+	$(PY) -c 'from spitikos.plan import write_snapshot; print("Wrote", write_snapshot("pi5"))'
+
+# Mutation testing of components/ (see [tool.mutmut] in pyproject.toml); long, so never part of `make test` or CI.
+mutants: $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet -r requirements-mutants.txt
+	rm -rf mutants
+	$(VENV)/bin/mutmut run --max-children 2 || true
+	$(VENV)/bin/mutmut results --all false | tee mutants/results.txt

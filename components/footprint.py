@@ -45,6 +45,73 @@ def cpu_millis(quantity: str) -> float:
 
 
 @dataclass(frozen=True)
+class Part:
+    """Something a chart runs (a Deployment, a Job, an init container) that needs its own size."""
+
+    resources: str
+    """The dotted path, in the chart's values, of the part's `{requests, limits}` block."""
+    enabled: str | None = None
+    """The dotted path of the switch that turns the part on, when it has one."""
+    on_by_default: bool = True
+
+
+CHART_PARTS: dict[str, tuple[Part, ...]] = {
+    # argo-cd 10.1.1 (values.yaml): one block per workload; dex, notifications, the commit server,
+    # server extensions and the Redis exporter run only when switched on.
+    "argo-cd": (
+        Part("controller.resources"),
+        Part("server.resources"),
+        Part("server.extensions.resources", "server.extensions.enabled", on_by_default=False),
+        Part("repoServer.resources"),
+        Part("repoServer.copyutil.resources"),
+        Part("applicationSet.resources"),
+        Part("redis.resources", "redis.enabled"),
+        Part("redis.exporter.resources", "redis.exporter.enabled", on_by_default=False),
+        Part("redisSecretInit.resources", "redisSecretInit.enabled"),
+        Part("dex.resources", "dex.enabled"),
+        Part("dex.initImage.resources", "dex.enabled"),
+        Part("notifications.resources", "notifications.enabled"),
+        Part("commitServer.resources", "commitServer.enabled", on_by_default=False),
+    ),
+    # ingress-nginx 4.14.1: the controller and the admission webhook's two certificate jobs.
+    "ingress-nginx": (
+        Part("controller.resources"),
+        Part("controller.admissionWebhooks.createSecretJob.resources", "controller.admissionWebhooks.enabled"),
+        Part("controller.admissionWebhooks.patchWebhookJob.resources", "controller.admissionWebhooks.enabled"),
+        Part("defaultBackend.resources", "defaultBackend.enabled", on_by_default=False),
+    ),
+    # keda 2.20.2: sizes live under `resources`, one block per workload.
+    "keda": (
+        Part("resources.operator"),
+        Part("resources.metricServer"),
+        Part("resources.webhooks", "webhooks.enabled"),
+    ),
+}
+"""Which parts each chart runs: a part left unsized would run with no requests or limits at all."""
+
+
+def _lookup(values: dict, dotted: str) -> Any:
+    node: Any = values
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def running_parts(chart: str, values: dict) -> list[Part] | None:
+    """The parts `chart` runs with `values`; None for a chart `CHART_PARTS` does not know."""
+    if chart not in CHART_PARTS:
+        return None
+    running = []
+    for part in CHART_PARTS[chart]:
+        switch = _lookup(values, part.enabled) if part.enabled else None
+        if (part.on_by_default if switch is None else bool(switch)) is True:
+            running.append(part)
+    return running
+
+
+@dataclass(frozen=True)
 class Container:
     owner: str
     """The resource it comes from (a Deployment or a Helm release)."""
@@ -87,7 +154,9 @@ def _container(owner: str, path: str, spec: dict, replicas: int) -> Container:
 def containers(kind: str, name: str, inputs: dict) -> list[Container]:
     """The containers a registered resource starts, with their sizes."""
     if kind == "kubernetes:helm.sh/v3:Release":
-        return [_container(name, p, spec, n) for p, spec, n in _resource_specs(inputs.get("values", {}))]
+        values = inputs.get("values", {})
+        sized = [_container(name, p, spec, n) for p, spec, n in _resource_specs(values)]
+        return sized + _unsized_parts(name, inputs.get("chart", ""), values, {c.path for c in sized})
     if kind in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet"):
         spec = inputs.get("spec", {})
         pod = spec.get("template", {}).get("spec", {})
@@ -98,6 +167,14 @@ def containers(kind: str, name: str, inputs: dict) -> list[Container]:
             for c in pod.get(group, [])
         ]
     return []
+
+
+def _unsized_parts(owner: str, chart: str, values: dict, sized: set[str]) -> list[Container]:
+    """A container with no size for each part the chart runs whose resources the values leave out."""
+    parts = running_parts(chart, values)
+    if parts is None:
+        return [_container(owner, f"(chart {chart!r} is not in footprint.CHART_PARTS)", {}, 1)]
+    return [_container(owner, p.resources, {}, 1) for p in parts if p.resources not in sized]
 
 
 @dataclass(frozen=True)

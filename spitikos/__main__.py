@@ -19,10 +19,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from components.settings import SettingsError
     from spitikos import plan as offline
+    from spitikos.stack import StackFileError
 
     try:
         result = offline.build(args.stack)
-    except (SettingsError, FileNotFoundError) as error:
+    except (SettingsError, StackFileError, FileNotFoundError) as error:
         print(f"plan: {error}", file=sys.stderr)
         return 2
     sys.stdout.write(offline.render(result))

@@ -84,6 +84,22 @@ def exposed_strings(value: Any) -> Iterable[str]:
             yield from exposed_strings(v)
 
 
+def whole_numbers_as_int(value: Any) -> Any:
+    """`value` with every integral float as an int.
+
+    The wire format carries every number as a double, so a program's `replicas: 2` arrives
+    here as 2.0. A real provider gets JSON, where 2.0 and 2 are one number; a YAML manifest
+    written from 2.0 is not (kubectl refuses `replicas: 2.0` and `containerPort: 6379.0`).
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers_as_int(v) for v in value]
+    return value
+
+
 def _fake(name: str, what: str) -> str:
     return hashlib.sha256(f"{name}/{what}".encode()).hexdigest()[:24]
 
@@ -105,6 +121,8 @@ class Registration:
     import_id: str
     additional_secret_outputs: list[str]
     state: dict = field(default_factory=dict)
+    providers: dict[str, str] = field(default_factory=dict)
+    """A component's providers by package, as references; its children inherit them."""
 
     @property
     def values(self) -> dict:
@@ -116,10 +134,25 @@ class Registration:
 
     @property
     def waits_for(self) -> set[str]:
-        """What the engine makes this resource wait for: its dependencies and its provider."""
+        """What this resource waits for on a real `pulumi up`, directly.
+
+        The SDK sends a registration only once the URNs (and provider ids) it names have resolved,
+        and on a real run a resource's URN resolves when the engine has created it
+        (`pulumi.runtime.resource.prepare_resource`, `_create_provider_ref`). So it waits for:
+        - its dependencies: `depends_on` and the resources its inputs come from. A `depends_on`
+          naming a local component arrives already expanded by the SDK into that component's
+          custom descendants (`pulumi.runtime.rpc._add_dependency`);
+        - its provider, and a component's `providers`;
+        - its parent: a child awaits its parent's URN, which a component gets only after its own
+          waits. The SDK does not copy a parent's `depends_on` to its children, but through this
+          edge every child waits for whatever its ancestors wait for.
+        """
         deps = self.dependencies | set().union(*self.property_dependencies.values())
-        if self.provider:  # "<provider urn>::<provider id>"
-            deps.add(self.provider.rsplit("::", 1)[0])
+        for ref in (self.provider, *self.providers.values()):
+            if ref:  # "<provider urn>::<provider id>"
+                deps.add(ref.rsplit("::", 1)[0])
+        if self.parent:
+            deps.add(self.parent)
         return deps
 
 
@@ -197,7 +230,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             return super().RegisterResource(request)
         _ensure_event_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs = rpc.deserialize_properties(request.object)
+        inputs = whole_numbers_as_int(rpc.deserialize_properties(request.object))
         id_, state = self.mocks.new_resource(
             pulumi.runtime.MockResourceArgs(
                 typ=request.type,
@@ -230,6 +263,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             import_id=request.importId,
             additional_secret_outputs=list(request.additionalSecretOutputs),
             state=state,
+            providers=dict(request.providers),
         )
         from pulumi.runtime.proto import resource_pb2
 
@@ -270,7 +304,8 @@ class Recording:
         return found[0]
 
     def ancestors_closure(self, urn: str) -> set[str]:
-        """Every resource `urn` waits for, directly or through others."""
+        """Every resource `urn` waits for on a real `pulumi up`, directly or through others
+        (its parents' waits included: see `Registration.waits_for`)."""
         seen: set[str] = set()
         todo = [urn]
         while todo:
@@ -278,7 +313,8 @@ class Recording:
             if current is None:
                 continue
             for dep in current.waits_for:
-                if dep not in seen:
+                # The stack itself is not recorded: it waits for nothing.
+                if dep not in seen and dep in self.registrations:
                     seen.add(dep)
                     todo.append(dep)
         return seen

@@ -174,10 +174,16 @@ class Plan:
         }
 
 
-def build(stack: str = "pi5", root: Path = ROOT) -> Plan:
+def build(stack: str = "pi5", root: Path | None = None) -> Plan:
+    root = root or ROOT
     config, secret_keys, placeholders = offline_config(stack, root)
     recording = run_file(root / "__main__.py", config, secret_keys)
     return Plan(stack, recording, placeholders)
+
+
+def from_recording(recording: Recording, stack: str = "pi5", root: Path | None = None) -> Plan:
+    """The plan of a run that already happened (the tests' session run) with `offline_config(stack)`."""
+    return Plan(stack, recording, offline_config(stack, root or ROOT)[2])
 
 
 def render(plan: Plan) -> str:
@@ -253,20 +259,32 @@ def _schedule(plan: Plan) -> list[str]:
     return lines
 
 
-def write(plan: Plan, out: Path) -> list[Path]:
-    """Kubernetes objects the program writes itself, the tunnel's routes and DNS, and plan.json."""
-    written: list[Path] = []
-    kube = out / "kubernetes"
-    kube.mkdir(parents=True, exist_ok=True)
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (redis.conf, scripts) as `|` blocks, so a reviewer reads them as written."""
+
+
+_ManifestDumper.add_representer(
+    str,
+    lambda dumper, text: dumper.represent_scalar(
+        "tag:yaml.org,2002:str", text, style="|" if "\n" in text.rstrip("\n") else None
+    ),
+)
+
+
+def to_yaml(value: Any) -> str:
+    return yaml.dump(value, Dumper=_ManifestDumper, sort_keys=True)
+
+
+def files(plan: Plan) -> dict[str, str]:
+    """Kubernetes objects the program writes itself, the tunnel's routes and DNS, and plan.json, by relative path."""
+    out: dict[str, str] = {}
     for reg in sorted(plan.resources, key=lambda r: r.urn):
         if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
             continue
         obj = redact(reg.inputs)
         meta = obj.get("metadata", {})
         name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
-        path = kube / f"{name.lower()}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=True))
-        written.append(path)
+        out[f"kubernetes/{name.lower()}.yaml"] = to_yaml(obj)
     tunnel = {
         "routes": [
             redact(r.inputs)["config"]["ingresses"]
@@ -280,6 +298,42 @@ def write(plan: Plan, out: Path) -> list[Path]:
         ],
     }
     tunnel["routes"] = tunnel["routes"][0] if len(tunnel["routes"]) == 1 else tunnel["routes"]
-    (out / "tunnel.yaml").write_text(yaml.safe_dump(tunnel, sort_keys=True))
-    (out / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n")
-    return [*written, out / "tunnel.yaml", out / "plan.json"]
+    out["tunnel.yaml"] = to_yaml(tunnel)
+    out["plan.json"] = json.dumps(plan.to_json(), indent=2, sort_keys=True) + "\n"
+    return out
+
+
+def write(plan: Plan, out: Path) -> list[Path]:
+    """Writes `files(plan)` under `out`."""
+    written = []
+    for relative, text in files(plan).items():
+        path = out / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
+
+
+SNAPSHOTS = ROOT / "tests" / "snapshots"
+
+
+def snapshot(plan: Plan) -> dict[str, str]:
+    """What is committed under tests/snapshots/<stack>/: the plan's text (resource tree, footprint,
+    schedule) and every file `--out` writes. Secrets are redacted; everything is sorted."""
+    return {"plan.txt": render(plan), **files(plan)}
+
+
+def write_snapshot(stack: str = "pi5", directory: Path | None = None) -> Path:
+    """Rewrites the stack's snapshot from a fresh offline run (`make snapshot`); stale files go."""
+    directory = directory or SNAPSHOTS / stack
+    wanted = snapshot(build(stack))
+    for old in sorted(directory.rglob("*"), reverse=True) if directory.exists() else []:
+        if old.is_file() and old.relative_to(directory).as_posix() not in wanted:
+            old.unlink()
+        elif old.is_dir() and not any(old.iterdir()):
+            old.rmdir()
+    for relative, text in wanted.items():
+        path = directory / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return directory

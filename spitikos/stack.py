@@ -16,7 +16,13 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = "PLACEHOLDER"
 
-# Placeholders, clearly fake, in the shapes the settings check.
+
+class StackFileError(ValueError):
+    """A stack file `pulumi up` would refuse."""
+
+
+# Placeholders, clearly fake, in the shapes the settings check (a secret key not listed
+# here gets a token-shaped one).
 PLACEHOLDER_SECRETS = {
     "spitikos:sshPrivateKey": (
         f"-----BEGIN OPENSSH PRIVATE KEY-----\n{PLACEHOLDER}-SSH-KEY\n-----END OPENSSH PRIVATE KEY-----"
@@ -50,12 +56,28 @@ def project_defaults(root: Path = ROOT) -> dict[str, str]:
     }
 
 
+def secret_keys(root: Path = ROOT) -> list[str]:
+    """The keys `Pulumi.yaml`'s config schema declares `secret: true`, keyed as the CLI keys them."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    return sorted(f"{project['name']}:{key}" for key, spec in project["config"].items() if spec.get("secret"))
+
+
 def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
+    """The stack file's values, less the encrypted ones; a secret key in plain text is refused, as `pulumi up` does."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
     values = yaml.safe_load(path.read_text()).get("config") or {}
     secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
+    plain_secrets = [k for k in secret_keys(root) if k in values and k not in secure]
+    if plain_secrets:
+        raise StackFileError(
+            "; ".join(
+                f"{path.name}: {key} must be encrypted as it's secret: remove it from the file and run "
+                f"`pulumi config set --secret {key.split(':', 1)[1]} ...`"
+                for key in plain_secrets
+            )
+        )
     # Encrypted values need the passphrase; offline runs use placeholders instead.
     return {k: _as_config_string(v) for k, v in values.items() if k not in secure}
 
@@ -67,6 +89,9 @@ def known_stacks(root: Path = ROOT) -> list[str]:
 def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str], list[str]]:
     """(config, secret keys, keys filled with placeholders) for an offline run of `stack`."""
     values = {**project_defaults(root), **stack_values(stack, root)}
-    filled = [k for k in PLACEHOLDER_VALUES if k not in values] + list(PLACEHOLDER_SECRETS)
-    config = {**PLACEHOLDER_VALUES, **values, **PLACEHOLDER_SECRETS}
-    return config, list(PLACEHOLDER_SECRETS), filled
+    secrets = {
+        k: PLACEHOLDER_SECRETS.get(k, f"{PLACEHOLDER}-{k.split(':', 1)[1]}-0000000000") for k in secret_keys(root)
+    }
+    filled = [k for k in PLACEHOLDER_VALUES if k not in values] + list(secrets)
+    config = {**PLACEHOLDER_VALUES, **values, **secrets}
+    return config, list(secrets), filled

@@ -189,3 +189,23 @@ def test_the_token_setting_asks_for_the_workflow_permission_the_seed_needs():
 
     described = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["githubToken"]["description"]
     assert "Workflows" in described and "workflow" in described.replace("Workflows", "")
+
+
+SECRET_SCANNING = {"secretScanning": {"status": "enabled"}, "secretScanningPushProtection": {"status": "enabled"}}
+
+
+def test_public_repositories_scan_for_secrets_and_refuse_pushes_that_hold_one(fresh):
+    repos = fresh.of_type(REPO)
+    assert len(repos) == 4
+    for repo in repos:
+        assert repo.values["visibility"] == "public"
+        assert repo.values["securityAndAnalysis"] == SECRET_SCANNING, repo.name
+
+
+def test_private_repositories_do_not_ask_for_what_github_sells_them():
+    private = run_main(fresh_config(repositoryVisibility="private"))
+    repos = private.of_type(REPO)
+    assert len(repos) == 4
+    for repo in repos:
+        assert repo.values["visibility"] == "private"
+        assert "securityAndAnalysis" not in repo.values, repo.name

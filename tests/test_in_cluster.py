@@ -224,3 +224,48 @@ def test_rotating_the_admin_password_revokes_older_sessions():
     mtime, keepers = admin("2026-12-01T09:30:00Z")
     assert mtime == "2026-12-01T09:30:00Z", "sessions issued before the rotation must be refused"
     assert keepers == {"rotatedAt": "2026-12-01T09:30:00Z"}, "a new time must generate a new password"
+
+
+def test_a_depends_on_a_component_makes_every_child_wait_for_the_components_children():
+    """What a real `pulumi up` does: the SDK expands a dependency on a component into its children,
+    and a child waits for its parent, so KEDA's release waits for ingress-nginx's though only the
+    KEDA component names the ingress component."""
+
+    def keda_after_ingress():
+        provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+        ingress = IngressNginx("ingress", IngressNginxArgs(provider=provider))
+        Keda("keda", KedaArgs(provider=provider), opts=pulumi.ResourceOptions(depends_on=[ingress]))
+
+    recording = run(keda_after_ingress)
+    ingress_release = recording.one(RELEASE, "ingress-release")
+    keda_release = recording.one(RELEASE, "keda-release")
+    assert ingress_release.urn in recording.one("spitikos:autoscaling:Keda").dependencies
+    assert ingress_release.urn not in keda_release.dependencies
+    assert ingress_release.urn in recording.ancestors_closure(keda_release.urn)
+    assert recording.one("kubernetes:core/v1:Namespace", "keda-namespace").urn in recording.ancestors_closure(
+        keda_release.urn
+    )
+
+
+def test_without_a_depends_on_the_releases_wait_for_the_cluster_only(rec):
+    provider = rec.one("pulumi:providers:kubernetes", "cluster").urn
+    releases = rec.of_type(RELEASE)
+    assert len(releases) == 3
+    for release in releases:
+        waits_for = rec.ancestors_closure(release.urn)
+        assert provider in waits_for
+        assert not waits_for & {r.urn for r in releases}, f"{release.name} waits for another release"
+
+
+def test_an_apps_env_secret_is_secret_even_when_every_value_given_is_plain():
+    from components.apps import AppNamespace, AppNamespaceArgs
+
+    def app():
+        provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
+        env = {"REDIS_ADDRESS": "redis.redis.svc.cluster.local:6379"}
+        AppNamespace("api", AppNamespaceArgs(provider=provider, namespace="api", env=env))
+
+    secret = run(app).one("kubernetes:core/v1:Secret", "api-env")
+    assert secret.values["metadata"]["name"] == "platform-env"
+    assert secret.values["stringData"] == {"REDIS_ADDRESS": "redis.redis.svc.cluster.local:6379"}
+    assert secret.input_is_secret("stringData")

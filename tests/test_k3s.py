@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,7 +11,17 @@ import pulumi
 import pytest
 import yaml
 
-from components.k3s import TOKEN_FILE, K3sCluster, K3sClusterArgs, NodeArgs, install_script, preflight_script
+from components.k3s import (
+    CMDLINE_FIX,
+    MIN_FREE_DISK_KIB,
+    MIN_MEMORY_KIB,
+    TOKEN_FILE,
+    K3sCluster,
+    K3sClusterArgs,
+    NodeArgs,
+    install_script,
+    preflight_script,
+)
 from spitikos.engine import MOCK_HOST_KEY, plain, resolve, run
 
 VERSION = "v1.35.5+k3s1"
@@ -142,7 +153,7 @@ def _stub_bin(tmp_path: Path, scripts: dict[str, str]) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
 
 
-def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True):
+def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True, script=None):
     """The install script with stub k3s, curl, systemctl and sudo; the "installer" curl fetches
     records the environment it ran with, then swaps in the k3s it installed."""
     state = tmp_path / "state"
@@ -164,7 +175,7 @@ def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True):
             "timeout": 'shift; exec /usr/bin/timeout 0.5 "$@"',
         },
     )
-    script = install_script(VERSION, ["server", "--disable=traefik"], token_file="/etc/rancher/k3s/token")
+    script = script or install_script(VERSION, ["server", "--disable=traefik"], token_file="/etc/rancher/k3s/token")
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, input="TOKEN-ON-STDIN")
     return result, state
 
@@ -197,13 +208,126 @@ def test_install_fails_when_the_service_does_not_come_up(tmp_path):
     assert "k3s is not active" in result.stderr and "journalctl -u k3s" in result.stderr
 
 
-def test_preflight_rejects_a_node_that_is_not_arm64(tmp_path):
-    env = _stub_bin(tmp_path, {"uname": "echo x86_64", "hostname": "echo pi"})
-    result = subprocess.run(["sh", "-c", preflight_script("server")], env=env, capture_output=True, text=True)
-    assert result.returncode == 1
-    assert "this node is x86_64, but the platform needs arm64" in result.stderr
-
-
 def test_preflight_says_how_to_enable_the_memory_cgroup():
     script = preflight_script("server")
     assert "cgroup_enable=memory cgroup_memory=1" in script and "/boot/firmware/cmdline.txt" in script
+
+
+def test_the_server_installer_writes_the_kubeconfig_readable_by_root_only(recorded, tmp_path):
+    """The recorded install script, run with a stub installer that reports what it was asked to do."""
+    script = recorded.one(COMMAND, "t-server-install").values["create"]
+    result, _ = _run_install(tmp_path, "", f"k3s version {VERSION} (abc)", script=script)
+    assert result.returncode == 0, result.stderr
+    ran = next(line for line in result.stdout.splitlines() if line.startswith("ran "))
+    assert "--write-kubeconfig-mode=0600" in ran.split()
+
+
+# --- the preflight script, run locally against a stand-in node -------------------------
+
+PI5_4GB_MEM_KIB = 4_045_264  # what a 4 GB Pi 5 reports as MemTotal (~3.9 GiB)
+NODE_FILES = ("/sys/fs/cgroup/cgroup.controllers", "/proc/cgroups", "/proc/meminfo")
+CGROUPS_V1 = "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\nmemory\t0\t{n}\t{enabled}\n"
+
+
+def run_preflight(
+    tmp_path: Path,
+    arch: str = "aarch64",
+    controllers: str | None = "cpuset cpu io memory pids",
+    cgroups_v1: str = "",
+    mem_kib: int = PI5_4GB_MEM_KIB,
+    free_disk_kib: int = 20 * 1024 * 1024,
+    curl: bool = True,
+    sudo_ok: bool = True,
+) -> subprocess.CompletedProcess:
+    """The server's preflight script on a stand-in node: stub commands, and the node's files
+    (the script's fixed paths, substituted with sed-like replacement) written under tmp_path."""
+    script = preflight_script("server")
+    for path in NODE_FILES:
+        assert path in script, f"the preflight no longer reads {path}: update this test"
+        script = script.replace(path, f"{tmp_path}{path}")
+    files = {"/proc/meminfo": f"MemTotal:       {mem_kib} kB\nMemFree:        1000 kB\n", "/proc/cgroups": cgroups_v1}
+    if controllers is not None:
+        files["/sys/fs/cgroup/cgroup.controllers"] = controllers + "\n"
+    for path, content in files.items():
+        (tmp_path / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path.lstrip("/")).write_text(content)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # Only these tools exist on the stand-in node, so a missing curl is really missing.
+    for tool in ("sh", "awk", "grep", "cat"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    stubs = {
+        "uname": f"echo {arch}",
+        "hostname": "echo pi",
+        "id": "echo ubuntu",
+        "df": f"echo 'Filesystem 1024-blocks Used Available Use% On'; echo '/dev/root 1 1 {free_disk_kib} 1% /'",
+        "sudo": "exit 0" if sudo_ok else "echo 'sudo: a password is required' >&2; exit 1",
+    }
+    if curl:
+        stubs["curl"] = "exit 0"
+    for name, body in stubs.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    return subprocess.run([str(bin_dir / "sh"), "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_preflight_passes_on_a_4gb_pi5(tmp_path):
+    result = run_preflight(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "preflight ok: aarch64, 3950 MiB RAM, 20 GiB free\n"
+
+
+PREFLIGHT_FAILURES = [
+    ("not-arm64", {"arch": "x86_64"}, "this node is x86_64, but the platform needs arm64"),
+    ("memory-cgroup-off-v2", {"controllers": "cpuset cpu io pids"}, f"the memory cgroup is not enabled: {CMDLINE_FIX}"),
+    (
+        "memory-cgroup-absent-v1",
+        {"controllers": None, "cgroups_v1": "#subsys_name\thierarchy\tnum_cgroups\tenabled\ncpu\t2\t1\t1\n"},
+        "the memory cgroup is not enabled",
+    ),
+    ("2gb-pi", {"mem_kib": 1_990_000}, "only 1943 MiB of RAM; the platform needs a 4 GB Pi 5 or larger"),
+    ("just-under-3gib", {"mem_kib": MIN_MEMORY_KIB - 1}, "only 3071 MiB of RAM"),
+    ("disk", {"free_disk_kib": MIN_FREE_DISK_KIB - 1}, "only 8191 MiB free on /; free at least 8 GiB"),
+    ("no-curl", {"curl": False}, "curl is missing: sudo apt-get install -y curl"),
+    ("no-sudo", {"sudo_ok": False}, "user ubuntu needs password-less sudo"),
+]
+
+
+MEMORY_CGROUP_OFF_V1 = pytest.param(
+    {"controllers": None, "cgroups_v1": CGROUPS_V1.format(n=1, enabled=0)},
+    f"the memory cgroup is not enabled: {CMDLINE_FIX}",
+    id="memory-cgroup-off-v1",
+    marks=pytest.mark.xfail(
+        strict=True,
+        reason="Known bug in components/k3s.py, for the k3s rewrite: on cgroup v1 the awk check's `exit 1` runs "
+        "END, whose `exit !found` replaces the status with 0, so a disabled memory cgroup passes. Remove this "
+        "marker when the test passes.",
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    "node,message",
+    [*((n, m) for _, n, m in PREFLIGHT_FAILURES), MEMORY_CGROUP_OFF_V1],
+    ids=[*(i for i, _, _ in PREFLIGHT_FAILURES), "memory-cgroup-off-v1"],
+)
+def test_preflight_stops_with_what_to_fix(tmp_path, node, message):
+    result = run_preflight(tmp_path, **node)
+    assert result.returncode == 1
+    assert result.stderr.startswith("spitikos preflight (server node pi): ")
+    assert message in result.stderr
+    assert "preflight ok" not in result.stdout
+
+
+def test_preflight_accepts_the_exact_minimums_and_a_v1_memory_cgroup(tmp_path):
+    result = run_preflight(
+        tmp_path,
+        controllers=None,
+        cgroups_v1=CGROUPS_V1.format(n=1, enabled=1),
+        mem_kib=MIN_MEMORY_KIB,
+        free_disk_kib=MIN_FREE_DISK_KIB,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "preflight ok: aarch64, 3072 MiB RAM, 8 GiB free\n"
+    assert MIN_MEMORY_KIB == 3 * 1024 * 1024 < PI5_4GB_MEM_KIB and MIN_FREE_DISK_KIB == 8 * 1024 * 1024

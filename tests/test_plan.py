@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS
+from conftest import DUMMY_SECRETS, ROOT
 
 from spitikos import plan as offline
 from spitikos.__main__ import main
@@ -39,8 +41,9 @@ def test_waves_group_what_can_run_in_parallel():
 
 
 @pytest.fixture(scope="module")
-def pi5_plan():
-    return offline.build("pi5")
+def pi5_plan(stack):
+    """The plan of the session's run of the pi5 stack: the program is not run again."""
+    return offline.from_recording(stack, "pi5")
 
 
 def test_the_pi5_plan_contains_every_component(pi5_plan):
@@ -131,3 +134,81 @@ def test_the_plan_does_not_depend_on_registration_or_key_order(pi5_plan, tmp_pat
     for a, b in zip(first, second, strict=True):
         assert a.relative_to(tmp_path / "first") == b.relative_to(tmp_path / "second")
         assert a.read_text() == b.read_text(), a.name
+
+
+def test_manifests_keep_whole_numbers_integers(pi5_plan, tmp_path):
+    """The wire carries numbers as doubles; kubectl refuses `replicas: 2.0` and `containerPort: 2000.0`."""
+    offline.write(pi5_plan, tmp_path)
+    cloudflared = (tmp_path / "kubernetes" / "deployment-cloudflared-cloudflared.yaml").read_text()
+    assert "\n  replicas: 2\n" in cloudflared and "containerPort: 2000\n" in cloudflared
+    assert "\n  ttl: 1\n" in (tmp_path / "tunnel.yaml").read_text()
+    redis = yaml.safe_load((tmp_path / "kubernetes" / "deployment-redis-redis.yaml").read_text())
+    assert type(redis["spec"]["replicas"]) is int
+    assert type(redis["spec"]["template"]["spec"]["securityContext"]["runAsUser"]) is int
+    for path in [*tmp_path.glob("kubernetes/*.yaml"), tmp_path / "tunnel.yaml"]:
+        assert not re.search(r": \d+\.0$", path.read_text(), re.MULTILINE), (
+            f"{path.name} writes a whole number as a float"
+        )
+    assert '"replicas": 2.0' not in (tmp_path / "plan.json").read_text()
+
+
+def project_copy(tmp_path, stack_file: str):
+    """A project folder with the real Pulumi.yaml and the given `Pulumi.leaky.yaml`."""
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    (tmp_path / "Pulumi.leaky.yaml").write_text(stack_file)
+    return tmp_path
+
+
+LEAKY = "config:\n  spitikos:domain: spitikos.dev\n  spitikos:githubToken: ghp_abcdefghijklmnopqrstuvwxyz\n"
+
+
+def test_a_secret_in_plain_text_in_the_stack_file_is_refused_as_pulumi_up_refuses_it(tmp_path):
+    from spitikos.stack import StackFileError, offline_config
+
+    with pytest.raises(StackFileError) as raised:
+        offline_config("leaky", project_copy(tmp_path, LEAKY))
+    assert "spitikos:githubToken must be encrypted" in str(raised.value)
+    assert "pulumi config set --secret githubToken" in str(raised.value)
+    assert "ghp_abc" not in str(raised.value)
+
+
+def test_an_encrypted_secret_in_the_stack_file_is_replaced_by_its_placeholder(tmp_path):
+    from spitikos.stack import PLACEHOLDER_SECRETS, offline_config
+
+    encrypted = LEAKY.replace("ghp_abcdefghijklmnopqrstuvwxyz", "{secure: v1:AAAABBBBCCCC}")
+    config, secret_keys, _ = offline_config("leaky", project_copy(tmp_path, encrypted))
+    assert config["spitikos:githubToken"] == PLACEHOLDER_SECRETS["spitikos:githubToken"]
+    assert "spitikos:githubToken" in secret_keys
+
+
+def test_the_cli_prints_the_refusal_and_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(offline, "ROOT", project_copy(tmp_path, LEAKY))
+    assert main(["plan", "--stack", "leaky"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("plan: Pulumi.leaky.yaml: spitikos:githubToken must be encrypted")
+
+
+def test_which_keys_are_secret_comes_from_the_config_schema(tmp_path):
+    from spitikos.stack import PLACEHOLDER_SECRETS, offline_config, secret_keys
+
+    declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
+    assert secret_keys() == sorted(f"spitikos:{k}" for k, spec in declared.items() if spec.get("secret"))
+    assert sorted(PLACEHOLDER_SECRETS) == secret_keys()
+    # A key newly declared secret is treated as one, with a placeholder, and refused in plain text.
+    declared["domain"]["secret"] = True
+    project_copy(tmp_path, "config: {}\n")
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump({"name": "spitikos", "config": declared}))
+    config, keys, _ = offline_config("leaky", tmp_path)
+    assert "spitikos:domain" in keys and config["spitikos:domain"].startswith("PLACEHOLDER-domain")
+    (tmp_path / "Pulumi.leaky.yaml").write_text("config:\n  spitikos:domain: spitikos.dev\n")
+    with pytest.raises(ValueError, match="spitikos:domain must be encrypted"):
+        offline_config("leaky", tmp_path)
+
+
+def test_written_manifests_load_back_to_exactly_the_registered_objects(pi5_plan):
+    written = offline.files(pi5_plan)
+    objects = [r for r in pi5_plan.resources if r.type.startswith("kubernetes:") and r.type != offline.RELEASE]
+    assert len(objects) == len([n for n in written if n.startswith("kubernetes/")]) >= 20
+    loaded = [yaml.safe_load(written[n]) for n in written if n.startswith("kubernetes/")]
+    for reg in objects:
+        assert offline.redact(reg.inputs) in loaded, reg.name

