@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -107,9 +107,12 @@ class ArgoCd(pulumi.ComponentResource):
     root_application: k8s.apiextensions.CustomResource
 
     def __init__(self, name: str, args: ArgoCdArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("spitikos:gitops:ArgoCd", name, None, with_provider(opts, args.provider))
+        # Not `providers=[...]`: the component would then register only once the cluster exists,
+        # and with it its webhook secret, which GitHub's charts webhook must not wait for.
+        super().__init__("spitikos:gitops:ArgoCd", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
+        kube = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=args.provider)
 
         rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
         admin = random.RandomPassword(
@@ -135,6 +138,7 @@ class ArgoCd(pulumi.ComponentResource):
             values=argocd_values(
                 args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
             ),
+            provider=args.provider,
         )
         self._ingress(name, args, ns)
 
@@ -155,11 +159,11 @@ class ArgoCd(pulumi.ComponentResource):
                     "url": repo.url,
                     "sshPrivateKey": pulumi.Output.secret(repo.private_key),
                 },
-                opts=child,
+                opts=kube,
             )
 
         # Only these need Argo CD's CRDs, so only these wait for the release.
-        after_crds = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
             k8s.apiextensions.CustomResource(
                 f"{name}-project-{project['metadata']['name']}",
@@ -178,7 +182,7 @@ class ArgoCd(pulumi.ComponentResource):
             kind="Application",
             metadata=root["metadata"],
             spec=root["spec"],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, *projects]),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release, *projects]),
         )
         self.url = f"https://{args.hostname}"
         self.register_outputs(
@@ -230,7 +234,9 @@ class ArgoCd(pulumi.ComponentResource):
                 ],
             },
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[args.ingress_controller] if args.ingress_controller else None
+                parent=self,
+                provider=args.provider,
+                depends_on=[args.ingress_controller] if args.ingress_controller else None,
             ),
         )
 

@@ -78,7 +78,9 @@ install the 64-bit Ubuntu Server for Raspberry Pi";; esac
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
   grep -qw memory /sys/fs/cgroup/cgroup.controllers || fail "the memory cgroup is not enabled: {CMDLINE_FIX}"
 else
-  awk '$1=="memory" {{found=1; if ($4 != 1) exit 1}} END {{exit !found}}' /proc/cgroups \\
+  # cgroup v1: the `memory` row's `enabled` column. (An `exit` in the main block would run END,
+  # whose own `exit` would replace the status.)
+  awk '$1=="memory" {{found=1; enabled=$4}} END {{exit !(found && enabled == 1)}}' /proc/cgroups \\
     || fail "the memory cgroup is not enabled: {CMDLINE_FIX}"
 fi
 mem=$(awk '/^MemTotal:/ {{print $2}}' /proc/meminfo)

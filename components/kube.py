@@ -36,9 +36,11 @@ BASELINE = "baseline"
 namespaces, whose pods (and sidecars, e.g. Vault's injected agent) the platform does not write."""
 
 
-def namespace(resource_name: str, name: str, parent: pulumi.Resource, pod_security: str) -> k8s.core.v1.Namespace:
+def namespace(
+    resource_name: str, name: str, parent: pulumi.Resource, pod_security: str, provider: k8s.Provider | None = None
+) -> k8s.core.v1.Namespace:
     """A namespace the platform owns, its Pod Security level enforced (and `restricted` always
-    warned and audited, so a gap shows); its provider comes from the parent component."""
+    warned and audited, so a gap shows); its provider is `provider`, or else the parent component's."""
     labels = {
         **PLATFORM_LABELS,
         "pod-security.kubernetes.io/enforce": pod_security,
@@ -46,19 +48,26 @@ def namespace(resource_name: str, name: str, parent: pulumi.Resource, pod_securi
         "pod-security.kubernetes.io/audit": RESTRICTED,
     }
     return k8s.core.v1.Namespace(
-        resource_name, metadata={"name": name, "labels": labels}, opts=pulumi.ResourceOptions(parent=parent)
+        resource_name,
+        metadata={"name": name, "labels": labels},
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
 
 
 def network_policy(
-    resource_name: str, parent: pulumi.Resource, namespace: pulumi.Input[str], name: str, spec: dict[str, Any]
+    resource_name: str,
+    parent: pulumi.Resource,
+    namespace: pulumi.Input[str],
+    name: str,
+    spec: dict[str, Any],
+    provider: k8s.Provider | None = None,
 ) -> k8s.networking.v1.NetworkPolicy:
     """A NetworkPolicy; with `policyTypes: [Ingress]` and the rules given, everything else is refused."""
     return k8s.networking.v1.NetworkPolicy(
         resource_name,
         metadata={"name": name, "namespace": namespace, "labels": PLATFORM_LABELS},
         spec={"policyTypes": ["Ingress"], **spec},
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
 
 
@@ -73,7 +82,10 @@ NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label Kubernetes sets on e
 
 
 def with_provider(opts: pulumi.ResourceOptions | None, provider: k8s.Provider) -> pulumi.ResourceOptions:
-    """Component options whose Kubernetes children all use `provider`."""
+    """Component options whose Kubernetes children all use `provider`. Only for components with
+    nothing but in-cluster children: a component registers after its providers exist, so all of
+    its children, Kubernetes or not, would wait for the cluster (ArgoCd and Tunnel hand the
+    provider to each Kubernetes child instead)."""
     return pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[provider]))
 
 
@@ -87,6 +99,7 @@ def chart(
     repo: str,
     namespace: pulumi.Input[str],
     values: dict[str, Any],
+    provider: k8s.Provider | None = None,
 ) -> k8s.helm.v3.Release:
     """An upstream chart at a pinned version, rolled back if it does not become ready."""
     return k8s.helm.v3.Release(
@@ -103,7 +116,7 @@ def chart(
             max_history=5,
             timeout=900,
         ),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
     )
 
 

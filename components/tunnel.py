@@ -24,7 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy, with_provider
+from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy
 from components.settings import zone_of
 
 NAMESPACE = "cloudflared"
@@ -109,13 +109,13 @@ class Tunnel(pulumi.ComponentResource):
     """The tunnel's connector token. Secret."""
 
     def __init__(self, name: str, args: TunnelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        # Only Cloudflare through `providers`: with the Kubernetes provider there too, the component,
+        # and so the tunnel, its routes and DNS, would register only once the cluster exists.
         super().__init__(
             "spitikos:tunnel:Tunnel",
             name,
             None,
-            pulumi.ResourceOptions.merge(
-                with_provider(opts, args.kubernetes), pulumi.ResourceOptions(providers=[args.cloudflare])
-            ),
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[args.cloudflare])),
         )
         self.routes = routes(args)
         secret = random.RandomBytes(f"{name}-secret", length=32, opts=pulumi.ResourceOptions(parent=self))
@@ -140,7 +140,7 @@ class Tunnel(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
         )
         self.token = pulumi.Output.secret(token.token)
-        self._connector(name, args.replicas)
+        self._connector(name, args.replicas, args.kubernetes)
         self.register_outputs({"tunnel_id": self.tunnel_id, "cname_target": self.cname_target})
 
     def _config(
@@ -278,10 +278,10 @@ class Tunnel(pulumi.ComponentResource):
                 )
         return applications
 
-    def _connector(self, name: str, replicas: int) -> None:
+    def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> None:
         """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
-        child = pulumi.ResourceOptions(parent=self)
-        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
+        child = pulumi.ResourceOptions(parent=self, provider=kubernetes)
+        ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=kubernetes)
         labels = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
         selector = {"app.kubernetes.io/name": "cloudflared"}
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
@@ -351,10 +351,12 @@ class Tunnel(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
+            opts=pulumi.ResourceOptions(parent=self, provider=kubernetes, depends_on=[secret]),
         )
         # cloudflared only dials out; nothing in the cluster has reason to reach it.
-        network_policy(f"{name}-network-policy", self, ns.metadata.name, "deny-ingress", {"podSelector": {}})
+        network_policy(
+            f"{name}-network-policy", self, ns.metadata.name, "deny-ingress", {"podSelector": {}}, provider=kubernetes
+        )
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta("cloudflared"),

@@ -298,12 +298,6 @@ MEMORY_CGROUP_OFF_V1 = pytest.param(
     {"controllers": None, "cgroups_v1": CGROUPS_V1.format(n=1, enabled=0)},
     f"the memory cgroup is not enabled: {CMDLINE_FIX}",
     id="memory-cgroup-off-v1",
-    marks=pytest.mark.xfail(
-        strict=True,
-        reason="Known bug in components/k3s.py, for the k3s rewrite: on cgroup v1 the awk check's `exit 1` runs "
-        "END, whose `exit !found` replaces the status with 0, so a disabled memory cgroup passes. Remove this "
-        "marker when the test passes.",
-    ),
 )
 
 

@@ -161,22 +161,8 @@ def outside_waiting_for_the_node(recording) -> list[str]:
     return sorted(r.name for r in outside if recording.ancestors_closure(r.urn) & node)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known bug, for the components' rewrite: the Tunnel and ArgoCd components take the Kubernetes "
-    "provider in `providers`, so their registration, and with it every child (Cloudflare's tunnel, routes and "
-    "DNS; Argo CD's webhook secret, which GitHub's charts webhook needs), waits for the kubeconfig read from "
-    "the node. Remove this marker when the test passes.",
-)
 def test_github_and_cloudflare_do_not_wait_for_the_node(stack):
     assert outside_waiting_for_the_node(stack) == []
-
-
-def test_until_then_only_the_tunnels_children_and_the_charts_webhook_wait_for_the_node(stack):
-    tunnel = stack.one("spitikos:tunnel:Tunnel")
-    cloudflare = [r.name for r in stack.children(tunnel.urn) if r.type.startswith("cloudflare:")]
-    assert len(cloudflare) >= 5
-    assert outside_waiting_for_the_node(stack) == sorted([*cloudflare, "spitikos-github-charts-webhook"])
 
 
 def own_kubernetes_objects(recording):
