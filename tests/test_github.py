@@ -21,7 +21,8 @@ REAL_REPOSITORIES = ["api", "charts", "docs", "homepage", "spitikos"]
 
 @pytest.fixture(scope="module")
 def reviewed():
-    return run_main(fresh_config(requiredReviews="1"))
+    """A private organization that requires a review: one run serves both settings' tests."""
+    return run_main(fresh_config(requiredReviews="1", repositoryVisibility="private"))
 
 
 def webhook(recording, repo):
@@ -202,9 +203,8 @@ def test_public_repositories_scan_for_secrets_and_refuse_pushes_that_hold_one(fr
         assert repo.values["securityAndAnalysis"] == SECRET_SCANNING, repo.name
 
 
-def test_private_repositories_do_not_ask_for_what_github_sells_them():
-    private = run_main(fresh_config(repositoryVisibility="private"))
-    repos = private.of_type(REPO)
+def test_private_repositories_do_not_ask_for_what_github_sells_them(reviewed):
+    repos = reviewed.of_type(REPO)
     assert len(repos) == 4
     for repo in repos:
         assert repo.values["visibility"] == "private"
