@@ -87,7 +87,9 @@ def test_agents_join_with_the_servers_token_kept_secret(recorded):
     assert "k3s-agent-uninstall.sh" in agent.values["delete"]
     token_read = recorded.one(COMMAND, "t-server-token")
     assert token_read.urn in agent.dependencies
-    assert recorded.one(COMMAND, "t-agent-10-0-0-201-preflight").urn in agent.dependencies
+    agent_preflight = recorded.one(COMMAND, "t-agent-10-0-0-201-preflight")
+    assert agent_preflight.urn in agent.dependencies
+    assert agent_preflight.values["create"] == preflight_script("agent")
 
 
 def test_every_command_is_a_child_of_the_component(recorded):
@@ -263,3 +265,17 @@ def test_preflight_accepts_the_exact_minimums_and_a_v1_memory_cgroup(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "preflight ok: aarch64, 3072 MiB RAM, 8 GiB free\n"
     assert MIN_MEMORY_KIB == 3 * 1024 * 1024 < PI5_4GB_MEM_KIB and MIN_FREE_DISK_KIB == 8 * 1024 * 1024
+
+
+@pytest.mark.parametrize("role,script", [("server", "k3s-uninstall.sh"), ("agent", "k3s-agent-uninstall.sh")])
+def test_delete_uninstalls_k3s_and_passes_on_a_node_without_it(recorded, tmp_path, role, script):
+    name = "t-server-install" if role == "server" else "t-agent-10-0-0-201-install"
+    delete = recorded.one(COMMAND, name).values["delete"]
+    assert f"/usr/local/bin/{script}" in delete
+    delete = delete.replace("/usr/local/bin/", f"{tmp_path}/")
+    absent = subprocess.run(["sh", "-c", delete], capture_output=True, text=True)
+    assert absent.returncode == 0, absent.stderr
+    (tmp_path / script).write_text("#!/bin/sh\necho uninstalled\n")
+    (tmp_path / script).chmod(0o755)
+    present = subprocess.run(["sh", "-c", delete], capture_output=True, text=True)
+    assert (present.returncode, present.stdout) == (0, "uninstalled\n")

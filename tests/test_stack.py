@@ -190,3 +190,11 @@ def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack
             kubernetes_validate.validate(obj.values, desired_version=minor, strict=True)
         except kubernetes_validate.ValidationError as error:
             raise AssertionError(f"{obj.name} is invalid for Kubernetes {minor}: {error}") from error
+
+
+def test_every_resource_hangs_under_the_platform(stack):
+    """Every child is parented to its component (STYLE): no resource escapes to the stack's root."""
+    platform = stack.one("spitikos:platform:Platform", "spitikos")
+    for reg in stack.all():
+        if reg.urn != platform.urn:
+            assert reg.parent in stack.registrations, f"{reg.name} is not parented to a component"
