@@ -43,6 +43,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
+.PHONY: snapshot mutants  # `mutants/` is also the directory mutmut works in
+
 # The reviewed snapshot of the platform (tests/snapshots/pi5/): rewrite it after an intended change,
 # then review its diff. The tests fail on any difference.
 snapshot: $(VENV)/.installed

@@ -70,8 +70,8 @@ def test_version_change_upgrades_in_place_and_delete_leaves_k3s_alone(recorded):
     assert preflight.urn in install.dependencies
 
 
-def test_uninstalling_is_an_explicit_opt_in():
-    opted = run(lambda: cluster(agents=["10.0.0.201"], uninstall_on_destroy=True))
+def test_uninstalling_is_an_explicit_opt_in(uninstalling):
+    opted = uninstalling
     assert "k3s-uninstall.sh" in opted.one(COMMAND, "t-server-install").values["delete"]
     assert "k3s-agent-uninstall.sh" in opted.one(COMMAND, "t-agent-10-0-0-201-install").values["delete"]
 
@@ -115,7 +115,9 @@ def test_agents_join_with_an_agent_only_token_that_is_never_in_a_command(recorde
         for key in ("create", "update", "delete"):
             assert secret not in command.values.get(key, ""), f"{command.name} carries the token in its {key}"
     assert server.urn in agent.dependencies, "an agent joins a running server"
-    assert recorded.one(COMMAND, "t-agent-10-0-0-201-preflight").urn in agent.dependencies
+    agent_preflight = recorded.one(COMMAND, "t-agent-10-0-0-201-preflight")
+    assert agent_preflight.urn in agent.dependencies
+    assert agent_preflight.values["create"] == preflight_script("agent")
 
 
 def test_every_connection_pins_the_nodes_host_key(recorded):
@@ -325,3 +327,22 @@ def test_preflight_accepts_the_exact_minimums_and_a_v1_memory_cgroup(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "preflight ok: aarch64, 3072 MiB RAM, 8 GiB free\n"
     assert MIN_MEMORY_KIB == 3 * 1024 * 1024 < PI5_4GB_MEM_KIB and MIN_FREE_DISK_KIB == 8 * 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def uninstalling():
+    return run(lambda: cluster(agents=["10.0.0.201"], uninstall_on_destroy=True))
+
+
+@pytest.mark.parametrize("role,script", [("server", "k3s-uninstall.sh"), ("agent", "k3s-agent-uninstall.sh")])
+def test_opted_in_delete_uninstalls_k3s_and_passes_on_a_node_without_it(uninstalling, tmp_path, role, script):
+    name = "t-server-install" if role == "server" else "t-agent-10-0-0-201-install"
+    delete = uninstalling.one(COMMAND, name).values["delete"]
+    assert f"/usr/local/bin/{script}" in delete
+    delete = delete.replace("/usr/local/bin/", f"{tmp_path}/")
+    absent = subprocess.run(["sh", "-c", delete], capture_output=True, text=True)
+    assert absent.returncode == 0, absent.stderr
+    (tmp_path / script).write_text("#!/bin/sh\necho uninstalled\n")
+    (tmp_path / script).chmod(0o755)
+    present = subprocess.run(["sh", "-c", delete], capture_output=True, text=True)
+    assert (present.returncode, present.stdout) == (0, "uninstalled\n")

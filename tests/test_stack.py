@@ -357,3 +357,11 @@ def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack)
     assert controller["allowSnippetAnnotations"] is False
     assert controller["config"]["annotations-risk-level"] in ("Low", "Medium")
     assert controller["admissionWebhooks"]["failurePolicy"] == "Fail"
+
+
+def test_every_resource_hangs_under_the_platform(stack):
+    """Every child is parented to its component (STYLE): no resource escapes to the stack's root."""
+    platform = stack.one("spitikos:platform:Platform", "spitikos")
+    for reg in stack.all():
+        if reg.urn != platform.urn:
+            assert reg.parent in stack.registrations, f"{reg.name} is not parented to a component"

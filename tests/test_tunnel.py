@@ -189,3 +189,22 @@ def test_cloudflared_listens_for_probes_on_all_addresses_and_its_probes_use_that
         target = container[probe]["httpGet"]
         assert target["path"] == "/ready"
         assert ports.get(target["port"], target["port"]) == int(port), f"{probe} probes another port"
+
+
+def test_dns_records_keep_names_derived_from_their_hostnames(fresh, stack):
+    """A renamed resource is a deleted and re-created record on the next `pulumi up`."""
+    names = sorted(r.name for r in fresh.of_type(DNS))
+    assert names == [
+        "spitikos-tunnel-dns-api-spitikos-dev",
+        "spitikos-tunnel-dns-argocd-spitikos-dev",
+        "spitikos-tunnel-dns-spitikos-dev",
+    ]
+    real = {r.values["name"]: r.name for r in stack.of_type(DNS)}
+    assert real["*.taehoonlee.cloud"] == "spitikos-tunnel-dns-wildcard-taehoonlee-cloud"
+    assert real["k8s.taehoonlee.cloud"] == "spitikos-tunnel-dns-k8s-taehoonlee-cloud"
+
+
+def test_access_applications_stay_out_of_the_app_launcher(stack):
+    assert stack.of_type(ACCESS_APP)
+    for app in stack.of_type(ACCESS_APP):
+        assert app.values["appLauncherVisible"] is False, app.name
