@@ -73,7 +73,7 @@ CHART_PARTS: dict[str, tuple[Part, ...]] = {
         Part("notifications.resources", "notifications.enabled"),
         Part("commitServer.resources", "commitServer.enabled", on_by_default=False),
     ),
-    # ingress-nginx 4.14.1: the controller and the admission webhook's two certificate jobs.
+    # ingress-nginx 4.15.1: the controller and the admission webhook's two certificate jobs.
     "ingress-nginx": (
         Part("controller.resources"),
         Part("controller.admissionWebhooks.createSecretJob.resources", "controller.admissionWebhooks.enabled"),
