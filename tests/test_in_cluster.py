@@ -11,7 +11,7 @@ from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSour
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
-from spitikos.engine import resolve, run
+from spitikos.engine import plain, resolve, run
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CENTRAL = "git@github.com:spitikos/spitikos.git"
@@ -269,3 +269,13 @@ def test_an_apps_env_secret_is_secret_even_when_every_value_given_is_plain():
     assert secret.values["metadata"]["name"] == "platform-env"
     assert secret.values["stringData"] == {"REDIS_ADDRESS": "redis.redis.svc.cluster.local:6379"}
     assert secret.input_is_secret("stringData")
+
+
+def test_a_new_redis_password_restarts_the_pod_which_reads_it_only_at_start(rec):
+    import hashlib
+
+    template = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values["spec"]["template"]
+    password = plain(rec.one("random:index/randomPassword:RandomPassword", "redis-password").state["result"])
+    checksum = template["metadata"]["annotations"]["checksum/auth"]
+    assert checksum == hashlib.sha256(password.encode()).hexdigest()
+    assert password not in str(template), "only the hash is in the pod template, never the password"

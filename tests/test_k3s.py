@@ -346,3 +346,17 @@ def test_opted_in_delete_uninstalls_k3s_and_passes_on_a_node_without_it(uninstal
     (tmp_path / script).chmod(0o755)
     present = subprocess.run(["sh", "-c", delete], capture_output=True, text=True)
     assert (present.returncode, present.stdout) == (0, "uninstalled\n")
+
+
+def test_an_agent_is_named_by_its_stable_key_not_its_address():
+    """Writing an agent's address differently must not rename (and so replace) its resources."""
+    key = pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----")
+
+    def named(host):
+        agent = NodeArgs(host=host, user="ubuntu", port=22, private_key=key, key="pi2")
+        server = NodeArgs(host="10.0.0.200", user="ubuntu", port=22, private_key=key)
+        return K3sCluster("t", K3sClusterArgs(server=server, agents=[agent], version=VERSION))
+
+    before = {c.name for c in run(lambda: named("10.0.0.201")).of_type(COMMAND)}
+    after = {c.name for c in run(lambda: named("pi2.lan")).of_type(COMMAND)}
+    assert before == after and "t-agent-pi2-install" in after

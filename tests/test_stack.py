@@ -365,3 +365,22 @@ def test_every_resource_hangs_under_the_platform(stack):
     for reg in stack.all():
         if reg.urn != platform.urn:
             assert reg.parent in stack.registrations, f"{reg.name} is not parented to a component"
+
+
+def test_a_misspelt_setting_stops_the_program_naming_it_and_the_closest_key():
+    config = {**stack_config(), "spitikos:nodehost": "10.0.0.200"}
+    with pytest.raises(SettingsError) as raised:
+        run_main(config)
+    assert "spitikos:nodehost: is not a setting of this stack: did you mean 'nodeHost'?" in raised.value.problems
+
+
+def test_the_docs_write_the_kubeconfig_readable_by_its_owner_only():
+    from conftest import ROOT
+
+    for doc in (ROOT / "README.md", ROOT / "docs" / "operations.md"):
+        text = doc.read_text()
+        writes = [i for i in range(len(text)) if text.startswith("pulumi stack output kubeconfig --show-secrets >", i)]
+        assert writes, doc.name
+        for at in writes:
+            block = text[text.rfind("```", 0, at) : at]
+            assert "umask 077" in block, f"{doc.name}: cluster-admin credentials written without umask 077"
