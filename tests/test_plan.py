@@ -90,8 +90,23 @@ def test_secrets_are_redacted_in_the_json(pi5_plan):
     assert release["dependencies"] and release["parent"].endswith("spitikos-argocd")
 
 
-def test_out_writes_the_objects_the_routes_and_the_plan(tmp_path, capsys):
+def test_building_a_plan_runs_the_stacks_main_with_its_offline_settings(stack, monkeypatch):
+    """What `build` hands the program: the run the CLI test below reuses from the session."""
+    from conftest import MAIN, stack_config
+
+    calls = []
+    monkeypatch.setattr(offline, "run_file", lambda *args: calls.append(args) or stack)
+    plan = offline.build("pi5")
+    ((path, config, secret_keys),) = calls
+    assert path == MAIN and config == stack_config() and sorted(secret_keys) == sorted(DUMMY_SECRETS)
+    assert plan.recording is stack and "spitikos:cloudflareAccountId" in plan.placeholders
+
+
+def test_out_writes_the_objects_the_routes_and_the_plan(pi5_plan, tmp_path, capsys, monkeypatch):
+    built = []
+    monkeypatch.setattr(offline, "build", lambda stack: built.append(stack) or pi5_plan)
     assert main(["plan", "--out", str(tmp_path)]) == 0
+    assert built == ["pi5"]
     printed = capsys.readouterr().out
     assert "not a preview of live state" in printed and "Critical path: 3 slow steps" in printed
     redis = yaml.safe_load((tmp_path / "kubernetes" / "deployment-redis-redis.yaml").read_text())
