@@ -156,6 +156,15 @@ class Registration:
         return deps
 
 
+@dataclass(frozen=True)
+class Invoke:
+    """A provider function the program called (a data source): its arguments and provider."""
+
+    token: str
+    args: dict
+    provider: str
+
+
 class PlatformMocks(pulumi.runtime.Mocks):
     """Placeholder outputs in the shape a real provider returns, made up deterministically from the name."""
 
@@ -203,7 +212,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
             )
         return f"{name}-id", state
 
+    def __init__(self) -> None:
+        self.invokes: list[Invoke] = []
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        self.invokes.append(Invoke(args.token, dict(args.args), args.provider))
         if args.token == "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
             return {
                 "token": MOCK_TUNNEL_TOKEN,
@@ -277,6 +290,7 @@ class Recording:
     registrations: dict[str, Registration]
     exports: dict[str, tuple[Any, bool]]
     result: Any = None
+    invokes: list[Invoke] = field(default_factory=list)
 
     def all(self) -> list[Registration]:
         return list(self.registrations.values())
@@ -347,7 +361,8 @@ def run(
     preview: bool = False,
 ) -> Recording:
     """Runs `program` under fresh mocks and config; returns everything it registered."""
-    monitor = EngineMonitor(PlatformMocks())
+    mocks = PlatformMocks()
+    monitor = EngineMonitor(mocks)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
     holder: dict[str, Any] = {}
@@ -360,7 +375,7 @@ def run(
     body()
     root = pulumi.runtime.settings.get_root_resource()
     exports = {k: _resolve(v) for k, v in getattr(root, "outputs", {}).items()}
-    return Recording(monitor.registrations, exports, holder.get("result"))
+    return Recording(monitor.registrations, exports, holder.get("result"), mocks.invokes)
 
 
 def run_file(path: Path, config: dict[str, str], secret_keys: Iterable[str]) -> Recording:

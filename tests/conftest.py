@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -58,3 +59,55 @@ def stack():
 def fresh():
     """One run of a new operator's stack (see FRESH), shared by every test module."""
     return run_main(fresh_config())
+
+
+# --- Mutation testing: credit a shared fixture's calls to every test that uses it ---------------
+# mutmut 3 runs each mutant only against the tests it saw call the mutated function in its stats
+# run (MUTANT_UNDER_TEST=stats): the trampoline adds each function called to
+# mutmut.state.state()._stats, and at every test's teardown mutmut credits that set to the test
+# and clears it. A session or module fixture is built once, in the setup of the first test that
+# asks for it, so all the program it runs would be credited to that test alone, and its mutants
+# would "survive" against one test. While (and only while) stats are collected, remember what
+# each shared fixture's setup called, and add it to every test that uses the fixture.
+# The check is made at run time, not import time: mutmut's fork server imports this file before
+# it knows which mutant (or "stats") its children will run. Normal runs never import mutmut.
+_calls_by_shared_fixture: dict[str, set[str]] = {}
+
+
+def _collecting_mutmut_stats() -> bool:
+    return os.environ.get("MUTANT_UNDER_TEST") == "stats"
+
+
+class _SharedFixtureCalls:
+    """A plugin, not a conftest hook: pytest calls a conftest's hooks only for nodes under its
+    folder, and a session fixture is set up on the Session node, at the root."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        if fixturedef.scope == "function" or not _collecting_mutmut_stats():
+            return (yield)
+        from mutmut.state import state
+
+        # A fixture's own dependencies are set up before this hook: what is recorded here is its own.
+        calls = state()._stats
+        earlier = set(calls)
+        calls.clear()
+        try:
+            return (yield)
+        finally:
+            _calls_by_shared_fixture[fixturedef.argname] = set(calls)
+            calls |= earlier
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_SharedFixtureCalls(), "spitikos-shared-fixture-calls")
+
+
+@pytest.fixture(autouse=True)
+def _credit_shared_fixtures_to_mutmut(request):
+    """Runs after every session/module fixture of the test (pytest sets up wider scopes first)."""
+    if _collecting_mutmut_stats():
+        from mutmut.state import state
+
+        for name in request.fixturenames:
+            state()._stats.update(_calls_by_shared_fixture.get(name, ()))

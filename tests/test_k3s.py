@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,16 +22,20 @@ from components.k3s import (
     NodeArgs,
     install_script,
     preflight_script,
+    rewrite_kubeconfig,
 )
-from spitikos.engine import MOCK_HOST_KEY, plain, resolve, run
+from spitikos.engine import MOCK_HOST_KEY, is_secret, plain, resolve, run
 
 VERSION = "v1.35.5+k3s1"
 COMMAND = "command:remote:Command"
 
 
-def cluster(agents=(), version=VERSION, host_key=None, **options):
-    key = pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----")
-    node = lambda host: NodeArgs(host=host, user="ubuntu", port=22, private_key=key, host_key=host_key)  # noqa: E731
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----"
+
+
+def cluster(agents=(), version=VERSION, host_key=None, port=22, **options):
+    key = pulumi.Output.secret(KEY)
+    node = lambda host: NodeArgs(host=host, user="ubuntu", port=port, private_key=key, host_key=host_key)  # noqa: E731
     return K3sCluster(
         "t",
         K3sClusterArgs(
@@ -53,9 +58,20 @@ def test_install_carries_the_pinned_version_and_the_flags(recorded):
     create = install["create"]
     assert "want=v1.35.5+k3s1\n" in create
     assert "https://raw.githubusercontent.com/k3s-io/k3s/v1.35.5%2Bk3s1/install.sh" in create
+    # Whole arguments, not substrings: `XX--disable=traefikXX` is an unknown flag, and Traefik would
+    # then take ports 80/443 from NGINX.
+    exec_args = re.search(r"INSTALL_K3S_EXEC='([^']*)'", create).group(1).split()
+    assert exec_args[0] == "server"
     for flag in ("--disable=traefik", "--tls-san=10.0.0.200", "--tls-san=k8s.spitikos.dev", "--secrets-encryption"):
-        assert flag in create
-    assert "INSTALL_K3S_EXEC='server " in create
+        assert flag in exec_args
+    # k3s reads a token with `::` as `<ca-hash>::<credentials>`: the generated one is letters and digits only.
+    token = recorded.one("random:index/randomPassword:RandomPassword", "t-agent-token").values
+    assert token["special"] is False and token["length"] >= 32
+    # The agent token is written to a directory the install creates first, readable by root only.
+    save = "sudo -n sh -c 'umask 077 && mkdir -p /etc/rancher/k3s && cat > /etc/rancher/k3s/spitikos-agent-token'\n"
+    assert save in create
+    kubeconfig = recorded.one(COMMAND, "t-server-kubeconfig").values["create"]
+    assert kubeconfig == "sudo -n cat /etc/rancher/k3s/k3s.yaml", "where k3s writes the admin kubeconfig"
 
 
 def test_version_change_upgrades_in_place_and_delete_leaves_k3s_alone(recorded):
@@ -111,10 +127,17 @@ def test_agents_join_with_an_agent_only_token_that_is_never_in_a_command(recorde
     assert f"K3S_TOKEN_FILE={TOKEN_FILE}" in create and "K3S_TOKEN=" not in create
     assert "K3S_URL=https://10.0.0.200:6443" in create
     assert "INSTALL_K3S_EXEC=agent" in create
+    # The installer's environment is exactly the server's URL and the token file, as separate words.
+    installer_env = re.search(r"\benv (.*) INSTALL_K3S_VERSION=", create).group(1).split()
+    assert installer_env == ["K3S_URL=https://10.0.0.200:6443", f"K3S_TOKEN_FILE={TOKEN_FILE}"]
+    # An agent runs the `k3s-agent` unit: waiting for `k3s` would time out on every agent.
+    assert "until systemctl is-active --quiet k3s-agent;" in create
     for command in recorded.of_type(COMMAND):
         for key in ("create", "update", "delete"):
             assert secret not in command.values.get(key, ""), f"{command.name} carries the token in its {key}"
     assert server.urn in agent.dependencies, "an agent joins a running server"
+    preflight = recorded.one(COMMAND, "t-server-preflight")
+    assert preflight.values["create"] == preflight_script("server"), "a server needs more than an agent"
     agent_preflight = recorded.one(COMMAND, "t-agent-10-0-0-201-preflight")
     assert agent_preflight.urn in agent.dependencies
     assert agent_preflight.values["create"] == preflight_script("agent")
@@ -128,10 +151,18 @@ def test_every_connection_pins_the_nodes_host_key(recorded):
             assert not connection.get("hostKey"), "first contact has nothing to compare with"
             continue
         assert connection["hostKey"] == MOCK_HOST_KEY, f"{command.name} does not check the host key"
-    pinned = run(lambda: cluster(host_key="ssh-ed25519 AAAAC3Configured"))
+    # Named after its node: a renamed first-contact read is a new one, trusting whatever key the node shows then.
+    first_contacts = [c for c in recorded.of_type(COMMAND) if c.name.endswith("-host-key")]
+    assert sorted(c.name for c in first_contacts) == ["t-agent-10-0-0-201-host-key", "t-server-host-key"]
+    assert {c.values["create"] for c in first_contacts} == {"cat /etc/ssh/ssh_host_ed25519_key.pub"}
+    pinned = run(lambda: cluster(host_key="ssh-ed25519 AAAAC3Configured", port=2222))
     assert not [c for c in pinned.of_type(COMMAND) if c.name.endswith("-host-key")]
     for command in pinned.of_type(COMMAND):
         assert command.values["connection"]["hostKey"] == "ssh-ed25519 AAAAC3Configured", command.name
+        # The node's own SSH port, and the operator's key, kept secret.
+        assert command.values["connection"]["port"] == 2222, command.name
+        connection = command.inputs["connection"]
+        assert command.values["connection"]["privateKey"] == KEY and is_secret(connection), command.name
 
 
 def test_remote_commands_have_time_limits(recorded):
@@ -360,3 +391,9 @@ def test_an_agent_is_named_by_its_stable_key_not_its_address():
     before = {c.name for c in run(lambda: named("10.0.0.201")).of_type(COMMAND)}
     after = {c.name for c in run(lambda: named("pi2.lan")).of_type(COMMAND)}
     assert before == after and "t-agent-pi2-install" in after
+
+
+def test_an_ipv6_server_is_bracketed_in_the_kubeconfig_and_the_url_agents_join():
+    kubeconfig = "server: https://127.0.0.1:6443\n"
+    assert rewrite_kubeconfig(kubeconfig, "fd00::200") == "server: https://[fd00::200]:6443\n"
+    assert rewrite_kubeconfig(kubeconfig, "10.0.0.200") == "server: https://10.0.0.200:6443\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import yaml
@@ -384,3 +385,19 @@ def test_the_docs_write_the_kubeconfig_readable_by_its_owner_only():
         for at in writes:
             block = text[text.rfind("```", 0, at) : at]
             assert "umask 077" in block, f"{doc.name}: cluster-admin credentials written without umask 077"
+
+
+def test_every_kubernetes_object_name_is_one_the_api_server_accepts(stack):
+    """Lower-case DNS-1123 names: the mocks accept any string, the API server refuses the object."""
+    name = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+    named = [r for r in stack.all() if r.type.startswith("kubernetes:") and isinstance(r.values.get("metadata"), dict)]
+    assert len(named) > 20
+    for reg in named:
+        for key in ("name", "namespace"):
+            value = reg.values["metadata"].get(key)
+            assert value is None or name.fullmatch(value), f"{reg.urn}: {key} {value!r}"
+    pods = [r.values["spec"]["template"]["spec"] for r in named if "template" in r.values.get("spec", {})]
+    assert pods
+    for pod in pods:
+        for container in pod["containers"]:
+            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", container["name"]), container["name"]

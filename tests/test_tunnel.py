@@ -34,6 +34,35 @@ def test_the_tunnel_is_remotely_managed_with_a_generated_secret(stack):
     generated = stack.one("random:index/randomBytes:RandomBytes")
     assert generated.values["length"] == 32
     assert tunnel.values["tunnelSecret"] == generated.state["base64"]["value"]
+    # The id the operator looks the tunnel up by, and the token cloudflared runs with is this tunnel's.
+    assert stack.exports["tunnelId"] == (MOCK_TUNNEL_ID, False)
+    (token,) = [i for i in stack.invokes if i.token.endswith(":getZeroTrustTunnelCloudflaredToken")]
+    assert token.args == {"accountId": tunnel.values["accountId"], "tunnelId": MOCK_TUNNEL_ID}
+
+
+def test_every_cloudflare_resource_and_lookup_uses_the_configured_account_and_token(stack):
+    """Not the default provider (which reads CLOUDFLARE_API_TOKEN from the environment), and never
+    another account: each would fail, or act on the wrong account, only on a real `pulumi up`."""
+    provider = stack.one("pulumi:providers:cloudflare")
+    account = stack_config()["spitikos:cloudflareAccountId"]
+    resources = [r for r in stack.all() if r.type.startswith("cloudflare:")]
+    lookups = [i for i in stack.invokes if i.token.startswith("cloudflare:")]
+    assert len(resources) > 15 and {i.token.rsplit(":", 1)[1] for i in lookups} == {
+        "getZeroTrustOrganization",
+        "getZone",
+        "getZeroTrustTunnelCloudflaredToken",
+    }
+    for reg in resources:
+        assert reg.provider.startswith(provider.urn + "::"), reg.urn
+        assert reg.values.get("accountId", account) == account, reg.urn
+        assert reg.type == DNS or "accountId" in reg.values, f"{reg.urn} names no account"
+    for zone in [i for i in lookups if i.token.endswith(":getZone")]:
+        # A zone of the same name in another account the token can read is not ours: name and account must match.
+        assert zone.args["filter"]["match"] == "all" and set(zone.args["filter"]) == {"name", "match", "account"}
+    for lookup in lookups:
+        assert lookup.provider.startswith(provider.urn + "::"), lookup.token
+        assert lookup.args.get("accountId", lookup.args.get("filter", {}).get("account", {}).get("id")) == account
+    assert stack.one(CONFIG).name == "spitikos-tunnel-config", "a renamed config is a deleted one on `pulumi up`"
 
 
 def test_every_real_hostname_has_a_route_and_a_cname_in_its_own_zone(stack):
@@ -121,10 +150,27 @@ def test_cloudflared_runs_two_pinned_replicas_over_http2_and_is_ready_on_metrics
     # The image's user is named, so runAsNonRoot needs a numeric uid to be verifiable.
     pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
     assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] == 65532
+    # The namespace enforces the restricted Pod Security level, which admits only these profiles.
+    assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
+    # cloudflared never talks to the Kubernetes API: no service-account token in its pods.
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    # Two replicas on two nodes when there are two: one node's loss leaves the tunnel up.
+    (spread,) = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert (spread["maxSkew"], spread["topologyKey"]) == (1, "kubernetes.io/hostname")
+    assert spread["whenUnsatisfiable"] in ("ScheduleAnyway", "DoNotSchedule"), "the API refuses anything else"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert spread["labelSelector"]["matchLabels"].items() <= pod_labels.items()
     metrics_port = int(args[args.index("--metrics") + 1].rsplit(":", 1)[1])
     assert {"name": "metrics", "containerPort": metrics_port} in container["ports"]
     assert set(container["resources"]) == {"requests", "limits"}
-    pdb = stack.one("kubernetes:policy/v1:PodDisruptionBudget").values["spec"]
+    pdb_object = stack.one("kubernetes:policy/v1:PodDisruptionBudget").values
+    assert pdb_object["metadata"]["namespace"] == "cloudflared", "a budget elsewhere guards no cloudflared pod"
+    pdb = pdb_object["spec"]
     assert pdb["minAvailable"] == 1
     assert pdb["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
 
@@ -139,6 +185,9 @@ def test_the_tunnel_token_reaches_cloudflared_only_as_a_secret(stack):
     assert env == [
         {"name": "TUNNEL_TOKEN", "valueFrom": {"secretKeyRef": {"name": "cloudflared-token", "key": "token"}}}
     ]
+    assert secret.values["metadata"]["name"] == "cloudflared-token", "the pods would wait for a Secret never created"
+    deployment = stack.one("kubernetes:apps/v1:Deployment", "spitikos-tunnel-deployment")
+    assert secret.urn in deployment.dependencies, "the pods name the Secret: it must exist before them"
     for reg in stack.all():
         assert not any(MOCK_TUNNEL_TOKEN in text for text in exposed_strings(reg.inputs)), reg.urn
     for name, (value, is_secret) in stack.exports.items():
@@ -146,7 +195,10 @@ def test_the_tunnel_token_reaches_cloudflared_only_as_a_secret(stack):
 
 
 def test_no_access_application_when_nothing_is_protected(fresh):
+    """A new operator's account need not have Zero Trust set up: nothing of Access is created or looked up."""
     assert fresh.of_type(ACCESS_APP) == []
+    assert fresh.of_type("cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy") == []
+    assert not [i for i in fresh.invokes if i.token.endswith(":getZeroTrustOrganization")]
     assert all("access" not in (r.get("originRequest") or {}) for r in ingresses(fresh))
 
 
@@ -164,6 +216,17 @@ def test_ssh_and_kube_api_hostnames_exist_only_behind_access(stack):
     # The API server's certificate names the hostname kubectl uses.
     install = stack.one("command:remote:Command", "spitikos-k3s-server-install").values["create"]
     assert "--tls-san=k8s.taehoonlee.cloud" in install
+
+
+def test_a_protected_wildcard_is_behind_access_and_a_public_path_only_bypasses_a_protected_hostname():
+    from components.tunnel import TunnelArgs, routes
+
+    args = TunnelArgs(
+        cloudflare=None, kubernetes=None, account_id="0" * 32, zones=["a.b"], ingress_url=NGINX,
+        hostnames=["a.b", "*.a.b"], node_address="10.0.0.200", protected_hostnames=["*.a.b"],
+        public_paths={"a.b": ["/hook"]},
+    )  # fmt: skip
+    assert [(r.hostname, r.path, r.protected) for r in routes(args)] == [("a.b", None, False), ("*.a.b", None, True)]
 
 
 def test_the_ssh_route_uses_the_nodes_ssh_port_and_brackets_ipv6():
@@ -208,3 +271,16 @@ def test_access_applications_stay_out_of_the_app_launcher(stack):
     assert stack.of_type(ACCESS_APP)
     for app in stack.of_type(ACCESS_APP):
         assert app.values["appLauncherVisible"] is False, app.name
+        # A self-hosted application is what puts Access in front of a hostname of this account.
+        assert app.values["type"] == "self_hosted", app.name
+        # The dashboard lists applications by name: each says which domain it guards.
+        assert app.values["domain"].split("/")[0] in app.values["name"], app.name
+
+
+def test_cloudflared_runs_on_the_cluster_not_on_the_ambient_kubeconfig(stack):
+    cluster = stack.one("pulumi:providers:kubernetes", "spitikos-k3s-kubernetes")
+    tunnel = stack.one("spitikos:tunnel:Tunnel")
+    objects = [r for r in stack.children(tunnel.urn) if r.type.startswith("kubernetes:")]
+    assert {r.type.rsplit(":", 1)[1] for r in objects} >= {"Namespace", "Secret", "Deployment", "PodDisruptionBudget"}
+    for obj in objects:
+        assert obj.provider.startswith(cluster.urn + "::"), obj.urn
