@@ -100,6 +100,18 @@ def routes(args: TunnelArgs) -> list[Route]:
     return explicit + wildcards
 
 
+def team_name(auth_domain: str | None) -> str:
+    """`team` of `team.cloudflareaccess.com`; an account without Zero Trust has none, and
+    cloudflared could then check no token: stop with what to do instead."""
+    team = (auth_domain or "").split(".")[0]
+    if not team:
+        raise ValueError(
+            "the Cloudflare account has no Zero Trust organization, which protected hostnames need: "
+            "open the dashboard > Zero Trust once and choose a team name (the free plan will do)"
+        )
+    return team
+
+
 class Tunnel(pulumi.ComponentResource):
     tunnel_id: pulumi.Output[str]
     cname_target: pulumi.Output[str]
@@ -191,7 +203,7 @@ class Tunnel(pulumi.ComponentResource):
             account_id=args.account_id,
             opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
         )
-        return organization.auth_domain.apply(lambda d: (d or "").split(".")[0])
+        return organization.auth_domain.apply(team_name)
 
     def _dns(self, name: str, args: TunnelArgs, access: Mapping[str, cloudflare.ZeroTrustAccessApplication]) -> None:
         """One proxied CNAME per hostname, in the hostname's own zone, looked up by name."""

@@ -284,3 +284,12 @@ def test_cloudflared_runs_on_the_cluster_not_on_the_ambient_kubeconfig(stack):
     assert {r.type.rsplit(":", 1)[1] for r in objects} >= {"Namespace", "Secret", "Deployment", "PodDisruptionBudget"}
     for obj in objects:
         assert obj.provider.startswith(cluster.urn + "::"), obj.urn
+
+
+def test_protecting_a_hostname_without_zero_trust_stops_with_what_to_do():
+    from components.tunnel import team_name
+
+    assert team_name("spitikos.cloudflareaccess.com") == "spitikos"
+    for missing in ("", None):
+        with pytest.raises(ValueError, match="no Zero Trust organization"):
+            team_name(missing)
