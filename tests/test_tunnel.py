@@ -292,5 +292,9 @@ def test_protecting_a_hostname_without_zero_trust_stops_with_what_to_do():
 
     assert team_name("spitikos.cloudflareaccess.com") == "spitikos"
     for missing in ("", None):
-        with pytest.raises(ValueError, match="no Zero Trust organization"):
+        with pytest.raises(ValueError) as raised:
             team_name(missing)
+        assert str(raised.value) == (
+            "the Cloudflare account has no Zero Trust organization, which protected hostnames need: "
+            "open the dashboard > Zero Trust once and choose a team name (the free plan will do)"
+        )
