@@ -22,6 +22,8 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_command import remote
 
+from components.settings import url_host
+
 # What a node must have. A 4 GB Pi 5 reports about 3.9 GiB; the 2 GB model is too small.
 MIN_MEMORY_KIB = 3 * 1024 * 1024
 MIN_FREE_DISK_KIB = 8 * 1024 * 1024
@@ -139,13 +141,9 @@ def host_key_line(text: str) -> str:
     return " ".join(text.split()[:2])
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 def rewrite_kubeconfig(kubeconfig: str, host: str) -> str:
     """k3s writes its kubeconfig for 127.0.0.1; point it at the node instead."""
-    return kubeconfig.replace(f"https://127.0.0.1:{API_PORT}", f"https://{_url_host(host)}:{API_PORT}")
+    return kubeconfig.replace(f"https://127.0.0.1:{API_PORT}", f"https://{url_host(host)}:{API_PORT}")
 
 
 class K3sCluster(pulumi.ComponentResource):
@@ -191,7 +189,7 @@ class K3sCluster(pulumi.ComponentResource):
         )
         self.kubeconfig = pulumi.Output.secret(raw_kubeconfig.apply(lambda k: rewrite_kubeconfig(k, server.host)))
 
-        server_url = f"https://{_url_host(self.server_address)}:{API_PORT}"
+        server_url = f"https://{url_host(self.server_address)}:{API_PORT}"
         self.agent_installs = [
             self._install(
                 f"{name}-agent-{agent.label}",

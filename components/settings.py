@@ -245,6 +245,11 @@ def is_host(value: str) -> bool:
         return bool(_HOSTNAME_RE.fullmatch(value)) and not value.replace(".", "").isdigit()
 
 
+def url_host(host: str) -> str:
+    """A host as it stands in a URL: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def is_hostname_pattern(value: str) -> bool:
     """A hostname, or `*.` and a hostname: a wildcard stands for exactly one leftmost label."""
     return bool(_HOSTNAME_RE.fullmatch(value.removeprefix("*.")))

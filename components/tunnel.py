@@ -25,7 +25,7 @@ import pulumi_random as random
 
 from components import versions
 from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy
-from components.settings import zone_of
+from components.settings import url_host, zone_of
 
 NAMESPACE = "cloudflared"
 # The image's user is the named `nonroot` (65532); runAsNonRoot needs the number to verify it.
@@ -45,10 +45,6 @@ class Route:
     """Behind Cloudflare Access, and refused by cloudflared without an Access token."""
     path: str | None = None
     """A regular expression on the URL path; the route then matches only those requests."""
-
-    @property
-    def is_wildcard(self) -> bool:
-        return self.hostname.startswith("*.")
 
     @property
     def label(self) -> str:
@@ -77,11 +73,6 @@ class TunnelArgs:
     replicas: int = 2
 
 
-def _url_host(host: str) -> str:
-    """IPv6 addresses go in brackets in a URL."""
-    return f"[{host}]" if ":" in host else host
-
-
 def routes(args: TunnelArgs) -> list[Route]:
     """The routes in the order the tunnel matches them: explicit hostnames (a bypassed path ahead
     of its hostname), then the private ones, then wildcards. The catch-all comes after."""
@@ -92,7 +83,7 @@ def routes(args: TunnelArgs) -> list[Route]:
             explicit.append(Route(hostname, args.ingress_url, path=f"^{path}$"))
         explicit.append(Route(hostname, args.ingress_url, protected=hostname in protected))
     if args.ssh_hostname:
-        service = f"ssh://{_url_host(args.node_address)}:{args.node_ssh_port}"
+        service = f"ssh://{url_host(args.node_address)}:{args.node_ssh_port}"
         explicit.append(Route(args.ssh_hostname, service, protected=True))
     if args.kube_api_hostname:
         explicit.append(Route(args.kube_api_hostname, KUBE_API_SERVICE, protected=True))
