@@ -22,7 +22,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_command import remote
 
-from components.settings import url_host
+from components.settings import host_key_line, url_host
 
 # What a node must have. A 4 GB Pi 5 reports about 3.9 GiB; the 2 GB model is too small.
 MIN_MEMORY_KIB = 3 * 1024 * 1024
@@ -136,9 +136,13 @@ def uninstall_script(service: str) -> str:
     return f"if [ -x {script} ]; then {script}; fi"
 
 
-def host_key_line(text: str) -> str:
-    """`ssh-ed25519 AAAA...` from a `.pub` file's `ssh-ed25519 AAAA... root@host`."""
-    return " ".join(text.split()[:2])
+def first_contact_key(pub_file: str) -> str:
+    """`ssh-ed25519 AAAA...` from the node's `ssh_host_ed25519_key.pub` (`... root@host`), parsed as
+    the `nodeHostKey` setting is; anything else stops the run rather than pin a garbled key."""
+    key = host_key_line(pub_file)
+    if key is None:
+        raise ValueError("the node's /etc/ssh/ssh_host_ed25519_key.pub does not hold an SSH host key")
+    return key
 
 
 def rewrite_kubeconfig(kubeconfig: str, host: str) -> str:
@@ -227,7 +231,7 @@ class K3sCluster(pulumi.ComponentResource):
                 create="cat /etc/ssh/ssh_host_ed25519_key.pub",
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            host_key = first_contact.stdout.apply(host_key_line)
+            host_key = first_contact.stdout.apply(first_contact_key)
         return _connection(node, host_key=host_key)
 
     def _install(

@@ -397,3 +397,11 @@ def test_an_ipv6_server_is_bracketed_in_the_kubeconfig_and_the_url_agents_join()
     kubeconfig = "server: https://127.0.0.1:6443\n"
     assert rewrite_kubeconfig(kubeconfig, "fd00::200") == "server: https://[fd00::200]:6443\n"
     assert rewrite_kubeconfig(kubeconfig, "10.0.0.200") == "server: https://10.0.0.200:6443\n"
+
+
+def test_the_key_seen_on_first_contact_is_parsed_like_the_setting():
+    from components.k3s import first_contact_key
+
+    assert first_contact_key(f"{MOCK_HOST_KEY} root@pi\n") == MOCK_HOST_KEY
+    with pytest.raises(ValueError, match="does not hold an SSH host key"):
+        first_contact_key("cat: /etc/ssh/ssh_host_ed25519_key.pub: No such file or directory")
