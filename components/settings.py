@@ -215,11 +215,11 @@ class _Reader:
     def unknown_keys(self) -> None:
         """Every `spitikos:` key in the stack that no setting reads: a typo, or a setting that is gone."""
         prefix = f"{NAMESPACE}:"
+        known = {k.lower(): k for k in self.read}
         for full in sorted(k for k in _stack_config_keys() if k.startswith(prefix)):
             name = full[len(prefix) :]
             if name in self.read:
                 continue
-            known = {k.lower(): k for k in self.read}
             close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
             hint = f": did you mean {known[close[0]]!r}?" if close else ""
             self.problems.append(f"{full}: is not a setting of this stack{hint}")

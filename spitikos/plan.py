@@ -305,8 +305,12 @@ def files(plan: Plan) -> dict[str, str]:
 
 def write(plan: Plan, out: Path) -> list[Path]:
     """Writes `files(plan)` under `out`."""
+    return _write_files(files(plan), out)
+
+
+def _write_files(texts: dict[str, str], out: Path) -> list[Path]:
     written = []
-    for relative, text in files(plan).items():
+    for relative, text in texts.items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -332,8 +336,5 @@ def write_snapshot(stack: str = "pi5", directory: Path | None = None) -> Path:
             old.unlink()
         elif old.is_dir() and not any(old.iterdir()):
             old.rmdir()
-    for relative, text in wanted.items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    _write_files(wanted, directory)
     return directory
