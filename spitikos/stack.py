@@ -8,6 +8,7 @@ in the stack file in plain text, and offline runs must not need the real ones).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,18 @@ PLACEHOLDER_VALUES = {
 }
 
 
+@lru_cache(maxsize=32)
+def _parse(text: str) -> Any:
+    # libyaml's loader is ~10x faster than the pure-Python one, and the same file is read for
+    # every offline run: parse each distinct text once. Callers must not mutate the result.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data, parsed once per distinct content."""
+    return _parse(path.read_text())
+
+
 def _as_config_string(value: Any) -> str:
     """The CLI passes every config value as a string; lists and objects as JSON."""
     if isinstance(value, str):
@@ -48,7 +61,7 @@ def _as_config_string(value: Any) -> str:
 
 def project_defaults(root: Path = ROOT) -> dict[str, str]:
     """`Pulumi.yaml`'s config defaults, keyed as the CLI keys them."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project = read_yaml(root / "Pulumi.yaml")
     return {
         f"{project['name']}:{key}": _as_config_string(spec["default"])
         for key, spec in project["config"].items()
@@ -58,7 +71,7 @@ def project_defaults(root: Path = ROOT) -> dict[str, str]:
 
 def secret_keys(root: Path = ROOT) -> list[str]:
     """The keys `Pulumi.yaml`'s config schema declares `secret: true`, keyed as the CLI keys them."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    project = read_yaml(root / "Pulumi.yaml")
     return sorted(f"{project['name']}:{key}" for key, spec in project["config"].items() if spec.get("secret"))
 
 
@@ -67,7 +80,7 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
-    values = yaml.safe_load(path.read_text()).get("config") or {}
+    values = read_yaml(path).get("config") or {}
     secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
     plain_secrets = [k for k in secret_keys(root) if k in values and k not in secure]
     if plain_secrets:
