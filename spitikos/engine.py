@@ -23,6 +23,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from spitikos import lazy_sdk
+
+lazy_sdk.install()  # before any component imports pulumi_cloudflare
+
 STACK = "pi5"
 PROJECT = "spitikos"
 
