@@ -171,9 +171,7 @@ def test_the_model_refuses_a_command_it_cannot_apply():
 @pytest.mark.parametrize("doc", ["README.md", "docs/operations.md", "docs/migration/handover.md"])
 def test_every_pulumi_import_names_one_of_the_stacks_explicit_providers(stack, doc):
     """The program uses explicit providers; the default one has no credentials."""
-    providers = {
-        engine_urn(stack, r) for r in stack.all() if r.type.startswith("pulumi:providers:") and r.name != "cluster"
-    }
+    providers = {engine_urn(stack, r) for r in stack.all() if r.type.startswith("pulumi:providers:")}
     text = (ROOT / doc).read_text().replace("\\\n", " ")
     for command in re.findall(r"pulumi import [^\n`]*", text):
         named = re.search(r"--provider '?[\w-]+=([^' ]+)", command)
