@@ -63,15 +63,18 @@ class Platform(pulumi.ComponentResource):
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
+        nodes = 1 + len(cfg.agents)
         self.ingress = IngressNginx(
-            f"{name}-ingress-nginx", IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE), opts=child
+            f"{name}-ingress-nginx",
+            IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE, node_count=nodes),
+            opts=child,
         )
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)

@@ -312,8 +312,11 @@ class Recording:
         return found[0]
 
     def kubernetes(self, kind: str) -> list[Registration]:
+        """The objects of `kind` the program writes: those it creates and those it patches (`<kind>Patch`)."""
         return [
-            r for r in self.registrations.values() if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+            r
+            for r in self.registrations.values()
+            if r.type.startswith("kubernetes:") and r.type.endswith((f":{kind}", f":{kind}Patch"))
         ]
 
     def by_name(self, name: str) -> Registration:
