@@ -22,6 +22,9 @@ from components.kube import (
 NAMESPACE = "ingress-nginx"
 INGRESS_CLASS = "nginx"
 METRICS_PORT = 10254  # the chart's controller.metrics.port
+# Where the organization's kube-prometheus-stack runs (spitikos/charts, charts/argocd/values.yaml);
+# its ServiceMonitor for NGINX ships in the charts patch (docs/migration/charts-7b7f06e.patch).
+METRICS_CLIENT_NAMESPACE = "monitoring"
 CONTROLLER = Size(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi")
 ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="64Mi")
 
@@ -62,7 +65,8 @@ class IngressNginx(pulumi.ComponentResource):
         self.register_outputs({"service_url": self.service_url})
 
     def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str) -> None:
-        """Only cloudflared reaches NGINX; Prometheus (any namespace) its metrics. No pod reaches the
+        """Only cloudflared reaches NGINX; the organization's Prometheus (`monitoring`) its metrics,
+        which KEDA's ScaledObjects query. No pod reaches the
         admission webhook (8443): the API server calls it from the node, which k3s's policy
         controller (kube-router) always lets through to a pod on the same node."""
         network_policy(
@@ -77,7 +81,10 @@ class IngressNginx(pulumi.ComponentResource):
                         "from": [from_namespaces(client_namespace)],
                         "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "https"}],
                     },
-                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                    {
+                        "from": [from_namespaces(METRICS_CLIENT_NAMESPACE)],
+                        "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                    },
                 ],
             },
         )
