@@ -378,3 +378,39 @@ def test_the_api_ingress_answers_every_host_the_homepage_calls(patched, original
     assert "{{- range .Values.ingress.hosts }}\n  - host:" in ingress
     assert called <= set(read_yaml(patched["charts"], "charts/api/values.yaml")["ingress"]["hosts"])
     assert not called <= set(read_yaml(original["charts"], "charts/api/values.yaml")["ingress"]["hosts"])
+
+
+# --- refreshing the fixtures is one command ------------------------------------------------------
+
+
+def test_refresh_fixtures_rewrites_every_file_at_the_commit_it_is_moved_to(tmp_path, monkeypatch, capsys):
+    """`make refresh-fixtures MOVE=...`, on one repository (docs) with a local stand-in for GitHub's."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("refresh_fixtures", ROOT / "tools" / "refresh_fixtures.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    fixtures, origin = tmp_path / "fixtures", tmp_path / "origin" / "docs"
+    shutil.copytree(FIXTURES / "docs", fixtures / "docs")
+    manifest = "# kept\n" + yaml.safe_dump({"docs": SOURCES["docs"]}, sort_keys=False)
+    (fixtures / "SOURCES.yaml").write_text(manifest)
+    monkeypatch.setattr(tool, "FIXTURES", fixtures)
+    monkeypatch.setattr(tool, "MANIFEST", fixtures / "SOURCES.yaml")
+    monkeypatch.setenv("SOURCE", str(tmp_path / "origin" / "{repo}"))
+    (path,) = SOURCES["docs"]["paths"]
+    (origin / path).parent.mkdir(parents=True)
+    (origin / path).write_text("moved\n")
+    git = ["git", "-C", str(origin), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "moved"], check=True)
+
+    assert tool.main([]) == 1  # the manifest's commit is not in the stand-in
+    assert "nothing was written" in capsys.readouterr().err
+    assert (fixtures / "SOURCES.yaml").read_text() == manifest
+
+    assert tool.main(["docs=HEAD"]) == 0
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    refreshed = (fixtures / "SOURCES.yaml").read_text()
+    assert refreshed == manifest.replace(SOURCES["docs"]["commit"], head)  # the comments stay
+    assert (fixtures / "docs" / path).read_text() == "moved\n"
