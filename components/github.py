@@ -20,6 +20,7 @@ OWNER_PLACEHOLDER = "__OWNER__"
 # The names docs' `.github/workflows/sync.yaml` reads (docs/migration/docs-842b22a.patch); the
 # token's name is also the api's `platform-env` key.
 DOCS_SYNC_URL_VARIABLE = "DOCS_SYNC_URL"
+DOCS_SYNC_ENVIRONMENT = "sync"
 DOCS_SYNC_TOKEN = "DOCS_SYNC_TOKEN"  # noqa: S105 - a name, not a secret
 
 # What an adopted repository keeps as its owner set it: every input of `github.Repository`
@@ -48,7 +49,7 @@ class WebhookArgs:
 @dataclass
 class DocsSyncArgs:
     """What the `docs` repository's own sync workflow reads: the api's Sync URL as an Actions
-    variable, and the token the api checks as an Actions secret (docs/decisions/0004)."""
+    variable, and the token the api checks as a secret of its `sync` environment (docs/decisions/0004)."""
 
     repository: str
     url: str
@@ -164,6 +165,8 @@ class GitHub(pulumi.ComponentResource):
         self.register_outputs({"ssh_urls": self.ssh_urls})
 
     def _docs_sync(self, name: str, sync: DocsSyncArgs) -> None:
+        """The URL as a repository variable; the token only in the `sync` environment, which only
+        main may use: a workflow pushed to another branch cannot read it."""
         repository = self.repositories[sync.repository].name
         child = pulumi.ResourceOptions(parent=self)
         github.ActionsVariable(
@@ -173,9 +176,29 @@ class GitHub(pulumi.ComponentResource):
             value=sync.url,
             opts=child,
         )
-        github.ActionsSecret(
+        environment = github.RepositoryEnvironment(
+            f"{name}-{sync.repository}-sync-environment",
+            repository=repository,
+            environment=DOCS_SYNC_ENVIRONMENT,
+            # Only the branches a deployment policy names (below: main) may use it, admins too.
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False, custom_branch_policies=True
+            ),
+            can_admins_bypass=False,
+            opts=child,
+        )
+        main = github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-{sync.repository}-sync-environment-main",
+            repository=repository,
+            environment=environment.environment,
+            branch_pattern=DEFAULT_BRANCH,
+            opts=child,
+        )
+        # Named through the policy, so the secret exists only once main alone may read it.
+        github.ActionsEnvironmentSecret(
             f"{name}-{sync.repository}-sync-token",
             repository=repository,
+            environment=main.environment,
             secret_name=DOCS_SYNC_TOKEN,
             value=pulumi.Output.secret(sync.token),
             opts=child,

@@ -88,8 +88,23 @@ def test_docs_sync_workflow_and_the_api_share_one_generated_token(stack):
         "variableName": "DOCS_SYNC_URL",
         "value": "https://api.taehoonlee.cloud/docs.DocsService/Sync",
     }
-    secret = stack.one("github:index/actionsSecret:ActionsSecret", "spitikos-github-docs-sync-token")
+    secret = stack.one(
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret", "spitikos-github-docs-sync-token"
+    )
     assert secret.values["repository"] == "docs" and secret.values["secretName"] == "DOCS_SYNC_TOKEN"
+    # Only a job in docs' `sync` environment reads it, and only main may use that environment.
+    environment = stack.one(
+        "github:index/repositoryEnvironment:RepositoryEnvironment", "spitikos-github-docs-sync-environment"
+    )
+    assert environment.values["environment"] == secret.values["environment"] == "sync"
+    assert environment.values["deploymentBranchPolicy"] == {"protectedBranches": False, "customBranchPolicies": True}
+    assert environment.values["canAdminsBypass"] is False
+    policy = stack.one(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+        "spitikos-github-docs-sync-environment-main",
+    )
+    assert policy.values == {"repository": "docs", "environment": "sync", "branchPattern": "main"}
+    assert policy.urn in secret.dependencies, "the secret exists only once main alone may read it"
     api_env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     assert api_env.values["metadata"]["namespace"] == "api"
     assert secret.values["value"] == api_env.values["stringData"]["DOCS_SYNC_TOKEN"]
@@ -122,9 +137,7 @@ def test_webhooks_are_json_push_hooks_with_tls_verified(stack):
 
 
 def test_the_release_workflow_token_is_an_actions_secret_on_every_application_repository(stack):
-    secrets = [
-        s for s in stack.of_type("github:index/actionsSecret:ActionsSecret") if s.values["secretName"] == "GHA_PAT"
-    ]
+    secrets = stack.of_type("github:index/actionsSecret:ActionsSecret")
     assert sorted((s.values["repository"], s.values["secretName"]) for s in secrets) == [
         ("api", "GHA_PAT"),
         ("homepage", "GHA_PAT"),

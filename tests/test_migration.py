@@ -23,7 +23,7 @@ from gotemplate import render
 from test_stack import permits_cluster_object, permits_namespace, projects
 
 from components import argocd, ingress_nginx
-from components.github import DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE
+from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE
 from components.platform import DOCS_SYNC_PATH
 from spitikos.engine import mock_zone_id
 
@@ -33,7 +33,7 @@ PATCHES = sorted((ROOT / "docs" / "migration").glob("*.patch"))
 ROOT_CHART = "charts/argocd"
 ENV_SECRET = "spitikos-api-env"
 VARIABLE = "github:index/actionsVariable:ActionsVariable"
-ACTIONS_SECRET = "github:index/actionsSecret:ActionsSecret"
+ACTIONS_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
 
 # What each real app installs cluster-wide, at the versions its Chart.yaml pins at charts 7b7f06e
 # (read in each upstream chart's templates/ and crds/): Argo CD checks each against the project.
@@ -314,10 +314,11 @@ def test_docs_sync_workflow_calls_the_api_with_what_the_program_sets(stack, patc
     assert set(workflow[True]) == {"push", "workflow_dispatch"} and workflow[True]["push"]["branches"] == ["main"]
     job = workflow["jobs"]["send-webhook"]
     assert job["permissions"] == {"contents": "read"}
+    assert job["environment"] == DOCS_SYNC_ENVIRONMENT  # where the token is, for main only
     step = next(s for s in job["steps"] if s.get("name") == "Send Sync Request")
     variable = stack.one(VARIABLE, "spitikos-github-docs-sync-url").values
     secret = stack.one(ACTIONS_SECRET, "spitikos-github-docs-sync-token").values
-    assert variable["repository"] == secret["repository"] == "docs"
+    assert variable["repository"] == secret["repository"] == "docs" and secret["environment"] == job["environment"]
     assert step["env"]["SYNC_URL"] == "${{ vars." + variable["variableName"] + " }}"
     assert step["env"]["SYNC_TOKEN"] == "${{ secrets." + secret["secretName"] + " }}"
     assert variable["variableName"] == DOCS_SYNC_URL_VARIABLE and secret["secretName"] == DOCS_SYNC_TOKEN
