@@ -85,7 +85,7 @@ def vendored(repo: str, tmp: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def original(tmp_path_factory) -> dict[str, Path]:
+def original() -> dict[str, Path]:
     return {repo: FIXTURES / repo for repo in SOURCES}
 
 
