@@ -20,7 +20,7 @@ test: lint pytest
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check; \
 	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
@@ -57,3 +57,15 @@ mutants: $(VENV)/.installed
 	# mutmut exits non-zero only when it could not run (stats, clean tests); survivors are listed below.
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results --all false | tee mutants/results.txt
+
+.PHONY: migration-check refresh-fixtures
+
+# The organization's patches (docs/migration/) applied to fresh clones of its repositories.
+# Needs the network: without it, says so and fails (exit 2). The offline check is `make test`.
+migration-check:
+	tools/migration-check
+
+# The organization's files the tests hold the patches against (tests/fixtures/spitikos/SOURCES.yaml),
+# fetched again; MOVE="charts=<commit> ..." moves repositories to other commits first.
+refresh-fixtures: $(VENV)/.installed
+	$(PY) tools/refresh_fixtures.py $(MOVE)

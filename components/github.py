@@ -17,6 +17,11 @@ import pulumi_tls as tls
 SEED = Path(__file__).parent / "seed"
 DEFAULT_BRANCH = "main"
 OWNER_PLACEHOLDER = "__OWNER__"
+# The names docs' `.github/workflows/sync.yaml` reads (docs/migration/docs-842b22a.patch); the
+# token's name is also the api's `platform-env` key.
+DOCS_SYNC_URL_VARIABLE = "DOCS_SYNC_URL"
+DOCS_SYNC_ENVIRONMENT = "sync"
+DOCS_SYNC_TOKEN = "DOCS_SYNC_TOKEN"  # noqa: S105 - a name, not a secret
 
 # What an adopted repository keeps as its owner set it: every input of `github.Repository`
 # (pulumi-github 6.15.0) but its name. Declaring them would make the import fail on any
@@ -42,6 +47,16 @@ class WebhookArgs:
 
 
 @dataclass
+class DocsSyncArgs:
+    """What the `docs` repository's own sync workflow reads: the api's Sync URL as an Actions
+    variable, and the token the api checks as a secret of its `sync` environment (docs/decisions/0004)."""
+
+    repository: str
+    url: str
+    token: pulumi.Input[str]
+
+
+@dataclass
 class GitHubArgs:
     provider: github.Provider
     owner: str
@@ -58,6 +73,7 @@ class GitHubArgs:
     visibility: str = "public"
     required_reviews: int = 0
     adopt_existing: bool = False
+    docs_sync: DocsSyncArgs | None = None
 
 
 def seed_file(name: str, owner: str) -> str:
@@ -143,7 +159,50 @@ class GitHub(pulumi.ComponentResource):
                 opts=child,
             )
 
+        if args.docs_sync:
+            self._docs_sync(name, args.docs_sync)
+
         self.register_outputs({"ssh_urls": self.ssh_urls})
+
+    def _docs_sync(self, name: str, sync: DocsSyncArgs) -> None:
+        """The URL as a repository variable; the token only in the `sync` environment, which only
+        main may use: a workflow pushed to another branch cannot read it."""
+        repository = self.repositories[sync.repository].name
+        child = pulumi.ResourceOptions(parent=self)
+        github.ActionsVariable(
+            f"{name}-{sync.repository}-sync-url",
+            repository=repository,
+            variable_name=DOCS_SYNC_URL_VARIABLE,
+            value=sync.url,
+            opts=child,
+        )
+        environment = github.RepositoryEnvironment(
+            f"{name}-{sync.repository}-sync-environment",
+            repository=repository,
+            environment=DOCS_SYNC_ENVIRONMENT,
+            # Only the branches a deployment policy names (below: main) may use it, admins too.
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False, custom_branch_policies=True
+            ),
+            can_admins_bypass=False,
+            opts=child,
+        )
+        main = github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-{sync.repository}-sync-environment-main",
+            repository=repository,
+            environment=environment.environment,
+            branch_pattern=DEFAULT_BRANCH,
+            opts=child,
+        )
+        # Named through the policy, so the secret exists only once main alone may read it.
+        github.ActionsEnvironmentSecret(
+            f"{name}-{sync.repository}-sync-token",
+            repository=repository,
+            environment=main.environment,
+            secret_name=DOCS_SYNC_TOKEN,
+            value=pulumi.Output.secret(sync.token),
+            opts=child,
+        )
 
     def _repository(self, name: str, repo: str, args: GitHubArgs) -> github.Repository:
         if args.adopt_existing:

@@ -24,6 +24,9 @@ NAMESPACE = "ingress-nginx"
 INGRESS_CLASS = "nginx"
 METRICS_PORT = 10254  # the chart's controller.metrics.port, also where the kubelet probes /healthz
 WEBHOOK_PORT = 8443  # the chart's controller.admissionWebhooks.port
+# Where the organization's kube-prometheus-stack runs (spitikos/charts, charts/argocd/values.yaml);
+# its ServiceMonitor for NGINX ships in the charts patch (docs/migration/charts-7b7f06e.patch).
+METRICS_CLIENT_NAMESPACE = "monitoring"
 CONTROLLER = Size(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi")
 ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="64Mi")
 
@@ -67,10 +70,11 @@ class IngressNginx(pulumi.ComponentResource):
         self.register_outputs({"service_url": self.service_url})
 
     def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str, node_count: int) -> None:
-        """Only cloudflared reaches NGINX; Prometheus (any namespace) its metrics. No pod reaches the
-        admission webhook: only the nodes, for the API server on the server node calls it, on any
-        node the controller runs (k3s's kube-router admits a pod's own node and nothing else from
-        other nodes), and the kubelet probes the controller."""
+        """Only cloudflared reaches NGINX; the organization's Prometheus (`monitoring`) its metrics,
+        which KEDA's ScaledObjects query. No pod reaches the admission webhook: only the nodes, for
+        the API server on the server node calls it, on any node the controller runs (k3s's
+        kube-router admits a pod's own node and nothing else from other nodes), and the kubelet
+        probes the controller."""
         network_policy(
             f"{name}-network-policy",
             self,
@@ -83,7 +87,10 @@ class IngressNginx(pulumi.ComponentResource):
                         "from": [from_namespaces(client_namespace)],
                         "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "https"}],
                     },
-                    {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                    {
+                        "from": [from_namespaces(METRICS_CLIENT_NAMESPACE)],
+                        "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+                    },
                     {
                         "from": from_nodes(node_count),
                         "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}, {"protocol": "TCP", "port": METRICS_PORT}],

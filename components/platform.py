@@ -13,14 +13,15 @@ from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
-from components.github import GitHub, GitHubArgs, WebhookArgs
+from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
 
-DOCS_WEBHOOK_PATH = "/webhook/github/docs"
+# The api's Connect RPC that recaches docs (spitikos/api proto/docs/docs.proto: docs.DocsService).
+DOCS_SYNC_PATH = "/docs.DocsService/Sync"
 ARGOCD_WEBHOOK_PATH = "/api/webhook"
 API_NAMESPACE = "api"
 K3S_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
@@ -80,8 +81,15 @@ class Platform(pulumi.ComponentResource):
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
         cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
 
-        docs_secret = random.RandomPassword(f"{name}-docs-webhook-secret", length=40, special=False, opts=child)
-        self.docs_webhook_secret = pulumi.Output.secret(docs_secret.result)
+        # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
+        # alias keeps the value, so nothing is replaced.
+        docs_token = random.RandomPassword(
+            f"{name}-docs-sync-token",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
+        )
+        self.docs_sync_token = pulumi.Output.secret(docs_token.result)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
@@ -100,9 +108,6 @@ class Platform(pulumi.ComponentResource):
                 application_repositories=cfg.github.application_repositories,
                 webhooks=[
                     WebhookArgs(
-                        s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_WEBHOOK_PATH}", self.docs_webhook_secret
-                    ),
-                    WebhookArgs(
                         s.CHARTS_REPOSITORY,
                         f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}",
                         charts_webhook_secret,
@@ -112,6 +117,9 @@ class Platform(pulumi.ComponentResource):
                 visibility=cfg.github.visibility,
                 required_reviews=cfg.github.required_reviews,
                 adopt_existing=cfg.github.adopt_existing,
+                docs_sync=DocsSyncArgs(
+                    s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", self.docs_sync_token
+                ),
             ),
             opts=child,
         )
@@ -141,7 +149,7 @@ class Platform(pulumi.ComponentResource):
             AppNamespaceArgs(
                 provider=kube,
                 namespace=API_NAMESPACE,
-                env=app_env(self.redis, {"GITHUB_WEBHOOK_SECRET": self.docs_webhook_secret}),
+                env=app_env(self.redis, {DOCS_SYNC_TOKEN: self.docs_sync_token}),
             ),
             opts=child,
         )

@@ -80,17 +80,39 @@ def test_deploy_keys_are_read_only_ed25519_and_their_private_halves_reach_argocd
         assert argocd_secret.input_is_secret("stringData")
 
 
-def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack):
-    hook = webhook(stack, "docs")
-    configuration = hook.values["configuration"]
-    assert configuration["url"] == "https://api.taehoonlee.cloud/webhook/github/docs"
+def test_docs_sync_workflow_and_the_api_share_one_generated_token(stack):
+    """docs' own workflow POSTs to the api's Sync RPC (docs/decisions/0004); no webhook goes there."""
+    variable = stack.one("github:index/actionsVariable:ActionsVariable", "spitikos-github-docs-sync-url").values
+    assert variable == {
+        "repository": "docs",
+        "variableName": "DOCS_SYNC_URL",
+        "value": "https://api.taehoonlee.cloud/docs.DocsService/Sync",
+    }
+    secret = stack.one(
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret", "spitikos-github-docs-sync-token"
+    )
+    assert secret.values["repository"] == "docs" and secret.values["secretName"] == "DOCS_SYNC_TOKEN"
+    # Only a job in docs' `sync` environment reads it, and only main may use that environment.
+    environment = stack.one(
+        "github:index/repositoryEnvironment:RepositoryEnvironment", "spitikos-github-docs-sync-environment"
+    )
+    assert environment.values["environment"] == secret.values["environment"] == "sync"
+    assert environment.values["deploymentBranchPolicy"] == {"protectedBranches": False, "customBranchPolicies": True}
+    assert environment.values["canAdminsBypass"] is False
+    policy = stack.one(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+        "spitikos-github-docs-sync-environment-main",
+    )
+    assert policy.values == {"repository": "docs", "environment": "sync", "branchPattern": "main"}
+    assert policy.urn in secret.dependencies, "the secret exists only once main alone may read it"
     api_env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     assert api_env.values["metadata"]["namespace"] == "api"
-    assert configuration["secret"] == api_env.values["stringData"]["GITHUB_WEBHOOK_SECRET"]
-    generated = stack.one(PASSWORD, "spitikos-docs-webhook-secret")
-    assert configuration["secret"] == plain(generated.state["result"])
-    assert generated.urn in stack.ancestors_closure(hook.urn) & stack.ancestors_closure(api_env.urn)
-    assert hook.input_is_secret("configuration") and api_env.input_is_secret("stringData")
+    assert secret.values["value"] == api_env.values["stringData"]["DOCS_SYNC_TOKEN"]
+    generated = stack.one(PASSWORD, "spitikos-docs-sync-token")
+    assert secret.values["value"] == plain(generated.state["result"])
+    assert generated.urn in stack.ancestors_closure(secret.urn) & stack.ancestors_closure(api_env.urn)
+    assert secret.input_is_secret("value") and api_env.input_is_secret("stringData")
+    assert [w.values["repository"] for w in stack.of_type(WEBHOOK)] == ["charts"]
 
 
 def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
@@ -107,7 +129,7 @@ def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
 
 
 def test_webhooks_are_json_push_hooks_with_tls_verified(stack):
-    assert len(stack.of_type(WEBHOOK)) == 2
+    assert len(stack.of_type(WEBHOOK)) == 1
     for hook in stack.of_type(WEBHOOK):
         assert hook.values["events"] == ["push"] and hook.values["active"] is True
         assert hook.values["configuration"]["contentType"] == "json"

@@ -14,10 +14,11 @@ CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloud
 DNS = "cloudflare:index/dnsRecord:DnsRecord"
 ACCESS_APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 NGINX = "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
-# The real organization's eight hostnames, in its two zones.
+# The real organization's nine hostnames, in its two zones.
 REAL_HOSTNAMES = [
     "taehoonlee.cloud",
     "spitikos.dev",
+    "api.spitikos.dev",
     *(f"{h}.taehoonlee.cloud" for h in ("api", "argocd", "grafana", "prometheus", "kube", "vault")),
 ]
 ADMIN_HOSTNAMES = [f"{h}.taehoonlee.cloud" for h in ("argocd", "grafana", "prometheus", "kube", "vault")]
@@ -77,7 +78,7 @@ def test_every_real_hostname_has_a_route_and_a_cname_in_its_own_zone(stack):
         assert record["type"] == "CNAME"
         assert record["content"] == f"{MOCK_TUNNEL_ID}.cfargotunnel.com"
         assert record["proxied"] is True
-        zone = "spitikos.dev" if name == "spitikos.dev" else "taehoonlee.cloud"
+        zone = "spitikos.dev" if name.endswith("spitikos.dev") else "taehoonlee.cloud"
         assert record["zoneId"] == mock_zone_id(zone), f"{name} is not in the zone {zone}"
 
 
