@@ -233,6 +233,14 @@ def test_the_token_setting_asks_for_the_workflow_permission_the_seed_needs():
     assert "Workflows" in described and "workflow" in described.replace("Workflows", "")
 
 
+def test_the_token_setting_asks_for_the_permission_environment_secrets_need():
+    from conftest import ROOT
+
+    # GitHub's REST API writes an environment's secrets with *Environments: write* (fine-grained).
+    described = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["githubToken"]["description"]
+    assert "Environments" in described
+
+
 SECRET_SCANNING = {"secretScanning": {"status": "enabled"}, "secretScanningPushProtection": {"status": "enabled"}}
 
 
