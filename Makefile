@@ -13,7 +13,7 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan
+.PHONY: test lint pytest up plan lock
 
 test: lint pytest
 
@@ -37,11 +37,20 @@ up: $(VENV)/.installed
 	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+# Installed from the lock, every file checked against its sha256: a release replaced on the index,
+# or a dependency missing from the lock, stops the install. (No `pip install --upgrade pip`: that
+# would be the one unhashed download.)
+$(VENV)/.installed: requirements-dev.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+# After a change to requirements*.txt: pin every transitive dependency, with the hashes of all its
+# files on PyPI (any platform, Python 3.11 and later), into the two locks, with the pinned uv.
+LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
+lock: $(VENV)/.installed
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt -o requirements-dev.lock
 
 .PHONY: snapshot mutants  # `mutants/` is also the directory mutmut works in
 

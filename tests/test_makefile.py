@@ -146,7 +146,7 @@ def test_make_up_sets_up_the_same_venv_as_the_tests_first(tmp_path):
     dry_run = subprocess.run(
         ["make", "-n", "up", f"VENV={tmp_path / 'fresh'}"], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert "pip install --quiet -r requirements-dev.txt" in dry_run.stdout
+    assert "pip install --quiet --require-hashes -r requirements-dev.lock" in dry_run.stdout
 
 
 def steps_of(path):

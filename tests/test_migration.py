@@ -322,7 +322,7 @@ def test_docs_sync_workflow_calls_the_api_with_what_the_program_sets(stack, patc
     assert job["environment"] == DOCS_SYNC_ENVIRONMENT  # where the token is, for main only
     step = next(s for s in job["steps"] if s.get("name") == "Send Sync Request")
     variable = stack.one(VARIABLE, "spitikos-github-docs-sync-url").values
-    secret = stack.one(ACTIONS_SECRET, "spitikos-github-docs-sync-token").values
+    secret = stack.one(ACTIONS_SECRET, "spitikos-github-docs-docs-sync-token").values
     assert variable["repository"] == secret["repository"] == "docs" and secret["environment"] == job["environment"]
     assert step["env"]["SYNC_URL"] == "${{ vars." + variable["variableName"] + " }}"
     assert step["env"]["SYNC_TOKEN"] == "${{ secrets." + secret["secretName"] + " }}"

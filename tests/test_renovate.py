@@ -130,11 +130,29 @@ def test_the_pulumi_cli_pin_is_found_in_the_makefile_and_every_workflow():
         assert values == [pinned] * text.count("pulumi-version:"), relative
 
 
-def test_python_requirements_and_constraints_move_together():
-    patterns = CONFIG["pip_requirements"]["managerFilePatterns"]
-    assert any(file_pattern(p).search("constraints.txt") for p in patterns)
-    python = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
-    assert python["groupName"]
+def test_python_pins_move_only_with_their_hashed_locks():
+    patterns = CONFIG["pip-compile"]["managerFilePatterns"]
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        assert any(file_pattern(p).search(lock) for p in patterns), lock
+    alone = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
+    assert alone["enabled"] is False
+    assert sorted(alone["matchFileNames"]) == ["requirements-dev.txt", "requirements.txt"]
+
+
+def test_no_update_is_proposed_before_it_is_three_days_old():
+    # Everything Renovate updates: actions, images, charts, k3s, the Pulumi CLI and PyPI.
+    assert days(CONFIG["minimumReleaseAge"]) >= 3
+    # Held back, not proposed and left pending: a PR for a 1-hour-old release is one click from merged.
+    assert CONFIG["internalChecksFilter"] == "strict"
+    assert CONFIG["prCreation"] == "not-pending"
+    for rule in CONFIG["packageRules"]:
+        if "minimumReleaseAge" in rule:
+            assert days(rule["minimumReleaseAge"]) >= 3, rule
+
+
+def days(duration: str) -> float:
+    number, unit = duration.split()
+    return float(number) * {"day": 1, "days": 1, "week": 7, "weeks": 7}[unit]
 
 
 def test_actions_are_pinned_to_digests_and_the_seeded_workflow_is_kept_current_too():
