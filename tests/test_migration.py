@@ -23,7 +23,7 @@ from gotemplate import render
 from test_stack import permits_cluster_object, permits_namespace, projects
 
 from components import argocd, ingress_nginx
-from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE
+from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE, RELEASE_ENVIRONMENT
 from components.platform import DOCS_SYNC_PATH
 from spitikos.engine import mock_zone_id
 
@@ -34,6 +34,8 @@ ROOT_CHART = "charts/argocd"
 ENV_SECRET = "spitikos-api-env"
 VARIABLE = "github:index/actionsVariable:ActionsVariable"
 ACTIONS_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+RELEASE_WORKFLOW = ".github/workflows/release.yaml"
+RELEASE_PUSH_JOB = "update-and-commit-charts"
 
 # What each real app installs cluster-wide, at the versions its Chart.yaml pins at charts 7b7f06e
 # (read in each upstream chart's templates/ and crds/): Argo CD checks each against the project.
@@ -333,11 +335,11 @@ def test_docs_sync_workflow_calls_the_api_with_what_the_program_sets(stack, patc
     assert '--header "Authorization: Bearer ${SYNC_TOKEN}"' in run and '"${SYNC_URL}"' in run
     # A refused sync fails the run; nothing prints the header.
     assert "--fail-with-body" in run and "--verbose" not in run
-    lint = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "actionlint"), str(patched["docs"] / ".github/workflows/sync.yaml")],
-        capture_output=True,
-        text=True,
-    )
+    assert_actionlint_passes(patched["docs"] / ".github/workflows/sync.yaml")
+
+
+def assert_actionlint_passes(workflow: Path) -> None:
+    lint = subprocess.run([str(ROOT / ".venv" / "bin" / "actionlint"), str(workflow)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout
 
 
@@ -345,6 +347,74 @@ def api_hostname(stack) -> str:
     from conftest import stack_config
 
     return stack_config().get("spitikos:apiHostname") or f"api.{stack_config()['spitikos:domain']}"
+
+
+# --- charts: the release workflow reads GHA_PAT from the caller's `release` environment ---------
+
+
+def release_workflow(charts: Path) -> dict:
+    return read_yaml(charts, RELEASE_WORKFLOW)
+
+
+def gha_pat_readers(workflow: dict) -> list[str]:
+    return [job for job, spec in workflow["jobs"].items() if "secrets.GHA_PAT" in str(spec)]
+
+
+def test_the_release_workflow_pushes_to_charts_only_from_the_environment_that_holds_gha_pat(stack, patched):
+    workflow = release_workflow(patched["charts"])
+    # The one job that reads the token is the one that checks out charts with it and pushes.
+    assert gha_pat_readers(workflow) == [RELEASE_PUSH_JOB]
+    job = workflow["jobs"][RELEASE_PUSH_JOB]
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"] == {"repository": "spitikos/charts", "token": "${{ secrets.GHA_PAT }}"}
+    assert "git push" in job["steps"][-1]["run"]
+    # It names the environment the program puts GHA_PAT in, on every repository that calls it.
+    holders = [s.values for s in stack.of_type(ACTIONS_SECRET) if s.values["secretName"] == "GHA_PAT"]
+    assert {h["repository"] for h in holders} == {"api", "homepage"}
+    assert {h["environment"] for h in holders} == {job["environment"]} == {RELEASE_ENVIRONMENT}
+    # A caller's `secrets: inherit` finds no GHA_PAT now: a required one would fail every call.
+    secret = workflow[True]["workflow_call"]["secrets"]["GHA_PAT"]
+    assert secret["required"] is False
+    assert_actionlint_passes(patched["charts"] / RELEASE_WORKFLOW)
+
+
+def test_the_release_workflow_changes_nothing_else(patched, original):
+    before, after = release_workflow(original["charts"]), release_workflow(patched["charts"])
+    assert before["jobs"][RELEASE_PUSH_JOB].get("environment") is None
+    assert before[True]["workflow_call"]["secrets"]["GHA_PAT"]["required"] is True
+    # Actions move to the seeded workflow's pinned commits (node 24; actionlint refuses node 20).
+    seeded = dict(re.findall(r"uses: ([\w./-]+)@([0-9a-f]{40})", (ROOT / "components/seed/release.yaml").read_text()))
+    for job in after["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step:
+                action, ref = step["uses"].split("@")
+                assert ref == seeded[action], step["uses"]
+                step["uses"] = action
+    for job in before["jobs"].values():
+        for step in job["steps"]:
+            if "uses" in step:
+                step["uses"] = step["uses"].split("@")[0]
+    del after["jobs"][RELEASE_PUSH_JOB]["environment"]
+    after[True]["workflow_call"]["secrets"]["GHA_PAT"]["required"] = True
+    assert after == before
+
+
+def test_every_caller_inherits_its_secrets_and_releases_from_main(patched):
+    """homepage's CI (the api's at 06777fa is not readable here: see SOURCES.yaml)."""
+    caller = read_yaml(patched["homepage"], ".github/workflows/ci.yaml")
+    assert caller[True]["push"] == {"branches": ["main"]}
+    (job,) = caller["jobs"].values()
+    assert job["uses"] == f"spitikos/charts/{RELEASE_WORKFLOW}@main"
+    # Passes nothing by name (it has no GHA_PAT), but inherits: the environment's secret is
+    # reported empty in a called workflow without it (actions/runner#4453).
+    assert job["secrets"] == "inherit"
+    # The key the workflow bumps is where each application's chart keeps its tag.
+    bump = next(
+        s["run"] for s in release_workflow(patched["charts"])["jobs"][RELEASE_PUSH_JOB]["steps"] if "yq" in str(s)
+    )
+    assert ".deployment.image.tag = " in bump
+    for app in ("api", "homepage"):
+        assert read_yaml(patched["charts"], f"charts/{app}/values.yaml")["deployment"]["image"]["tag"]
 
 
 # --- every hostname the organization uses is routed -----------------------------------------------
