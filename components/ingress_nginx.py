@@ -92,6 +92,10 @@ def controller_values() -> dict:
             # Snippets would let any Ingress in Git write raw NGINX configuration (CVE-2025-1974 and
             # kin). Off, and said so, whatever the chart's default becomes.
             "allowSnippetAnnotations": False,
+            # An Ingress may not point at an ExternalName Service: otherwise a commit to an app's chart
+            # could publish any in-cluster or outside address (argocd-server, Vault) under a new
+            # hostname. A flag of the controller (v1.15.1 cmd/nginx/flags.go), not a ConfigMap key.
+            "extraArgs": {"disable-svc-external-name": "true"},
             "config": {
                 # cloudflared is the only client; trust what it forwards, and take the
                 # visitor's address from the header Cloudflare sets.
@@ -108,6 +112,9 @@ def controller_values() -> dict:
             "service": {"type": "ClusterIP", "enableHttp": True, "enableHttps": True},
             "metrics": {"enabled": True},
             "resources": CONTROLLER.resources(),
+            # The image is the chart's default, which runs by digest (values.yaml at 4.15.1:
+            # controller.image.digest, and admissionWebhooks.patch.image.digest for certgen): not
+            # overridden here, so a chart upgrade brings its own tag and digest together.
             "admissionWebhooks": {
                 # Rejects a bad Ingress before NGINX loads it; only the API server calls it (see
                 # the namespace's NetworkPolicy).

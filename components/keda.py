@@ -38,6 +38,12 @@ class Keda(pulumi.ComponentResource):
             repo=versions.KEDA_REPO,
             namespace=ns.metadata.name,
             values={
+                # The chart's default is `Always`: a restart without internet would then fail.
+                "image": {"pullPolicy": "IfNotPresent"},
+                # Kept when the release is deleted or replaced, as Argo CD's are: deleting a CRD
+                # deletes every ScaledObject with it. The chart (templates/crds/*.yaml at 2.20.2)
+                # copies crds.additionalAnnotations onto each CRD.
+                "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
                 "operator": {"replicaCount": 1},
                 "metricsServer": {"replicaCount": 1},
                 "webhooks": {"replicaCount": 1},

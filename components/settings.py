@@ -256,14 +256,15 @@ def is_hostname_pattern(value: str) -> bool:
 
 
 def zone_of(hostname: str, zones: tuple[str, ...]) -> str | None:
-    """The most specific listed zone `hostname` (or wildcard) belongs to."""
-    name = hostname.removeprefix("*.")
-    matching = [z for z in zones if name == z or name.endswith("." + z)]
+    """The most specific listed zone `hostname` (or wildcard) belongs to; DNS names compare without case."""
+    name = hostname.lower().removeprefix("*.")
+    matching = [z for z in zones if name == z.lower() or name.endswith("." + z.lower())]
     return max(matching, key=len) if matching else None
 
 
 def covers(pattern: str, hostname: str) -> bool:
-    """`*.a.b` covers `x.a.b` (one label), as DNS and the tunnel's wildcard rules do."""
+    """`*.a.b` covers `x.a.b` (one label), as DNS and the tunnel's wildcard rules do; case is ignored."""
+    pattern, hostname = pattern.lower(), hostname.lower()
     if pattern.startswith("*."):
         head, _, rest = hostname.partition(".")
         return bool(head) and rest == pattern[2:]

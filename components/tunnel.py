@@ -76,10 +76,13 @@ class TunnelArgs:
 def routes(args: TunnelArgs) -> list[Route]:
     """The routes in the order the tunnel matches them: explicit hostnames (a bypassed path ahead
     of its hostname), then the private ones, then wildcards. The catch-all comes after."""
-    protected = set(args.protected_hostnames)
+    # DNS names compare without case: `API.example.com` is `api.example.com`.
+    hostnames = [h.lower() for h in args.hostnames]
+    protected = {h.lower() for h in args.protected_hostnames}
+    public_paths = {h.lower(): paths for h, paths in args.public_paths.items()}
     explicit: list[Route] = []
-    for hostname in (h for h in args.hostnames if not h.startswith("*.")):
-        for path in args.public_paths.get(hostname, ()) if hostname in protected else ():
+    for hostname in (h for h in hostnames if not h.startswith("*.")):
+        for path in public_paths.get(hostname, ()) if hostname in protected else ():
             explicit.append(Route(hostname, args.ingress_url, path=f"^{path}$"))
         explicit.append(Route(hostname, args.ingress_url, protected=hostname in protected))
     if args.ssh_hostname:
@@ -87,7 +90,7 @@ def routes(args: TunnelArgs) -> list[Route]:
         explicit.append(Route(args.ssh_hostname, service, protected=True))
     if args.kube_api_hostname:
         explicit.append(Route(args.kube_api_hostname, KUBE_API_SERVICE, protected=True))
-    wildcards = [Route(h, args.ingress_url, protected=h in protected) for h in args.hostnames if h.startswith("*.")]
+    wildcards = [Route(h, args.ingress_url, protected=h in protected) for h in hostnames if h.startswith("*.")]
     return explicit + wildcards
 
 

@@ -315,3 +315,22 @@ def test_each_required_hostname_is_named_when_all_are_missing():
         "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
         "spitikos:hostnames: must include 'argocd.taehoonlee.cloud', the `argocdHostname`",
     ]
+
+
+def test_hostnames_are_the_same_host_whatever_their_case():
+    s = load(
+        {
+            "apiHostname": "API.Taehoonlee.cloud",
+            "zones": json.dumps(["Taehoonlee.Cloud", "spitikos.dev"]),
+            "hostnames": json.dumps(["*.TAEHOONLEE.cloud", "API.Taehoonlee.cloud", "Argocd.taehoonlee.cloud"]),
+            "protectedHostnames": json.dumps(["ARGOCD.taehoonlee.cloud"]),
+        }
+    )
+    assert s.api_hostname == "api.taehoonlee.cloud"
+    assert s.hostnames == ("*.taehoonlee.cloud", "api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
+    assert s.protected_hostnames == ("argocd.taehoonlee.cloud",)
+    # and the helpers other components call compare without case too
+    from components.settings import covers, zone_of
+
+    assert covers("*.Taehoonlee.cloud", "API.taehoonlee.CLOUD")
+    assert zone_of("API.Taehoonlee.cloud", ("taehoonlee.cloud",)) == "taehoonlee.cloud"

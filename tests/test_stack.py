@@ -401,3 +401,16 @@ def test_every_kubernetes_object_name_is_one_the_api_server_accepts(stack):
     for pod in pods:
         for container in pod["containers"]:
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", container["name"]), container["name"]
+
+
+def test_nginx_refuses_external_name_backends(stack):
+    """An ExternalName Service in an app's chart would publish any address (argocd-server, Vault)."""
+    controller = stack.one(RELEASE, "spitikos-ingress-nginx-release").values["values"]["controller"]
+    assert controller["extraArgs"]["disable-svc-external-name"] == "true"
+
+
+def test_keda_starts_without_internet_and_keeps_its_crds(stack):
+    values = stack.one(RELEASE, "spitikos-keda-release").values["values"]
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    assert values["crds"]["install"] is True
+    assert values["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
