@@ -135,8 +135,10 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=argocd_values(
-                args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+            values=with_pinned_images(
+                argocd_values(
+                    args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+                )
             ),
             provider=args.provider,
         )
@@ -293,6 +295,17 @@ def argocd_values(
         "redis": {"resources": REDIS.resources()},
         "redisSecretInit": {"resources": SMALL_JOB.resources()},
     }
+
+
+def with_pinned_images(values: dict) -> dict:
+    """`values` with Argo CD's and its Redis's images by digest (components/versions.py): every
+    Argo CD component takes `global.image`, the Redis `redis.image` (argo-helm 10.1.1 values.yaml)."""
+    argocd_repository, argocd_tag = versions.repository_and_tag(versions.ARGO_CD_IMAGE)
+    redis_repository, redis_tag = versions.repository_and_tag(versions.ARGO_CD_REDIS_IMAGE)
+    pinned = dict(values)
+    pinned["global"] = {**values.get("global", {}), "image": {"repository": argocd_repository, "tag": argocd_tag}}
+    pinned["redis"] = {**values.get("redis", {}), "image": {"repository": redis_repository, "tag": redis_tag}}
+    return pinned
 
 
 def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:

@@ -24,5 +24,26 @@ ARGO_CD_REPO = "https://argoproj.github.io/argo-helm"
 
 # Official images, multi-arch (arm64 included). Not Bitnami: its public images moved
 # to an unmaintained legacy registry in 2025.
-REDIS_IMAGE = "docker.io/library/redis:8.2.2-alpine"
-CLOUDFLARED_IMAGE = "docker.io/cloudflare/cloudflared:2026.6.1"
+# Every image runs by digest (`repository:tag@sha256:<multi-arch index>`): a re-pushed tag changes
+# nothing on the node. The tag stays for people and for Renovate, which updates both together.
+REDIS_IMAGE = (
+    "docker.io/library/redis:8.2.2-alpine@sha256:59b6e694653476de2c992937ebe1c64182af4728e54bb49e9b7a6c26614d8933"
+)
+CLOUDFLARED_IMAGE = (
+    "docker.io/cloudflare/cloudflared:2026.6.1@sha256:6d91c121b803126f7a5344005d17a9324788fc09d305b6e2560ec6040a7ae283"
+)
+# The Argo CD chart's own images (10.1.1's values.yaml defaults), by digest through the chart's
+# tag values: the chart accepts `tag@digest` (templates/_common.tpl turns it into a valid label).
+# Renovate moves them with the chart, in one pull request.
+ARGO_CD_IMAGE = "quay.io/argoproj/argocd:v3.4.4@sha256:2fb3efa9eaa42382acb39c9a1485eaac7a1ad7a09e8aa7da7143ca256fa6da09"
+ARGO_CD_REDIS_IMAGE = "ecr-public.aws.com/docker/library/redis:8.2.3-alpine@sha256:08ad0b1d280850169a790dba1393ff7a90aef951fc19632cf4d3ce4f78e679ba"  # noqa: E501 - one line, for Renovate
+# ingress-nginx's chart already runs its images by digest (controller.image.digest and
+# admissionWebhooks.patch.image.digest in values.yaml at 4.15.1). KEDA's chart (2.20.2) takes a
+# tag only, and no digest for its three images could be verified here: they run by tag.
+
+
+def repository_and_tag(image: str) -> tuple[str, str]:
+    """`("quay.io/argoproj/argocd", "v3.4.4@sha256:...")` for a chart's `repository` and `tag` values."""
+    name, digest = image.split("@") if "@" in image else (image, "")
+    repository, tag = name.rsplit(":", 1)
+    return repository, f"{tag}@{digest}" if digest else tag

@@ -148,3 +148,18 @@ def test_nothing_merges_itself():
     assert CONFIG["automerge"] is False
     assert '"automerge": true' not in json.dumps(CONFIG)
     assert '"platformAutomerge": true' not in json.dumps(CONFIG)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PINS if n.endswith("_IMAGE")))
+def test_every_image_runs_by_digest_and_renovate_keeps_tag_and_digest_together(name):
+    """A re-pushed tag must change nothing on the node; Renovate still reads the tag."""
+    _, match = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
+    digest = PINS[name].split("@")[1]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{name} is not pinned by digest"
+    assert match["currentDigest"] == digest
+
+
+def test_the_argo_cd_chart_and_its_images_move_in_one_pull_request():
+    group = next(r for r in CONFIG["packageRules"] if "argo-cd" in r.get("matchPackageNames", []))
+    for name in ("ARGO_CD_IMAGE", "ARGO_CD_REDIS_IMAGE"):
+        assert PINS[name].split(":")[0] in group["matchPackageNames"]

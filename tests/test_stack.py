@@ -414,3 +414,17 @@ def test_keda_starts_without_internet_and_keeps_its_crds(stack):
     assert values["image"]["pullPolicy"] == "IfNotPresent"
     assert values["crds"]["install"] is True
     assert values["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
+    digest = r"@sha256:[0-9a-f]{64}$"
+    images = [
+        c["image"] for d in stack.kubernetes("Deployment") for c in d.values["spec"]["template"]["spec"]["containers"]
+    ]
+    assert {i.split("/")[-1].split(":")[0] for i in images} == {"redis", "cloudflared"}
+    assert all(re.search(digest, i) for i in images), images
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
+    argocd, redis = values["global"]["image"], values["redis"]["image"]
+    assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
+    assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
+    assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
