@@ -2,12 +2,15 @@
 
 Each node's SSH host key is pinned: from the settings, or read once on first contact and
 kept in state (trust on first use, as ssh's known_hosts does); every later connection
-refuses another key. Each node gets a preflight check, then an install that runs k3s's
-own idempotent installer whenever anything it depends on changes (version, flags, token),
-and upgrades in place when the pinned version changes (the version lives in the
-`create`/`update` scripts, never in `triggers`). Secrets (the agent token) reach a node on
-standard input, into a 0600 file, never in a command's text or argv. Deleting or replacing
-an install resource leaves k3s alone unless the stack opts in to uninstalling.
+refuses another key. First contact is `ssh-keyscan` where `pulumi up` runs, and depends on
+the node's host and port alone: a new SSH key, user or anything else never reads it again
+(an attacker answering as the node during a key rotation would otherwise get pinned).
+Each node gets a preflight check, then an install that runs k3s's own idempotent installer
+whenever anything it depends on changes (version, flags, token), and upgrades in place when
+the pinned version changes (the version lives in the `create`/`update` scripts, never in
+`triggers`). Secrets (the agent token) reach a node on standard input, into a 0600 file,
+never in a command's text or argv. Deleting or replacing an install resource leaves k3s
+alone unless the stack opts in to uninstalling.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-from pulumi_command import remote
+from pulumi_command import local, remote
 
 from components.settings import host_key_line, url_host
 
@@ -35,6 +38,8 @@ TOKEN_FILE = "/etc/rancher/k3s/spitikos-agent-token"  # noqa: S105 - a path, not
 DOWNLOAD_TIMEOUT = 300
 INSTALL_TIMEOUT = 900
 SERVICE_TIMEOUT = 300
+# How long ssh-keyscan waits for a node on first contact, in seconds (its `-T`).
+KEYSCAN_TIMEOUT = 20
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -136,12 +141,25 @@ def uninstall_script(service: str) -> str:
     return f"if [ -x {script} ]; then {script}; fi"
 
 
-def first_contact_key(pub_file: str) -> str:
-    """`ssh-ed25519 AAAA...` from the node's `ssh_host_ed25519_key.pub` (`... root@host`), parsed as
+def keyscan_script(host: str, port: int) -> str:
+    """Reads the node's ed25519 host key from where `pulumi up` runs; fails, saying why, when the
+    node shows none. Only the first line: a name with several addresses prints one per address."""
+    target = f"{shlex.quote(host)}:{port}"
+    return f"""set -eu
+key=$(ssh-keyscan -T {KEYSCAN_TIMEOUT} -t ed25519 -p {port} {shlex.quote(host)} 2>/dev/null \
+  | grep -v '^#' | head -n 1 || true)
+[ -n "$key" ] || {{ echo "ssh-keyscan read no ed25519 host key from {target} within {KEYSCAN_TIMEOUT}s: is the node up \
+and reachable from here, with sshd on that port? Or set its host key in the settings" >&2; exit 1; }}
+printf '%s\n' "$key"
+"""
+
+
+def first_contact_key(keyscan_line: str) -> str:
+    """`ssh-ed25519 AAAA...` from the `HOST ssh-ed25519 AAAA...` line ssh-keyscan prints, parsed as
     the `nodeHostKey` setting is; anything else stops the run rather than pin a garbled key."""
-    key = host_key_line(pub_file)
+    key = host_key_line(keyscan_line)
     if key is None:
-        raise ValueError("the node's /etc/ssh/ssh_host_ed25519_key.pub does not hold an SSH host key")
+        raise ValueError("ssh-keyscan's answer from the node does not hold an SSH host key")
     return key
 
 
@@ -225,14 +243,21 @@ class K3sCluster(pulumi.ComponentResource):
         if node.host_key:
             host_key = node.host_key
         else:
-            first_contact = remote.Command(
-                f"{prefix}-host-key",
-                connection=_connection(node, host_key=None),
-                create="cat /etc/ssh/ssh_host_ed25519_key.pub",
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            host_key = first_contact.stdout.apply(first_contact_key)
+            host_key = self._first_contact(prefix, node)
         return _connection(node, host_key=host_key)
+
+    def _first_contact(self, prefix: str, node: NodeArgs) -> pulumi.Output[str]:
+        """The key the node shows first, read by ssh-keyscan where `pulumi up` runs. Its inputs are
+        the host and port alone, so nothing else (a rotated SSH key, another user) reads it again.
+        Earlier versions read it over SSH with a `remote` command of the same name: the alias keeps
+        that state, so an existing stack runs ssh-keyscan once and keeps the same key."""
+        first_contact = local.Command(
+            f"{prefix}-host-key",
+            create=keyscan_script(node.host, node.port),
+            triggers=[node.host, node.port],
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(type_="command:remote:Command")]),
+        )
+        return first_contact.stdout.apply(first_contact_key)
 
     def _install(
         self,

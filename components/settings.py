@@ -295,7 +295,17 @@ def host_key_line(value: str) -> str | None:
 
 
 def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSettings | None:
-    """`[name=][user@]host[:port]` from the `agents` list; the name defaults to the host's."""
+    """`[name=][user@]host[:port] [host key]` from the `agents` list; the name defaults to the host's.
+    Without a host key, the key the node shows on first contact is pinned."""
+    # A host key follows the address after a space, and names its type (`ssh-ed25519 ...`).
+    address, _, written_key = entry.partition(" ")
+    host_key = None
+    if re.search(r"\b(?:ssh|ecdsa)-", written_key):
+        entry = address
+        host_key = host_key_line(written_key)
+        if host_key is None:
+            reader.fail(key, f"{entry!r}: {written_key.strip()!r} is not an SSH host key like 'ssh-ed25519 AAAA...'")
+            return None
     match = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([^:@\[\]]+|\[[0-9a-fA-F:.]+\])(?::(\d+))?", entry)
     bare_ipv6 = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([0-9a-fA-F:]+:[0-9a-fA-F:.]*)", entry)
     if bare_ipv6 and is_host(bare_ipv6.group(3)):
@@ -316,7 +326,7 @@ def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSe
     if not _AGENT_KEY_RE.fullmatch(stable):
         reader.fail(key, f"{stable!r} is not a node name (lower-case letters, digits and '-', at most 32)")
         return None
-    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=None, key=stable)
+    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=host_key, key=stable)
 
 
 def _nodes(r: _Reader) -> tuple[NodeSettings, tuple[NodeSettings, ...]]:

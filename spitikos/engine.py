@@ -123,6 +123,8 @@ class Registration:
     state: dict = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
     """A component's providers by package, as references; its children inherit them."""
+    aliases: list[str] = field(default_factory=list)
+    """Earlier types or names this resource was registered under (URNs, or `type`/`name` specs)."""
 
     @property
     def values(self) -> dict:
@@ -171,11 +173,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         state = dict(args.inputs)
         typ, name = args.typ, args.name
-        if typ == "command:remote:Command":
+        if typ == "command:local:Command" and name.endswith("-host-key"):
+            state["stdout"] = f"[{name}]:22 {MOCK_HOST_KEY}\n"  # as ssh-keyscan prints it
+            state["stderr"] = ""
+        elif typ == "command:remote:Command":
             if name.endswith("-kubeconfig"):
                 state["stdout"] = KUBECONFIG_TEMPLATE
-            elif name.endswith("-host-key"):
-                state["stdout"] = f"{MOCK_HOST_KEY} root@{name}\n"
             else:
                 state["stdout"] = "ok"
             state["stderr"] = ""
@@ -277,6 +280,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             state=state,
             providers=dict(request.providers),
+            aliases=[*request.aliasURNs, *(a.urn or f"{a.spec.type}/{a.spec.name}" for a in request.aliases)],
         )
         from pulumi.runtime.proto import resource_pb2
 
