@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pulumi_command import local, remote
 
+from components import versions
 from components.settings import host_key_line, url_host
 
 # What a node must have. A 4 GB Pi 5 reports about 3.9 GiB; the 2 GB model is too small.
@@ -101,14 +102,22 @@ echo "preflight ok: $arch, $((mem / 1024)) MiB RAM, $((disk / 1024 / 1024)) GiB 
 
 
 def install_script(
-    version: str, exec_args: Sequence[str], env: Sequence[str] = (), service: str = "k3s", token_file: str = ""
+    version: str,
+    exec_args: Sequence[str],
+    env: Sequence[str] = (),
+    service: str = "k3s",
+    token_file: str = "",
+    installer_sha256: str | None = None,
 ) -> str:
     """Installs, reconfigures or upgrades k3s to `version` with k3s's own installer, which is
     idempotent (it restarts k3s only when the binary, unit or environment changed).
 
     The installer is fetched from the release's own tag, so the script is pinned too. With
     `token_file`, the script first writes its standard input there (mode 0600): that is how
-    the agent token arrives. `env` holds no secret.
+    the agent token arrives. `env` holds no secret. With `installer_sha256`, the installer runs only
+    if it has that hash; it then checks the k3s binary itself against the release's published
+    `sha256sum-arm64.txt` (install.sh's download_hash/verify_binary; INSTALL_K3S_SKIP_DOWNLOAD,
+    which would skip that, is never set here).
     """
     installer = f"https://raw.githubusercontent.com/k3s-io/k3s/{quote(version, safe='')}/install.sh"
     flags = " ".join(shlex.quote(a) for a in exec_args)
@@ -126,7 +135,7 @@ have=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
 trap 'rm -f "$installer"' EXIT
 curl -sfL --max-time {DOWNLOAD_TIMEOUT} --retry 3 -o "$installer" {installer} \\
   || {{ echo "could not download the k3s installer for $want" >&2; exit 1; }}
-timeout {INSTALL_TIMEOUT} env {env_prefix} INSTALL_K3S_VERSION="$want" \\
+{_verify_installer(installer_sha256)}timeout {INSTALL_TIMEOUT} env {env_prefix} INSTALL_K3S_VERSION="$want" \\
   INSTALL_K3S_EXEC={shlex.quote(flags)} sh "$installer"
 got=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
 [ "$got" = "$want" ] || {{ echo "k3s reports '$got' after installing $want" >&2; exit 1; }}
@@ -134,6 +143,17 @@ timeout {SERVICE_TIMEOUT} sh -c 'until systemctl is-active --quiet {service}; do
   || {{ echo "{service} is not active after {SERVICE_TIMEOUT}s: see sudo journalctl -u {service}" >&2; exit 1; }}
 echo "k3s $want installed and {service} active (was: ${{have:-none}})"
 """
+
+
+def _verify_installer(sha256: str | None) -> str:
+    """Shell lines that stop unless "$installer" has the pinned sha256 (or warn when none is pinned)."""
+    if not sha256:
+        return 'echo "warning: no sha256 of the k3s installer for $want is pinned (components/versions.py)" >&2\n'
+    return (
+        f'echo "{sha256}  $installer" | sha256sum -c --status \\\n'
+        '  || { echo "the k3s installer downloaded for $want does not match the sha256 pinned in '
+        'components/versions.py: not running it" >&2; exit 1; }\n'
+    )
 
 
 def uninstall_script(service: str) -> str:
@@ -198,8 +218,12 @@ class K3sCluster(pulumi.ComponentResource):
         server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
+        installer_sha256 = versions.K3S_INSTALLER_SHA256.get(args.version)
         install = self._install(
-            f"{name}-server", connection, install_script(args.version, server_flags, token_file=TOKEN_FILE), "k3s"
+            f"{name}-server",
+            connection,
+            install_script(args.version, server_flags, token_file=TOKEN_FILE, installer_sha256=installer_sha256),
+            "k3s",
         )
         self.install = install
 
@@ -222,6 +246,7 @@ class K3sCluster(pulumi.ComponentResource):
                     env=[f"K3S_URL={shlex.quote(server_url)}", f"K3S_TOKEN_FILE={TOKEN_FILE}"],
                     service="k3s-agent",
                     token_file=TOKEN_FILE,
+                    installer_sha256=installer_sha256,
                 ),
                 "k3s-agent",
                 after=[install],

@@ -5,6 +5,14 @@ k3s can also be overridden per stack with the `k3sVersion` setting.
 
 K3S_VERSION = "v1.35.5+k3s1"
 
+# sha256 of k3s's `install.sh` at each release tag, checked on the node before the installer runs
+# (a moved tag or a tampered download then stops the install). Add the pinned release's with
+#   curl -sfL "https://raw.githubusercontent.com/k3s-io/k3s/v1.35.5%2Bk3s1/install.sh" | sha256sum
+# A release without an entry installs with a warning. Not yet filled in: no copy of install.sh at
+# the tag could be fetched where this was written, and a guessed hash would stop every install.
+# The installer itself checks the k3s binary against the release's sha256sum-<arch>.txt.
+K3S_INSTALLER_SHA256: dict[str, str] = {}
+
 
 def kubernetes_minor(k3s_version: str) -> str:
     """`1.35` for `v1.35.5+k3s1`: the Kubernetes release whose schemas the objects must satisfy."""

@@ -187,7 +187,7 @@ def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True, script=N
     """The install script with stub k3s, curl, systemctl and sudo; the "installer" curl fetches
     records the environment it ran with, then swaps in the k3s it installed."""
     state = tmp_path / "state"
-    state.mkdir()
+    state.mkdir(parents=True)
     (state / "k3s").write_text(k3s_before)
     env = _stub_bin(
         tmp_path,
@@ -445,3 +445,38 @@ def test_first_contact_reads_one_key_line_and_fails_clearly_when_the_node_shows_
     silent = _keyscan(tmp_path / "silent", "")
     assert silent.returncode == 1 and silent.stdout == ""
     assert "ssh-keyscan read no ed25519 host key from 10.0.0.200:2222 within 20s" in silent.stderr
+
+
+def _installer_fixture(tmp_path) -> tuple[str, str]:
+    """A stand-in install.sh, the curl that serves it, and its sha256."""
+    import hashlib
+
+    body = 'echo "ran $INSTALL_K3S_VERSION: $INSTALL_K3S_EXEC"\n'
+    served = tmp_path / "served-install.sh"
+    served.write_text(body)
+    curl = f'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cp {served} "$out"'
+    return curl, hashlib.sha256(body.encode()).hexdigest()
+
+
+def test_the_installer_runs_only_with_its_pinned_sha256(tmp_path):
+    curl, good = _installer_fixture(tmp_path)
+    pinned = lambda sha: install_script(VERSION, ["server"], installer_sha256=sha)  # noqa: E731
+    result, _ = _run_install(tmp_path / "good", "", "", curl=curl, script=pinned(good))
+    assert f"ran {VERSION}: server" in result.stdout, result.stderr
+    tampered, _ = _run_install(tmp_path / "tampered", "", "", curl=curl, script=pinned("0" * 64))
+    assert tampered.returncode == 1
+    assert "does not match the sha256 pinned in components/versions.py: not running it" in tampered.stderr
+    assert "ran " not in tampered.stdout
+
+
+def test_the_installer_checks_the_k3s_binary_and_nothing_skips_that(recorded):
+    """install.sh verifies the binary against the release's sha256sum-arm64.txt unless told to skip."""
+    for install in recorded.of_type(COMMAND):
+        assert "INSTALL_K3S_SKIP_DOWNLOAD" not in install.values["create"], install.name
+        assert "INSTALL_K3S_BIN_DIR_READ_ONLY" not in install.values["create"], install.name
+
+
+def test_a_release_without_a_pinned_installer_sha256_installs_with_a_warning(tmp_path):
+    curl, _ = _installer_fixture(tmp_path)
+    result, _ = _run_install(tmp_path / "run", "", "", curl=curl, script=install_script(VERSION, ["server"]))
+    assert "warning: no sha256 of the k3s installer for v1.35.5+k3s1 is pinned" in result.stderr
