@@ -97,7 +97,10 @@ def test_redis_is_a_password_protected_cache_with_probes(rec):
     assert secret.input_is_secret("stringData")
     password, password_is_secret = resolve(rec.result["redis"].password)
     assert password_is_secret
-    assert secret.values["stringData"] == {"password": password, "auth.conf": f"requirepass {password}\n"}
+    assert secret.values["stringData"] == {
+        "password": password,
+        "auth.conf": f"user default on >{password} ~* &* +@all -@dangerous +info\n",
+    }
     container = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values["spec"]["template"]["spec"][
         "containers"
     ][0]
@@ -279,3 +282,15 @@ def test_a_new_redis_password_restarts_the_pod_which_reads_it_only_at_start(rec)
     checksum = template["metadata"]["annotations"]["checksum/auth"]
     assert checksum == hashlib.sha256(password.encode()).hexdigest()
     assert password not in str(template), "only the hash is in the pod template, never the password"
+
+
+def test_applications_cannot_wipe_or_reconfigure_redis(rec):
+    """The password apps hold logs in as the default user, whose ACL leaves out Redis's
+    @dangerous commands (FLUSHALL, FLUSHDB, CONFIG, DEBUG, KEYS, SHUTDOWN, ...)."""
+    auth = rec.one("kubernetes:core/v1:Secret", "redis-auth").values["stringData"]["auth.conf"]
+    rules = auth.split()
+    assert rules[:3] == ["user", "default", "on"] and "requirepass" not in auth
+    assert rules.index("-@dangerous") > rules.index("+@all"), "the later rule wins"
+    assert not [r for r in rules if r.startswith("+") and r.lower() in ("+flushall", "+flushdb", "+config", "+@admin")]
+    assert set(rules[-3:]) == {"+@all", "-@dangerous", "+info"}
+    assert auth.count("\n") == 1, "one ACL line: a newline in it would start another directive"
