@@ -54,12 +54,14 @@ def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
 
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
+AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 
 
 @pytest.fixture(scope="module")
 def with_agent_and_host_key():
     """The pi5 stack plus an agent, with the server's SSH host key pinned."""
-    config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"]), "spitikos:nodeHostKey": HOST_KEY}
+    agents = ["10.0.0.201", f"pi3=10.0.0.202 {AGENT_HOST_KEY}"]
+    config = {**stack_config(), "spitikos:agents": json.dumps(agents), "spitikos:nodeHostKey": HOST_KEY}
     return run_main(config)
 
 
@@ -69,8 +71,7 @@ def test_an_agent_in_the_settings_joins_the_cluster(with_agent_and_host_key):
     assert agent.input_is_secret("stdin") and not agent.input_is_secret("create"), "only the token is secret"
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
     for command in recording.of_type("command:remote:Command"):
-        if not command.name.endswith("-host-key"):
-            assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
+        assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
     known = known_secret_values(recording)
     for command in recording.of_type("command:remote:Command"):
         for key in ("create", "update", "delete"):
@@ -81,14 +82,19 @@ def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_
     commands = with_agent_and_host_key.of_type("command:remote:Command")
     server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]
     agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.201"]
-    assert len(server) == 3 and len(agent) == 3  # preflight, install, and kubeconfig or first contact
+    keyed_agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.202"]
+    assert len(server) == 3 and len(agent) == 2 == len(keyed_agent)  # preflight, install (and kubeconfig)
     for command in server:
         assert command.values["connection"]["hostKey"] == HOST_KEY, command.name
     # nodeHostKey is the server's key: another machine presents its own, so an agent is pinned to
-    # the key it showed on first contact (read once, kept in state), never to the server's.
+    # the key written after it in `agents`, or else to the one it showed on first contact (read
+    # once, kept in state), never to the server's.
     for command in agent:
-        expected = "" if command.name.endswith("-host-key") else MOCK_HOST_KEY
-        assert (command.values["connection"].get("hostKey") or "") == expected, command.name
+        assert command.values["connection"]["hostKey"] == MOCK_HOST_KEY, command.name
+    for command in keyed_agent:
+        assert command.values["connection"]["hostKey"] == AGENT_HOST_KEY, command.name
+    learned = [c.name for c in with_agent_and_host_key.of_type("command:local:Command")]
+    assert learned == ["spitikos-k3s-agent-10-0-0-201-host-key"]
 
 
 def test_bad_settings_fail_before_any_resource_exists():
