@@ -34,6 +34,8 @@ METRICS_PORT = 2000
 CLOUDFLARED = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 CATCH_ALL = "http_status:404"
 KUBE_API_SERVICE = "tcp://kubernetes.default.svc:443"
+CONNECTOR_LABELS = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
+CONNECTOR_SELECTOR = {"app.kubernetes.io/name": "cloudflared"}
 
 
 @dataclass(frozen=True)
@@ -288,9 +290,7 @@ class Tunnel(pulumi.ComponentResource):
         """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
         child = pulumi.ResourceOptions(parent=self, provider=kubernetes)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=kubernetes)
-        labels = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
-        selector = {"app.kubernetes.io/name": "cloudflared"}
-        meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
+        meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": CONNECTOR_LABELS}  # noqa: E731
         secret = k8s.core.v1.Secret(
             f"{name}-token",
             metadata=meta("cloudflared-token"),
@@ -298,64 +298,13 @@ class Tunnel(pulumi.ComponentResource):
             string_data={"token": self.token},
             opts=child,
         )
-        probe = {"httpGet": {"path": "/ready", "port": "metrics"}}
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta("cloudflared"),
             spec={
                 "replicas": replicas,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": NONROOT_UID,
-                            "runAsGroup": NONROOT_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        # Spread over nodes when there are several.
-                        "topologySpreadConstraints": [
-                            {
-                                "maxSkew": 1,
-                                "topologyKey": "kubernetes.io/hostname",
-                                "whenUnsatisfiable": "ScheduleAnyway",
-                                "labelSelector": {"matchLabels": selector},
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": "cloudflared",
-                                "image": versions.CLOUDFLARED_IMAGE,
-                                "args": [
-                                    "tunnel",
-                                    "--no-autoupdate",
-                                    "--protocol",
-                                    "http2",
-                                    "--metrics",
-                                    f"0.0.0.0:{METRICS_PORT}",
-                                    "run",
-                                ],
-                                "env": [
-                                    {
-                                        "name": "TUNNEL_TOKEN",
-                                        "valueFrom": {"secretKeyRef": {"name": "cloudflared-token", "key": "token"}},
-                                    }
-                                ],
-                                "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-                                "readinessProbe": {**probe, "periodSeconds": 10},
-                                "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
-                                "resources": CLOUDFLARED.resources(),
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                            }
-                        ],
-                    },
-                },
+                "selector": {"matchLabels": CONNECTOR_SELECTOR},
+                "template": {"metadata": {"labels": CONNECTOR_LABELS}, "spec": connector_pod_spec()},
             },
             opts=pulumi.ResourceOptions(parent=self, provider=kubernetes, depends_on=[secret]),
         )
@@ -366,6 +315,59 @@ class Tunnel(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta("cloudflared"),
-            spec={"minAvailable": 1, "selector": {"matchLabels": selector}},
+            spec={"minAvailable": 1, "selector": {"matchLabels": CONNECTOR_SELECTOR}},
             opts=child,
         )
+
+
+def connector_pod_spec() -> dict:
+    """cloudflared: non-root, read-only, no capabilities, no service account token; the tunnel token
+    from its Secret; spread over nodes when there are several."""
+    probe = {"httpGet": {"path": "/ready", "port": "metrics"}}
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": CONNECTOR_SELECTOR},
+            }
+        ],
+        "containers": [
+            {
+                "name": "cloudflared",
+                "image": versions.CLOUDFLARED_IMAGE,
+                "args": [
+                    "tunnel",
+                    "--no-autoupdate",
+                    "--protocol",
+                    "http2",
+                    "--metrics",
+                    f"0.0.0.0:{METRICS_PORT}",
+                    "run",
+                ],
+                "env": [
+                    {
+                        "name": "TUNNEL_TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": "cloudflared-token", "key": "token"}},
+                    }
+                ],
+                "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                "readinessProbe": {**probe, "periodSeconds": 10},
+                "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
+                "resources": CLOUDFLARED.resources(),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }
