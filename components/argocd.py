@@ -18,7 +18,17 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    chart,
+    egress_policy,
+    namespace,
+    public_internet,
+)
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -143,6 +153,7 @@ class ArgoCd(pulumi.ComponentResource):
             provider=args.provider,
         )
         self._ingress(name, args, ns)
+        self._egress_policy(name, args, ns)
 
         # Repository Secrets need only the namespace, not the release: Argo CD picks them up
         # by label whenever it starts.
@@ -189,6 +200,18 @@ class ArgoCd(pulumi.ComponentResource):
         self.url = f"https://{args.hostname}"
         self.register_outputs(
             {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
+        )
+
+    def _egress_policy(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """DNS, the API server (the controller applies every application), its own pods (server,
+        repo-server, Redis), and GitHub over SSH and HTTPS (the repositories; Helm charts and OCI
+        registries an application's chart depends on are HTTPS too) on the public internet only."""
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, public_internet(22, 443)],
+            provider=args.provider,
         )
 
     def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:

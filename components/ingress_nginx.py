@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -9,13 +10,18 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    NAMESPACE_NAME,
     RESTRICTED,
     Size,
     chart,
+    egress_policy,
     from_namespaces,
     namespace,
     network_policy,
     service_host,
+    to_pods,
     with_provider,
 )
 
@@ -31,6 +37,8 @@ class IngressNginxArgs:
     provider: k8s.Provider
     client_namespace: str = "cloudflared"
     """The only namespace whose pods may send NGINX traffic: the tunnel's connector."""
+    unreachable_namespaces: Sequence[str] = ()
+    """Namespaces NGINX never forwards to (the platform's own but Argo CD's): its egress skips them."""
 
 
 class IngressNginx(pulumi.ComponentResource):
@@ -55,6 +63,7 @@ class IngressNginx(pulumi.ComponentResource):
             values=controller_values(),
         )
         self._network_policy(name, ns, args.client_namespace)
+        self._egress_policy(name, ns, args.unreachable_namespaces)
         self.ingress_class = INGRESS_CLASS
         # fullnameOverride fixes the service name, so the address is known without waiting
         # for the release: the tunnel's configuration need not wait for the cluster.
@@ -80,6 +89,15 @@ class IngressNginx(pulumi.ComponentResource):
                     {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
                 ],
             },
+        )
+
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, unreachable: Sequence[str]) -> None:
+        """DNS, the API server (Ingresses, Services, Endpoints), and the pods it forwards to: any
+        namespace's but those it never serves (Redis, KEDA, ...), on any port (a backend's own)."""
+        not_served = [{"key": NAMESPACE_NAME, "operator": "NotIn", "values": list(unreachable)}]
+        backends = {"matchExpressions": not_served} if unreachable else {}
+        egress_policy(
+            f"{name}-egress-policy", self, ns.metadata.name, [DNS_EGRESS, *API_SERVER_EGRESS, to_pods(backends)]
         )
 
 

@@ -8,11 +8,27 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.kube import RESTRICTED, Size, chart, namespace, network_policy, with_provider
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    RESTRICTED,
+    Size,
+    chart,
+    egress_policy,
+    in_namespaces,
+    namespace,
+    network_policy,
+    to_pods,
+    with_provider,
+)
 
 NAMESPACE = "keda"
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
 METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
+# What the scalers read: the real applications' ScaledObjects (charts/_common's template) query
+# kube-prometheus-stack's Prometheus in `monitoring` on 9090. A scaler that reads anything else
+# (a Redis list, an outside queue, an HTTP endpoint) needs its address added here.
+SCALER_TARGETS = {"monitoring": [9090]}
 WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 
 
@@ -63,4 +79,15 @@ class Keda(pulumi.ComponentResource):
             "keda-internal",
             {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
         )
+        self._egress_policy(name, ns)
         self.register_outputs({})
+
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace) -> None:
+        """The API server (it watches and scales workloads), DNS, its own pods, and the scalers' sources."""
+        scalers = [to_pods(in_namespaces(n), ports) for n, ports in SCALER_TARGETS.items()]
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, *scalers],
+        )

@@ -64,7 +64,15 @@ class Platform(pulumi.ComponentResource):
 
         # In-cluster: each waits for the cluster only, not for the others.
         self.ingress = IngressNginx(
-            f"{name}-ingress-nginx", IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE), opts=child
+            f"{name}-ingress-nginx",
+            IngressNginxArgs(
+                provider=kube,
+                client_namespace=tunnel.NAMESPACE,
+                unreachable_namespaces=[
+                    n for n in self.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+                ],
+            ),
+            opts=child,
         )
         self.redis = Redis(
             f"{name}-redis",

@@ -23,6 +23,7 @@ from components.kube import (
     PLATFORM_LABELS,
     RESTRICTED,
     Size,
+    egress_policy,
     namespace,
     network_policy,
     service_host,
@@ -130,6 +131,8 @@ class Redis(pulumi.ComponentResource):
         self.deployment = self._deployment(name, conf, depends_on=[secret, config, data])
         self._services(name)
         self._network_policy(name, args.platform_namespaces)
+        # Redis dials nothing: no DNS, no API, no peer (probes run inside the container).
+        egress_policy(f"{name}-egress-policy", self, self._ns_name, [])
         self.address = f"{service_host(SERVICE, NAMESPACE)}:{PORT}"
         self.alias_address = f"{service_host(ALIAS_SERVICE, NAMESPACE)}:{PORT}"
         self.url = pulumi.Output.secret(pulumi.Output.format("redis://:{0}@{1}/0", self.password, self.address))

@@ -24,7 +24,20 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    egress_policy,
+    in_namespaces,
+    namespace,
+    network_policy,
+    public_internet,
+    to_host,
+    to_pods,
+)
 from components.settings import url_host, zone_of
 
 NAMESPACE = "cloudflared"
@@ -73,6 +86,8 @@ class TunnelArgs:
     kube_api_hostname: str | None = None
     access_emails: Sequence[str] = field(default_factory=list)
     replicas: int = 2
+    ingress_namespace: str = "ingress-nginx"
+    """Where NGINX's pods run (the namespace of `ingress_url`'s Service)."""
 
 
 def routes(args: TunnelArgs) -> list[Route]:
@@ -148,7 +163,10 @@ class Tunnel(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
         )
         self.token = pulumi.Output.secret(token.token)
-        self._connector(name, args.replicas, args.kubernetes)
+        connector_namespace = self._connector(name, args.replicas, args.kubernetes)
+        egress_policy(
+            f"{name}-egress-policy", self, connector_namespace, connector_egress(args), provider=args.kubernetes
+        )
         self.register_outputs({"tunnel_id": self.tunnel_id, "cname_target": self.cname_target})
 
     def _config(
@@ -286,8 +304,9 @@ class Tunnel(pulumi.ComponentResource):
                 )
         return applications
 
-    def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> None:
-        """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
+    def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> pulumi.Output[str]:
+        """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready.
+        Returns its namespace's name."""
         child = pulumi.ResourceOptions(parent=self, provider=kubernetes)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=kubernetes)
         meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": CONNECTOR_LABELS}  # noqa: E731
@@ -318,6 +337,24 @@ class Tunnel(pulumi.ComponentResource):
             spec={"minAvailable": 1, "selector": {"matchLabels": CONNECTOR_SELECTOR}},
             opts=child,
         )
+        return ns.metadata.name
+
+
+# Cloudflare's edge: port 7844 on addresses that vary (region1/region2.v2.argotunnel.com), so any
+# public address. TCP only: cloudflared runs `--protocol http2`, never QUIC (UDP). 443 for
+# api.cloudflare.com, which cloudflared calls outside the tunnel (Cloudflare's "tunnel with
+# firewall" page lists it; updates are off with --no-autoupdate).
+EDGE_PORT = 7844
+
+
+def connector_egress(args: TunnelArgs) -> list[dict]:
+    """What cloudflared dials: DNS, the edge, NGINX, and the origins of the SSH and API routes."""
+    rules = [DNS_EGRESS, public_internet(EDGE_PORT, 443), to_pods(in_namespaces(args.ingress_namespace), [80, 443])]
+    if args.ssh_hostname:
+        rules.append(to_host(args.node_address, args.node_ssh_port))
+    if args.kube_api_hostname:
+        rules += API_SERVER_EGRESS
+    return rules
 
 
 def connector_pod_spec() -> dict:

@@ -329,8 +329,19 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
     }
 
 
+def ingress_policies(recording):
+    return [p for p in recording.kubernetes("NetworkPolicy") if p.values["spec"]["policyTypes"] == ["Ingress"]]
+
+
+def egress_policies(recording) -> dict[str, list[dict]]:
+    """Each namespace's `egress` policy's rules."""
+    policies = [p.values for p in recording.kubernetes("NetworkPolicy") if "Egress" in p.values["spec"]["policyTypes"]]
+    assert all(p["metadata"]["name"] == "egress" and p["spec"]["podSelector"] == {} for p in policies)
+    return {p["metadata"]["namespace"]: p["spec"]["egress"] for p in policies}
+
+
 def test_only_application_namespaces_reach_redis(stack):
-    (policy,) = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "redis"]
+    (policy,) = [p.values for p in ingress_policies(stack) if p.values["metadata"]["namespace"] == "redis"]
     spec = policy["spec"]
     assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]
     (rule,) = spec["ingress"]
@@ -346,7 +357,7 @@ K3S = ("kube-system", "kube-public", "kube-node-lease")
 
 
 def test_platform_namespaces_refuse_what_they_do_not_need(stack):
-    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in stack.kubernetes("NetworkPolicy")}
+    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in ingress_policies(stack)}
     assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
     nginx = policies["ingress-nginx"]["ingress"]
     traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
@@ -434,3 +445,89 @@ def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
     assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
     assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
     assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
+
+
+DNS_RULE = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+API_RULES = [
+    {"to": [{"ipBlock": {"cidr": "10.43.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+    {"ports": [{"protocol": "TCP", "port": 6443}]},
+]
+
+
+def public(*ports):
+    """Rules to these TCP ports on public addresses; a rule that also reaches a private one fails."""
+    return {
+        "to": [
+            {
+                "ipBlock": {
+                    "cidr": "0.0.0.0/0",
+                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"],
+                }
+            },
+            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+        ],
+        "ports": [{"protocol": "TCP", "port": p} for p in ports],
+    }
+
+
+def test_every_platform_namespace_sends_only_what_it_needs(stack):
+    """A compromised platform pod reaches only its own peers: Redis dials nothing; cloudflared the
+    edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
+    and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
+    egress = egress_policies(stack)
+    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd"}
+    assert egress["redis"] == []
+    assert egress["cloudflared"] == [
+        DNS_RULE,
+        public(7844, 443),
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ingress-nginx"]}
+                        ]
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}],
+        },
+        # pi5 publishes the node's SSH and the Kubernetes API through the tunnel (behind Access)
+        {"to": [{"ipBlock": {"cidr": "10.0.0.200/32"}}], "ports": [{"protocol": "TCP", "port": 22}]},
+        *API_RULES,
+    ]
+    nginx = egress["ingress-nginx"]
+    assert nginx[:3] == [DNS_RULE, *API_RULES]
+    (backends,) = nginx[3:]
+    (expression,) = backends["to"][0]["namespaceSelector"]["matchExpressions"]
+    assert expression["operator"] == "NotIn" and "ports" not in backends
+    assert {"redis", "keda", "cloudflared", "kube-system"} <= set(expression["values"])
+    assert not {"argocd", "api", "ingress-nginx"} & set(expression["values"]), "argocd-server is a backend"
+    same_namespace = {"to": [{"podSelector": {}}]}
+    prometheus = {
+        "to": [
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+                    ]
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 9090}],
+    }
+    assert egress["keda"] == [DNS_RULE, *API_RULES, same_namespace, prometheus]
+    assert egress["argocd"] == [DNS_RULE, *API_RULES, same_namespace, public(22, 443)]
+
+
+def test_a_fresh_stack_without_ssh_or_api_hostnames_lets_cloudflared_reach_neither(fresh):
+    rules = egress_policies(fresh)["cloudflared"]
+    assert len(rules) == 3 and not any("6443" in str(r) or "'port': 22}" in str(r) for r in rules)
