@@ -90,7 +90,8 @@ def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack)
     generated = stack.one(PASSWORD, "spitikos-docs-webhook-secret")
     assert configuration["secret"] == plain(generated.state["result"])
     assert generated.urn in stack.ancestors_closure(hook.urn) & stack.ancestors_closure(api_env.urn)
-    assert hook.input_is_secret("configuration") and api_env.input_is_secret("stringData")
+    assert hook.input_is_secret("configuration", "secret") and api_env.input_is_secret("stringData")
+    assert not hook.input_is_secret("configuration", "url"), "the webhook's address stays reviewable"
 
 
 def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):

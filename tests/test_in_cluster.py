@@ -138,8 +138,9 @@ def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(
     password = rec.one("random:index/randomPassword:RandomPassword", "argocd-admin-password")
     chart_secret = release.values["values"]["configs"]["secret"]
     assert chart_secret["argocdServerAdminPassword"] == password.state["bcryptHash"]["value"]
-    # Values holding secrets are secret as a whole: nothing in them shows in previews or state.
-    assert release.input_is_secret("values")
+    # The hash is a secret leaf of the values: hidden in previews and state, the rest reviewable.
+    assert release.input_is_secret("values", "configs", "secret", "argocdServerAdminPassword")
+    assert not release.input_is_secret("values", "configs", "cm")
     plain_password, secret = resolve(rec.result["argocd"].admin_password)
     assert secret and plain_password not in str(release.values)
 
@@ -149,7 +150,7 @@ def test_argocd_webhook_secret_is_generated_secret_and_given_to_the_chart(rec):
     assert secret and len(webhook_secret) >= 32
     release = rec.one(RELEASE, "argocd-release")
     assert release.values["values"]["configs"]["secret"]["githubSecret"] == webhook_secret
-    assert release.input_is_secret("values")
+    assert release.input_is_secret("values", "configs", "secret", "githubSecret")
 
 
 def test_argocd_repository_secrets_carry_the_deploy_keys(rec):
@@ -203,7 +204,8 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
         assert secret[key] and len(secret[key]) >= 32, key
     values = [secret[k] for k in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret")]
     assert len(set(values)) == 4, "each provider has its own secret"
-    assert release.input_is_secret("values")
+    for key in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret"):
+        assert release.input_is_secret("values", "configs", "secret", key), key
 
 
 def test_each_component_lives_in_its_own_namespace(rec):
