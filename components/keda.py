@@ -55,7 +55,7 @@ class Keda(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values={
                 # The chart's default is `Always`: a restart without internet would then fail.
-                "image": {"pullPolicy": "IfNotPresent"},
+                "image": {"pullPolicy": "IfNotPresent", **pinned_images()},
                 # Kept when the release is deleted or replaced, as Argo CD's are: deleting a CRD
                 # deletes every ScaledObject with it. The chart (templates/crds/*.yaml at 2.20.2)
                 # copies crds.additionalAnnotations onto each CRD.
@@ -91,3 +91,19 @@ class Keda(pulumi.ComponentResource):
             ns.metadata.name,
             [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, *scalers],
         )
+
+
+def pinned_images() -> dict:
+    """The chart's three images by digest (components/versions.py), as `image.<component>` values:
+    `registry`, `repository` and a `tag@digest` tag (keda 2.20.2 values.yaml)."""
+
+    def image(pinned: str) -> dict:
+        repository, tag = versions.repository_and_tag(pinned)
+        registry, path = repository.split("/", 1)
+        return {"registry": registry, "repository": path, "tag": tag}
+
+    return {
+        "keda": image(versions.KEDA_IMAGE),
+        "metricsApiServer": image(versions.KEDA_METRICS_API_SERVER_IMAGE),
+        "webhooks": image(versions.KEDA_WEBHOOKS_IMAGE),
+    }

@@ -45,9 +45,14 @@ CLOUDFLARED_IMAGE = (
 # Renovate moves them with the chart, in one pull request.
 ARGO_CD_IMAGE = "quay.io/argoproj/argocd:v3.4.4@sha256:2fb3efa9eaa42382acb39c9a1485eaac7a1ad7a09e8aa7da7143ca256fa6da09"
 ARGO_CD_REDIS_IMAGE = "ecr-public.aws.com/docker/library/redis:8.2.3-alpine@sha256:08ad0b1d280850169a790dba1393ff7a90aef951fc19632cf4d3ce4f78e679ba"  # noqa: E501 - one line, for Renovate
+# KEDA's chart (2.20.2) takes `tag@digest` too (templates/*/deployment.yaml put the tag only in
+# the image; labels use the chart's appVersion). They move with the chart in one pull request.
+KEDA_IMAGE = "ghcr.io/kedacore/keda:2.20.2@sha256:fe74c7b8849586a67ad2201bcb89e7f5ac221ff90399ecaa8fd28427f1ef11e6"
+KEDA_METRICS_API_SERVER_IMAGE = "ghcr.io/kedacore/keda-metrics-apiserver:2.20.2@sha256:27286536a8a775aeeee37a7e343f8ecebb27ebf680ee1181a4f99e82eefb253b"  # noqa: E501 - one line, for Renovate
+KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks:2.20.2@sha256:41f74102aba7959c6e8d08b433ab8a5fd6cae7c5646c78f7fe3de40a52df3439"  # noqa: E501 - one line, for Renovate
 # ingress-nginx's chart already runs its images by digest (controller.image.digest and
-# admissionWebhooks.patch.image.digest in values.yaml at 4.15.1). KEDA's chart (2.20.2) takes a
-# tag only, and no digest for its three images could be verified here: they run by tag.
+# admissionWebhooks.patch.image.digest in values.yaml at 4.15.1): not overridden, so a chart
+# upgrade brings its own tags and digests together.
 
 
 def repository_and_tag(image: str) -> tuple[str, str]:

@@ -159,7 +159,12 @@ def test_every_image_runs_by_digest_and_renovate_keeps_tag_and_digest_together(n
     assert match["currentDigest"] == digest
 
 
-def test_the_argo_cd_chart_and_its_images_move_in_one_pull_request():
-    group = next(r for r in CONFIG["packageRules"] if "argo-cd" in r.get("matchPackageNames", []))
-    for name in ("ARGO_CD_IMAGE", "ARGO_CD_REDIS_IMAGE"):
-        assert PINS[name].split(":")[0] in group["matchPackageNames"]
+@pytest.mark.parametrize("chart,images", [("argo-cd", "ARGO_CD_"), ("keda", "KEDA_")])
+def test_a_chart_and_the_images_pinned_for_it_move_in_one_pull_request(chart, images):
+    """A chart bumped without its images (or the reverse) would run one version's image with
+    another's templates."""
+    group = next(r for r in CONFIG["packageRules"] if chart in r.get("matchPackageNames", []))
+    pinned = [name for name in PINS if name.startswith(images) and name.endswith("_IMAGE")]
+    assert pinned
+    for name in pinned:
+        assert PINS[name].split(":")[0] in group["matchPackageNames"], name

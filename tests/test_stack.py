@@ -429,6 +429,12 @@ def test_nginx_refuses_external_name_backends(stack):
 def test_keda_starts_without_internet_and_keeps_its_crds(stack):
     values = stack.one(RELEASE, "spitikos-keda-release").values["values"]
     assert values["image"]["pullPolicy"] == "IfNotPresent"
+    for component in ("keda", "metricsApiServer", "webhooks"):
+        image = values["image"][component]
+        reference = f"{image['registry']}/{image['repository']}:{image['tag']}"
+        # the chart's own version (its appVersion): a chart bump without new images fails here
+        version = re.escape(versions.KEDA_CHART)
+        assert re.fullmatch(rf"ghcr\.io/kedacore/[a-z-]+:{version}@sha256:[0-9a-f]{{64}}", reference), reference
     assert values["crds"]["install"] is True
     assert values["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
 
