@@ -166,6 +166,8 @@ def keyscan_script(host: str, port: int) -> str:
     node shows none. Only the first line: a name with several addresses prints one per address."""
     target = f"{shlex.quote(host)}:{port}"
     return f"""set -eu
+command -v ssh-keyscan >/dev/null || {{ echo "ssh-keyscan is not installed where pulumi up runs \
+(Debian/Ubuntu: openssh-client); it reads {target}'s host key on first contact" >&2; exit 1; }}
 key=$(ssh-keyscan -T {KEYSCAN_TIMEOUT} -t ed25519 -p {port} {shlex.quote(host)} 2>/dev/null \
   | grep -v '^#' | head -n 1 || true)
 [ -n "$key" ] || {{ echo "ssh-keyscan read no ed25519 host key from {target} within {KEYSCAN_TIMEOUT}s: is the node up \
@@ -274,8 +276,10 @@ class K3sCluster(pulumi.ComponentResource):
     def _first_contact(self, prefix: str, node: NodeArgs) -> pulumi.Output[str]:
         """The key the node shows first, read by ssh-keyscan where `pulumi up` runs. Its inputs are
         the host and port alone, so nothing else (a rotated SSH key, another user) reads it again.
-        Earlier versions read it over SSH with a `remote` command of the same name: the alias keeps
-        that state, so an existing stack runs ssh-keyscan once and keeps the same key."""
+        Earlier versions read it over SSH with a `remote` command of the same name, which the alias
+        carries over; its inputs differ, so the first run after the upgrade reads the key once more
+        (the same key, unless someone answers as the node then: pin it in the settings first to
+        rule that out, see docs/operations.md)."""
         first_contact = local.Command(
             f"{prefix}-host-key",
             create=keyscan_script(node.host, node.port),

@@ -445,6 +445,15 @@ def test_first_contact_reads_one_key_line_and_fails_clearly_when_the_node_shows_
     silent = _keyscan(tmp_path / "silent", "")
     assert silent.returncode == 1 and silent.stdout == ""
     assert "ssh-keyscan read no ed25519 host key from 10.0.0.200:2222 within 20s" in silent.stderr
+    from components.k3s import keyscan_script
+
+    missing = subprocess.run(
+        ["/bin/sh", "-c", keyscan_script("10.0.0.200", 22)],
+        env={"PATH": str(tmp_path / "empty")},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "ssh-keyscan is not installed where pulumi up runs" in missing.stderr
 
 
 def _installer_fixture(tmp_path) -> tuple[str, str]:
