@@ -178,14 +178,7 @@ class ArgoCd(pulumi.ComponentResource):
         # Only these need Argo CD's CRDs, so only these wait for the release.
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
-            k8s.apiextensions.CustomResource(
-                f"{name}-project-{project['metadata']['name']}",
-                api_version="argoproj.io/v1alpha1",
-                kind="AppProject",
-                metadata=project["metadata"],
-                spec=project["spec"],
-                opts=after_crds,
-            )
+            app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
         ]
         root = root_application(args.root)
@@ -347,7 +340,8 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
         },
         {
-            # Argo CD creates `default` with every permission; take it over and narrow it.
+            # Argo CD creates `default` with every permission; take it over and narrow it
+            # (`app_project` patches it, forced, rather than creating it).
             "metadata": {
                 "name": APPS_PROJECT,
                 "namespace": NAMESPACE,
@@ -370,6 +364,25 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
         },
     ]
+
+
+def app_project(resource_name: str, project: dict, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """An AppProject the program creates, or, for `default`, the one argocd-server made: Argo CD
+    creates `default` when its server starts (argo-cd v3.4.4 `server/server.go`,
+    `initializeDefaultProject`, before the server listens), so it exists once the atomic release is
+    ready, and a plain create would fail with AlreadyExists. A server-side-apply patch, forced
+    (`pulumi.com/patchForce`), takes over the fields argocd-server set and narrows them; see
+    docs/decisions/0002-default-project.md."""
+    taken_over = project["metadata"]["name"] == APPS_PROJECT
+    resource = k8s.apiextensions.CustomResourcePatch if taken_over else k8s.apiextensions.CustomResource
+    return resource(
+        resource_name,
+        api_version="argoproj.io/v1alpha1",
+        kind="AppProject",
+        metadata=project["metadata"],
+        spec=project["spec"],
+        opts=opts,
+    )
 
 
 def root_application(root: RootSource) -> dict:

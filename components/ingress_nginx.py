@@ -18,6 +18,7 @@ from components.kube import (
     chart,
     egress_policy,
     from_namespaces,
+    from_nodes,
     namespace,
     network_policy,
     service_host,
@@ -27,7 +28,8 @@ from components.kube import (
 
 NAMESPACE = "ingress-nginx"
 INGRESS_CLASS = "nginx"
-METRICS_PORT = 10254  # the chart's controller.metrics.port
+METRICS_PORT = 10254  # the chart's controller.metrics.port, also where the kubelet probes /healthz
+WEBHOOK_PORT = 8443  # the chart's controller.admissionWebhooks.port
 CONTROLLER = Size(cpu="100m", memory="128Mi", cpu_limit="1", memory_limit="256Mi")
 ADMISSION_JOB = Size(cpu="10m", memory="16Mi", cpu_limit="100m", memory_limit="64Mi")
 
@@ -39,6 +41,9 @@ class IngressNginxArgs:
     """The only namespace whose pods may send NGINX traffic: the tunnel's connector."""
     unreachable_namespaces: Sequence[str] = ()
     """Namespaces NGINX never forwards to (the platform's own but Argo CD's): its egress skips them."""
+    node_count: int = 1
+    """The cluster's nodes (the server and its agents): the API server and kubelets reach the
+    controller from their addresses."""
 
 
 class IngressNginx(pulumi.ComponentResource):
@@ -62,7 +67,7 @@ class IngressNginx(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values=controller_values(),
         )
-        self._network_policy(name, ns, args.client_namespace)
+        self._network_policy(name, ns, args.client_namespace, args.node_count)
         self._egress_policy(name, ns, args.unreachable_namespaces)
         self.ingress_class = INGRESS_CLASS
         # fullnameOverride fixes the service name, so the address is known without waiting
@@ -70,10 +75,11 @@ class IngressNginx(pulumi.ComponentResource):
         self.service_url = f"https://{service_host('ingress-nginx-controller', NAMESPACE)}:443"
         self.register_outputs({"service_url": self.service_url})
 
-    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str) -> None:
+    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str, node_count: int) -> None:
         """Only cloudflared reaches NGINX; Prometheus (any namespace) its metrics. No pod reaches the
-        admission webhook (8443): the API server calls it from the node, which k3s's policy
-        controller (kube-router) always lets through to a pod on the same node."""
+        admission webhook: only the nodes, for the API server on the server node calls it, on any
+        node the controller runs (k3s's kube-router admits a pod's own node and nothing else from
+        other nodes), and the kubelet probes the controller."""
         network_policy(
             f"{name}-network-policy",
             self,
@@ -87,6 +93,10 @@ class IngressNginx(pulumi.ComponentResource):
                         "ports": [{"protocol": "TCP", "port": "http"}, {"protocol": "TCP", "port": "https"}],
                     },
                     {"from": [{"namespaceSelector": {}}], "ports": [{"protocol": "TCP", "port": METRICS_PORT}]},
+                    {
+                        "from": from_nodes(node_count),
+                        "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}, {"protocol": "TCP", "port": METRICS_PORT}],
+                    },
                 ],
             },
         )

@@ -15,6 +15,8 @@ from components.kube import (
     Size,
     chart,
     egress_policy,
+    from_namespaces,
+    from_nodes,
     in_namespaces,
     namespace,
     network_policy,
@@ -26,15 +28,24 @@ NAMESPACE = "keda"
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
 METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
 # What the scalers read: the real applications' ScaledObjects (charts/_common's template) query
-# kube-prometheus-stack's Prometheus in `monitoring` on 9090. A scaler that reads anything else
-# (a Redis list, an outside queue, an HTTP endpoint) needs its address added here.
-SCALER_TARGETS = {"monitoring": [9090]}
+# kube-prometheus-stack's Prometheus (`prometheus_namespace`) on 9090. A scaler that reads anything
+# else (a Redis list, an outside queue, an HTTP endpoint) needs a rule in `_egress_policy`.
+PROMETHEUS_API_PORT = 9090
 WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
+# keda chart 2.20.2 (values.yaml, templates/*/deployment.yaml): what the nodes call.
+WEBHOOKS_PORT = 9443  # the admission webhooks (`webhooks.port` unset: 9443)
+METRICS_API_PORT = 6443  # the external metrics API server (`service.portHttpsTarget`); also probed there
+HEALTH_PORT = 8081  # the operator's and the webhooks' liveness and readiness probes
+PROMETHEUS_PORT = 8080  # every component's Prometheus metrics (`prometheus.*.port`)
 
 
 @dataclass
 class KedaArgs:
     provider: k8s.Provider
+    node_count: int = 1
+    """The cluster's nodes: the API server and kubelets reach KEDA from their addresses."""
+    prometheus_namespace: str = "monitoring"
+    """Where Prometheus runs (kube-prometheus-stack in spitikos/charts): it may scrape KEDA's metrics."""
 
 
 class Keda(pulumi.ComponentResource):
@@ -70,21 +81,37 @@ class Keda(pulumi.ComponentResource):
                 },
             },
         )
-        # The operator, metrics server and webhooks talk among themselves; the API server calls
-        # the metrics server and the webhooks from the node. No other pod has reason to.
+        self._network_policy(name, ns, args)
+        self._egress_policy(name, ns, args)
+        self.register_outputs({})
+
+    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
+        """The operator, metrics server and webhooks talk among themselves; the API server, on the
+        server node, calls the webhooks and the metrics API wherever they run (k3s's kube-router
+        admits only a pod's own node unless a rule says otherwise); kubelets probe; Prometheus
+        scrapes. No other pod has reason to."""
+        tcp = [{"protocol": "TCP", "port": p} for p in (WEBHOOKS_PORT, METRICS_API_PORT, HEALTH_PORT)]
         network_policy(
             f"{name}-network-policy",
             self,
             ns.metadata.name,
             "keda-internal",
-            {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
+            {
+                "podSelector": {},
+                "ingress": [
+                    {"from": [{"podSelector": {}}]},
+                    {"from": from_nodes(args.node_count), "ports": tcp},
+                    {
+                        "from": [from_namespaces(args.prometheus_namespace)],
+                        "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
+                    },
+                ],
+            },
         )
-        self._egress_policy(name, ns)
-        self.register_outputs({})
 
-    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace) -> None:
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
         """The API server (it watches and scales workloads), DNS, its own pods, and the scalers' sources."""
-        scalers = [to_pods(in_namespaces(n), ports) for n, ports in SCALER_TARGETS.items()]
+        scalers = [to_pods(in_namespaces(args.prometheus_namespace), [PROMETHEUS_API_PORT])]
         egress_policy(
             f"{name}-egress-policy",
             self,

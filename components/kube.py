@@ -81,6 +81,23 @@ def from_namespaces(*names: str) -> dict[str, Any]:
 
 NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label Kubernetes sets on every namespace
 
+# k3s's pod network, at its defaults (the server's flags in k3s.py keep them): the cluster CIDR,
+# cut into one /24 per node (kube-controller-manager's node CIDR mask) in the order the nodes
+# register. The server registers first, so its /24 is the first one.
+CLUSTER_CIDR = "10.42.0.0/16"
+NODE_CIDR_PREFIX = 24
+
+
+def from_nodes(node_count: int) -> list[dict[str, Any]]:
+    """`from` peers for the nodes themselves, as their traffic reaches a pod: each node's first
+    two addresses of its /24. flannel (vxlan) gives `flannel.1` the /24's `.0`, the source of
+    everything a node's host network (the API server, on the server) sends to a pod on another
+    node; the bridge `cni0` has `.1`, the source towards a pod on the same node (kubelet probes).
+    Pods get `.2` and up, so a /31 per node admits no pod. Why not the node's LAN address or the
+    whole cluster CIDR: docs/decisions/0003-network-policies-on-many-nodes.md."""
+    nodes = ipaddress.ip_network(CLUSTER_CIDR).subnets(new_prefix=NODE_CIDR_PREFIX)
+    return [{"ipBlock": {"cidr": f"{next(nodes).network_address}/31"}} for _ in range(node_count)]
+
 
 def with_provider(opts: pulumi.ResourceOptions | None, provider: k8s.Provider) -> pulumi.ResourceOptions:
     """Component options whose Kubernetes children all use `provider`. Only for components with

@@ -63,11 +63,13 @@ class Platform(pulumi.ComponentResource):
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
+        nodes = 1 + len(cfg.agents)
         self.ingress = IngressNginx(
             f"{name}-ingress-nginx",
             IngressNginxArgs(
                 provider=kube,
                 client_namespace=tunnel.NAMESPACE,
+                node_count=nodes,
                 unreachable_namespaces=[
                     n for n in self.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
                 ],
@@ -79,7 +81,7 @@ class Platform(pulumi.ComponentResource):
             RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)

@@ -24,6 +24,10 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from spitikos import lazy_sdk
+
+lazy_sdk.install()  # before any component imports pulumi_cloudflare
+
 STACK = "pi5"
 PROJECT = "spitikos"
 
@@ -340,8 +344,11 @@ class Recording:
         return found[0]
 
     def kubernetes(self, kind: str) -> list[Registration]:
+        """The objects of `kind` the program writes: those it creates and those it patches (`<kind>Patch`)."""
         return [
-            r for r in self.registrations.values() if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+            r
+            for r in self.registrations.values()
+            if r.type.startswith("kubernetes:") and r.type.endswith((f":{kind}", f":{kind}Patch"))
         ]
 
     def by_name(self, name: str) -> Registration:

@@ -189,8 +189,17 @@ def from_recording(recording: Recording, stack: str = "pi5", root: Path | None =
 def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
     lines += _tree(plan)
-    lines += ["", *_footprint(plan), "", *_schedule(plan)]
+    lines += ["", *_footprint(plan), "", *_schedule(plan), "", *_collisions(plan)]
     return "\n".join(lines) + "\n"
+
+
+def _collisions(plan: Plan) -> list[str]:
+    """What the program would create that a new cluster already holds (spitikos/world.py)."""
+    from spitikos.world import FRESH_WORLD, collisions
+
+    found = collisions(plan.recording, FRESH_WORLD)
+    lines = ["Collisions with what a new k3s cluster and the platform's controllers create themselves:"]
+    return lines + ([f"  {c}" for c in found] or ["  none"])
 
 
 def _tree(plan: Plan) -> list[str]:
