@@ -18,7 +18,17 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    chart,
+    egress_policy,
+    namespace,
+    public_internet,
+)
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -135,12 +145,15 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=argocd_values(
-                args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+            values=with_pinned_images(
+                argocd_values(
+                    args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+                )
             ),
             provider=args.provider,
         )
         self._ingress(name, args, ns)
+        self._egress_policy(name, args, ns)
 
         # Repository Secrets need only the namespace, not the release: Argo CD picks them up
         # by label whenever it starts.
@@ -180,6 +193,18 @@ class ArgoCd(pulumi.ComponentResource):
         self.url = f"https://{args.hostname}"
         self.register_outputs(
             {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
+        )
+
+    def _egress_policy(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """DNS, the API server (the controller applies every application), its own pods (server,
+        repo-server, Redis), and GitHub over SSH and HTTPS (the repositories; Helm charts and OCI
+        registries an application's chart depends on are HTTPS too) on the public internet only."""
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, public_internet(22, 443)],
+            provider=args.provider,
         )
 
     def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
@@ -286,6 +311,17 @@ def argocd_values(
         "redis": {"resources": REDIS.resources()},
         "redisSecretInit": {"resources": SMALL_JOB.resources()},
     }
+
+
+def with_pinned_images(values: dict) -> dict:
+    """`values` with Argo CD's and its Redis's images by digest (components/versions.py): every
+    Argo CD component takes `global.image`, the Redis `redis.image` (argo-helm 10.1.1 values.yaml)."""
+    argocd_repository, argocd_tag = versions.repository_and_tag(versions.ARGO_CD_IMAGE)
+    redis_repository, redis_tag = versions.repository_and_tag(versions.ARGO_CD_REDIS_IMAGE)
+    pinned = dict(values)
+    pinned["global"] = {**values.get("global", {}), "image": {"repository": argocd_repository, "tag": argocd_tag}}
+    pinned["redis"] = {**values.get("redis", {}), "image": {"repository": redis_repository, "tag": redis_tag}}
+    return pinned
 
 
 def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -9,14 +10,19 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    NAMESPACE_NAME,
     RESTRICTED,
     Size,
     chart,
+    egress_policy,
     from_namespaces,
     from_nodes,
     namespace,
     network_policy,
     service_host,
+    to_pods,
     with_provider,
 )
 
@@ -36,6 +42,8 @@ class IngressNginxArgs:
     provider: k8s.Provider
     client_namespace: str = "cloudflared"
     """The only namespace whose pods may send NGINX traffic: the tunnel's connector."""
+    unreachable_namespaces: Sequence[str] = ()
+    """Namespaces NGINX never forwards to (the platform's own but Argo CD's): its egress skips them."""
     node_count: int = 1
     """The cluster's nodes (the server and its agents): the API server and kubelets reach the
     controller from their addresses."""
@@ -63,6 +71,7 @@ class IngressNginx(pulumi.ComponentResource):
             values=controller_values(),
         )
         self._network_policy(name, ns, args.client_namespace, args.node_count)
+        self._egress_policy(name, ns, args.unreachable_namespaces)
         self.ingress_class = INGRESS_CLASS
         # fullnameOverride fixes the service name, so the address is known without waiting
         # for the release: the tunnel's configuration need not wait for the cluster.
@@ -99,6 +108,15 @@ class IngressNginx(pulumi.ComponentResource):
             },
         )
 
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, unreachable: Sequence[str]) -> None:
+        """DNS, the API server (Ingresses, Services, Endpoints), and the pods it forwards to: any
+        namespace's but those it never serves (Redis, KEDA, ...), on any port (a backend's own)."""
+        not_served = [{"key": NAMESPACE_NAME, "operator": "NotIn", "values": list(unreachable)}]
+        backends = {"matchExpressions": not_served} if unreachable else {}
+        egress_policy(
+            f"{name}-egress-policy", self, ns.metadata.name, [DNS_EGRESS, *API_SERVER_EGRESS, to_pods(backends)]
+        )
+
 
 def controller_values() -> dict:
     return {
@@ -109,6 +127,10 @@ def controller_values() -> dict:
             # Snippets would let any Ingress in Git write raw NGINX configuration (CVE-2025-1974 and
             # kin). Off, and said so, whatever the chart's default becomes.
             "allowSnippetAnnotations": False,
+            # An Ingress may not point at an ExternalName Service: otherwise a commit to an app's chart
+            # could publish any in-cluster or outside address (argocd-server, Vault) under a new
+            # hostname. A flag of the controller (v1.15.1 cmd/nginx/flags.go), not a ConfigMap key.
+            "extraArgs": {"disable-svc-external-name": "true"},
             "config": {
                 # cloudflared is the only client; trust what it forwards, and take the
                 # visitor's address from the header Cloudflare sets.
@@ -125,6 +147,9 @@ def controller_values() -> dict:
             "service": {"type": "ClusterIP", "enableHttp": True, "enableHttps": True},
             "metrics": {"enabled": True},
             "resources": CONTROLLER.resources(),
+            # The image is the chart's default, which runs by digest (values.yaml at 4.15.1:
+            # controller.image.digest, and admissionWebhooks.patch.image.digest for certgen): not
+            # overridden here, so a chart upgrade brings its own tag and digest together.
             "admissionWebhooks": {
                 # Rejects a bad Ingress before NGINX loads it; only the API server calls it (see
                 # the namespace's NetworkPolicy).

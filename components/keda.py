@@ -9,19 +9,28 @@ import pulumi_kubernetes as k8s
 
 from components import versions
 from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
     RESTRICTED,
     Size,
     chart,
+    egress_policy,
     from_namespaces,
     from_nodes,
+    in_namespaces,
     namespace,
     network_policy,
+    to_pods,
     with_provider,
 )
 
 NAMESPACE = "keda"
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
 METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
+# What the scalers read: the real applications' ScaledObjects (charts/_common's template) query
+# kube-prometheus-stack's Prometheus (`prometheus_namespace`) on 9090. A scaler that reads anything
+# else (a Redis list, an outside queue, an HTTP endpoint) needs a rule in `_egress_policy`.
+PROMETHEUS_API_PORT = 9090
 WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 # keda chart 2.20.2 (values.yaml, templates/*/deployment.yaml): what the nodes call.
 WEBHOOKS_PORT = 9443  # the admission webhooks (`webhooks.port` unset: 9443)
@@ -56,6 +65,12 @@ class Keda(pulumi.ComponentResource):
             repo=versions.KEDA_REPO,
             namespace=ns.metadata.name,
             values={
+                # The chart's default is `Always`: a restart without internet would then fail.
+                "image": {"pullPolicy": "IfNotPresent", **pinned_images()},
+                # Kept when the release is deleted or replaced, as Argo CD's are: deleting a CRD
+                # deletes every ScaledObject with it. The chart (templates/crds/*.yaml at 2.20.2)
+                # copies crds.additionalAnnotations onto each CRD.
+                "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
                 "operator": {"replicaCount": 1},
                 "metricsServer": {"replicaCount": 1},
                 "webhooks": {"replicaCount": 1},
@@ -67,6 +82,7 @@ class Keda(pulumi.ComponentResource):
             },
         )
         self._network_policy(name, ns, args)
+        self._egress_policy(name, ns, args)
         self.register_outputs({})
 
     def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
@@ -92,3 +108,29 @@ class Keda(pulumi.ComponentResource):
                 ],
             },
         )
+
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
+        """The API server (it watches and scales workloads), DNS, its own pods, and the scalers' sources."""
+        scalers = [to_pods(in_namespaces(args.prometheus_namespace), [PROMETHEUS_API_PORT])]
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, *scalers],
+        )
+
+
+def pinned_images() -> dict:
+    """The chart's three images by digest (components/versions.py), as `image.<component>` values:
+    `registry`, `repository` and a `tag@digest` tag (keda 2.20.2 values.yaml)."""
+
+    def image(pinned: str) -> dict:
+        repository, tag = versions.repository_and_tag(pinned)
+        registry, path = repository.split("/", 1)
+        return {"registry": registry, "repository": path, "tag": tag}
+
+    return {
+        "keda": image(versions.KEDA_IMAGE),
+        "metricsApiServer": image(versions.KEDA_METRICS_API_SERVER_IMAGE),
+        "webhooks": image(versions.KEDA_WEBHOOKS_IMAGE),
+    }

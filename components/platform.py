@@ -67,7 +67,14 @@ class Platform(pulumi.ComponentResource):
         nodes = 1 + len(cfg.agents)
         self.ingress = IngressNginx(
             f"{name}-ingress-nginx",
-            IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE, node_count=nodes),
+            IngressNginxArgs(
+                provider=kube,
+                client_namespace=tunnel.NAMESPACE,
+                node_count=nodes,
+                unreachable_namespaces=[
+                    n for n in self.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+                ],
+            ),
             opts=child,
         )
         self.redis = Redis(

@@ -63,12 +63,14 @@ def fresh():
 
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
+AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 
 
 @pytest.fixture(scope="session")
 def with_agent_and_host_key():
     """The pi5 stack plus an agent, with the server's SSH host key pinned: one run, shared."""
-    config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201"]), "spitikos:nodeHostKey": HOST_KEY}
+    agents = ["10.0.0.201", f"pi3=10.0.0.202 {AGENT_HOST_KEY}"]
+    config = {**stack_config(), "spitikos:agents": json.dumps(agents), "spitikos:nodeHostKey": HOST_KEY}
     return run_main(config)
 
 

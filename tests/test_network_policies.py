@@ -27,7 +27,7 @@ def policy(recording, namespace: str) -> dict:
     (found,) = [
         p.values["spec"]
         for p in recording.kubernetes("NetworkPolicy")
-        if p.values["metadata"]["namespace"] == namespace
+        if p.values["metadata"]["namespace"] == namespace and p.values["spec"]["policyTypes"] == ["Ingress"]
     ]
     return found
 
@@ -97,7 +97,7 @@ def test_no_pod_and_no_other_address_reaches_the_node_ports(with_agent_and_host_
 
 def test_node_peers_admit_only_the_nodes_first_two_addresses(with_agent_and_host_key, stack):
     """One /31 per node, as many as the stack has nodes: no peer is wider."""
-    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 2)):
+    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 3)):  # the server and two agents
         for namespace in NODE_PORTS:
             blocks = {
                 peer["ipBlock"]["cidr"]

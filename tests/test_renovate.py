@@ -166,3 +166,23 @@ def test_nothing_merges_itself():
     assert CONFIG["automerge"] is False
     assert '"automerge": true' not in json.dumps(CONFIG)
     assert '"platformAutomerge": true' not in json.dumps(CONFIG)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PINS if n.endswith("_IMAGE")))
+def test_every_image_runs_by_digest_and_renovate_keeps_tag_and_digest_together(name):
+    """A re-pushed tag must change nothing on the node; Renovate still reads the tag."""
+    _, match = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
+    digest = PINS[name].split("@")[1]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{name} is not pinned by digest"
+    assert match["currentDigest"] == digest
+
+
+@pytest.mark.parametrize("chart,images", [("argo-cd", "ARGO_CD_"), ("keda", "KEDA_")])
+def test_a_chart_and_the_images_pinned_for_it_move_in_one_pull_request(chart, images):
+    """A chart bumped without its images (or the reverse) would run one version's image with
+    another's templates."""
+    group = next(r for r in CONFIG["packageRules"] if chart in r.get("matchPackageNames", []))
+    pinned = [name for name in PINS if name.startswith(images) and name.endswith("_IMAGE")]
+    assert pinned
+    for name in pinned:
+        assert PINS[name].split(":")[0] in group["matchPackageNames"], name

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS, HOST_KEY, run_main, stack_config
+from conftest import AGENT_HOST_KEY, DUMMY_SECRETS, HOST_KEY, run_main, stack_config
 
 from components import versions
 from components.platform import Platform
@@ -59,8 +59,7 @@ def test_an_agent_in_the_settings_joins_the_cluster(with_agent_and_host_key):
     assert agent.input_is_secret("stdin") and not agent.input_is_secret("create"), "only the token is secret"
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
     for command in recording.of_type("command:remote:Command"):
-        if not command.name.endswith("-host-key"):
-            assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
+        assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
     known = known_secret_values(recording)
     for command in recording.of_type("command:remote:Command"):
         for key in ("create", "update", "delete"):
@@ -71,14 +70,19 @@ def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_
     commands = with_agent_and_host_key.of_type("command:remote:Command")
     server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]
     agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.201"]
-    assert len(server) == 3 and len(agent) == 3  # preflight, install, and kubeconfig or first contact
+    keyed_agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.202"]
+    assert len(server) == 3 and len(agent) == 2 == len(keyed_agent)  # preflight, install (and kubeconfig)
     for command in server:
         assert command.values["connection"]["hostKey"] == HOST_KEY, command.name
     # nodeHostKey is the server's key: another machine presents its own, so an agent is pinned to
-    # the key it showed on first contact (read once, kept in state), never to the server's.
+    # the key written after it in `agents`, or else to the one it showed on first contact (read
+    # once, kept in state), never to the server's.
     for command in agent:
-        expected = "" if command.name.endswith("-host-key") else MOCK_HOST_KEY
-        assert (command.values["connection"].get("hostKey") or "") == expected, command.name
+        assert command.values["connection"]["hostKey"] == MOCK_HOST_KEY, command.name
+    for command in keyed_agent:
+        assert command.values["connection"]["hostKey"] == AGENT_HOST_KEY, command.name
+    learned = [c.name for c in with_agent_and_host_key.of_type("command:local:Command")]
+    assert learned == ["spitikos-k3s-agent-10-0-0-201-host-key"]
 
 
 def test_bad_settings_fail_before_any_resource_exists():
@@ -313,8 +317,19 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
     }
 
 
+def ingress_policies(recording):
+    return [p for p in recording.kubernetes("NetworkPolicy") if p.values["spec"]["policyTypes"] == ["Ingress"]]
+
+
+def egress_policies(recording) -> dict[str, list[dict]]:
+    """Each namespace's `egress` policy's rules."""
+    policies = [p.values for p in recording.kubernetes("NetworkPolicy") if "Egress" in p.values["spec"]["policyTypes"]]
+    assert all(p["metadata"]["name"] == "egress" and p["spec"]["podSelector"] == {} for p in policies)
+    return {p["metadata"]["namespace"]: p["spec"]["egress"] for p in policies}
+
+
 def test_only_application_namespaces_reach_redis(stack):
-    (policy,) = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "redis"]
+    (policy,) = [p.values for p in ingress_policies(stack) if p.values["metadata"]["namespace"] == "redis"]
     spec = policy["spec"]
     assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]
     (rule,) = spec["ingress"]
@@ -330,7 +345,7 @@ K3S = ("kube-system", "kube-public", "kube-node-lease")
 
 
 def test_platform_namespaces_refuse_what_they_do_not_need(stack):
-    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in stack.kubernetes("NetworkPolicy")}
+    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in ingress_policies(stack)}
     assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
     nginx = policies["ingress-nginx"]["ingress"]
     traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
@@ -392,3 +407,122 @@ def test_every_kubernetes_object_name_is_one_the_api_server_accepts(stack):
     for pod in pods:
         for container in pod["containers"]:
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", container["name"]), container["name"]
+
+
+def test_nginx_refuses_external_name_backends(stack):
+    """An ExternalName Service in an app's chart would publish any address (argocd-server, Vault)."""
+    controller = stack.one(RELEASE, "spitikos-ingress-nginx-release").values["values"]["controller"]
+    assert controller["extraArgs"]["disable-svc-external-name"] == "true"
+
+
+def test_keda_starts_without_internet_and_keeps_its_crds(stack):
+    values = stack.one(RELEASE, "spitikos-keda-release").values["values"]
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    for component in ("keda", "metricsApiServer", "webhooks"):
+        image = values["image"][component]
+        reference = f"{image['registry']}/{image['repository']}:{image['tag']}"
+        # the chart's own version (its appVersion): a chart bump without new images fails here
+        version = re.escape(versions.KEDA_CHART)
+        assert re.fullmatch(rf"ghcr\.io/kedacore/[a-z-]+:{version}@sha256:[0-9a-f]{{64}}", reference), reference
+    assert values["crds"]["install"] is True
+    assert values["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
+    digest = r"@sha256:[0-9a-f]{64}$"
+    images = [
+        c["image"] for d in stack.kubernetes("Deployment") for c in d.values["spec"]["template"]["spec"]["containers"]
+    ]
+    assert {i.split("/")[-1].split(":")[0] for i in images} == {"redis", "cloudflared"}
+    assert all(re.search(digest, i) for i in images), images
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
+    argocd, redis = values["global"]["image"], values["redis"]["image"]
+    assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
+    assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
+    assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
+
+
+DNS_RULE = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+API_RULES = [
+    {"to": [{"ipBlock": {"cidr": "10.43.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+    {"ports": [{"protocol": "TCP", "port": 6443}]},
+]
+
+
+def public(*ports):
+    """Rules to these TCP ports on public addresses; a rule that also reaches a private one fails."""
+    return {
+        "to": [
+            {
+                "ipBlock": {
+                    "cidr": "0.0.0.0/0",
+                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"],
+                }
+            },
+            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+        ],
+        "ports": [{"protocol": "TCP", "port": p} for p in ports],
+    }
+
+
+def test_every_platform_namespace_sends_only_what_it_needs(stack):
+    """A compromised platform pod reaches only its own peers: Redis dials nothing; cloudflared the
+    edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
+    and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
+    egress = egress_policies(stack)
+    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd"}
+    assert egress["redis"] == []
+    assert egress["cloudflared"] == [
+        DNS_RULE,
+        public(7844, 443),
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ingress-nginx"]}
+                        ]
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}],
+        },
+        # pi5 publishes the node's SSH and the Kubernetes API through the tunnel (behind Access)
+        {"to": [{"ipBlock": {"cidr": "10.0.0.200/32"}}], "ports": [{"protocol": "TCP", "port": 22}]},
+        *API_RULES,
+    ]
+    nginx = egress["ingress-nginx"]
+    assert nginx[:3] == [DNS_RULE, *API_RULES]
+    (backends,) = nginx[3:]
+    (expression,) = backends["to"][0]["namespaceSelector"]["matchExpressions"]
+    assert expression["operator"] == "NotIn" and "ports" not in backends
+    assert {"redis", "keda", "cloudflared", "kube-system"} <= set(expression["values"])
+    assert not {"argocd", "api", "ingress-nginx"} & set(expression["values"]), "argocd-server is a backend"
+    same_namespace = {"to": [{"podSelector": {}}]}
+    prometheus = {
+        "to": [
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+                    ]
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 9090}],
+    }
+    assert egress["keda"] == [DNS_RULE, *API_RULES, same_namespace, prometheus]
+    assert egress["argocd"] == [DNS_RULE, *API_RULES, same_namespace, public(22, 443)]
+
+
+def test_a_fresh_stack_without_ssh_or_api_hostnames_lets_cloudflared_reach_neither(fresh):
+    rules = egress_policies(fresh)["cloudflared"]
+    assert len(rules) == 3 and not any("6443" in str(r) or "'port': 22}" in str(r) for r in rules)

@@ -299,3 +299,25 @@ def test_protecting_a_hostname_without_zero_trust_stops_with_what_to_do():
             "the Cloudflare account has no Zero Trust organization, which protected hostnames need: "
             "open the dashboard > Zero Trust once and choose a team name (the free plan will do)"
         )
+
+
+def test_a_protected_hostname_is_protected_whatever_its_case():
+    from components.tunnel import TunnelArgs, routes
+
+    args = TunnelArgs(
+        cloudflare=None,
+        kubernetes=None,
+        account_id="0" * 32,
+        zones=["example.com"],
+        ingress_url="https://nginx:443",
+        hostnames=["Argocd.Example.com", "*.example.com"],
+        node_address="10.0.0.1",
+        protected_hostnames=["argocd.example.COM"],
+        public_paths={"ARGOCD.example.com": ["/api/webhook"]},
+    )
+    by_host = [(r.hostname, r.path, r.protected) for r in routes(args)]
+    assert by_host == [
+        ("argocd.example.com", "^/api/webhook$", False),
+        ("argocd.example.com", None, True),
+        ("*.example.com", None, False),
+    ]
