@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -189,7 +190,7 @@ class ArgoCd(pulumi.ComponentResource):
             {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
         )
 
-    def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
+    def _unused_webhook_secrets(self, name: str) -> dict[str, Any]:
         """Random secrets for the webhook providers this platform does not use: Argo CD checks a
         provider's signature only when its secret is set, and would otherwise take any unsigned
         GitLab, Bitbucket, Gogs or Azure DevOps event from anyone."""
@@ -201,7 +202,17 @@ class ArgoCd(pulumi.ComponentResource):
             for key, label in UNUSED_WEBHOOK_SECRETS.items()
         }
         uuid = random.RandomUuid(f"{name}-bitbucket-webhook-uuid", opts=child)
-        return {**secrets, "bitbucketUUID": pulumi.Output.secret(uuid.result)}
+        return {**secrets, "bitbucketUUID": pulumi.Output.secret(uuid.result), "azureDevops": self._azure_devops(name)}
+
+    def _azure_devops(self, name: str) -> dict[str, pulumi.Output[str]]:
+        """Azure DevOps signs nothing: Argo CD checks its events' basic-auth user and password, and
+        only when both are set (the chart writes the two keys only then)."""
+        child = pulumi.ResourceOptions(parent=self)
+        parts = {
+            part: random.RandomPassword(f"{name}-azure-devops-webhook-{part}", length=40, special=False, opts=child)
+            for part in ("username", "password")
+        }
+        return {part: pulumi.Output.secret(secret.result) for part, secret in parts.items()}
 
     def _ingress(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.Ingress:
         """The UI's Ingress, apart from the release: it waits for NGINX, whose admission webhook
@@ -242,7 +253,8 @@ class ArgoCd(pulumi.ComponentResource):
 
 
 # `configs.secret` keys of the argo-cd chart 10.1.1 (templates/argocd-configs/argocd-secret.yaml)
-# for the webhook providers this platform does not use, and a resource-name label for each.
+# for the webhook providers this platform does not use, and a resource-name label for each; and
+# `azureDevops` (`username` and `password`), ArgoCd._azure_devops.
 UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bitbucket-server", "gogsSecret": "gogs"}
 
 
@@ -256,7 +268,7 @@ def argocd_values(
     admin_password_hash: pulumi.Input[str],
     admin_password_mtime: str,
     webhook_secret: pulumi.Input[str],
-    unused_webhook_secrets: dict[str, pulumi.Output[str]],
+    unused_webhook_secrets: dict[str, Any],
 ) -> dict:
     """The chart's values: one replica of everything, no Dex, no notifications, no HA Redis."""
     return {
