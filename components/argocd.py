@@ -19,13 +19,23 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace
+from components.kube import NAMESPACE_NAME, PLATFORM_LABELS, RESTRICTED, Size, chart, namespace, network_policy
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_PROJECT = "root"
 APPS_PROJECT = "default"
 SERVER_SERVICE = "argocd-server"  # the chart's `<fullname>-server` for the release name `argocd`
+# The server's pods and port (chart 10.1.1: `argo-cd.selectorLabels` with `nameOverride: argocd`,
+# `server.containerPorts.server`), and NGINX's controller pods (ingress-nginx chart 4.15.1, release
+# and name `ingress-nginx`): the only clients the server has.
+SERVER_POD = {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/instance": "argocd"}
+SERVER_PORT = 8080
+NGINX_CONTROLLER_POD = {
+    "app.kubernetes.io/name": "ingress-nginx",
+    "app.kubernetes.io/instance": "ingress-nginx",
+    "app.kubernetes.io/component": "controller",
+}
 
 # Cluster-scoped kinds the applications may create: what homelab charts install
 # (kube-prometheus-stack, vault, kubernetes-dashboard: CRDs, RBAC, admission webhooks) and
@@ -91,6 +101,8 @@ class ArgoCdArgs:
     platform_namespaces: Sequence[str] = field(default_factory=list)
     """Namespaces Pulumi manages (globs allowed); applications may never deploy into them."""
     ingress_class: str = "nginx"
+    ingress_namespace: str = "ingress-nginx"
+    """Where NGINX's controller runs: its pods are the only ones that reach the server."""
     ingress_controller: pulumi.Resource | None = None
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
     admin_password_rotated_at: str = ""
@@ -142,6 +154,7 @@ class ArgoCd(pulumi.ComponentResource):
             provider=args.provider,
         )
         self._ingress(name, args, ns)
+        self._network_policies(name, args, ns)
 
         # Repository Secrets need only the namespace, not the release: Argo CD picks them up
         # by label whenever it starts.
@@ -214,6 +227,35 @@ class ArgoCd(pulumi.ComponentResource):
         }
         return {part: pulumi.Output.secret(secret.result) for part, secret in parts.items()}
 
+    def _network_policies(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """Every pod of the namespace refuses what no policy admits, and the server admits NGINX's
+        controller alone. The chart cannot say so: its server policy admits everyone, and comes with
+        its default deny (`global.networkPolicy`), so both are ours. They need only the namespace,
+        and do not share a name with the chart's, which the release removes on the same run."""
+        network_policy(
+            f"{name}-default-deny",
+            self,
+            ns.metadata.name,
+            "default-deny-ingress",
+            {"podSelector": {}},
+            provider=args.provider,
+        )
+        nginx = {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME: args.ingress_namespace}},
+            "podSelector": {"matchLabels": NGINX_CONTROLLER_POD},
+        }
+        network_policy(
+            f"{name}-server-network-policy",
+            self,
+            ns.metadata.name,
+            "argocd-server-from-ingress-nginx",
+            {
+                "podSelector": {"matchLabels": SERVER_POD},
+                "ingress": [{"from": [nginx], "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}],
+            },
+            provider=args.provider,
+        )
+
     def _ingress(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.Ingress:
         """The UI's Ingress, apart from the release: it waits for NGINX, whose admission webhook
         would otherwise reject it mid-install and roll back all of Argo CD (`atomic`), while the
@@ -258,6 +300,11 @@ class ArgoCd(pulumi.ComponentResource):
 UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bitbucket-server", "gogsSecret": "gogs"}
 
 
+# A component's own policy from the chart (`<component>.networkPolicy.create`), now that
+# `global.networkPolicy.create` is off.
+OWN_NETWORK_POLICY = {"networkPolicy": {"create": False}}
+
+
 # Fixed, so the chart does not render a new timestamp (and a diff) on every run; the
 # `argocdAdminPasswordRotatedAt` setting replaces it when the password is rotated.
 FIRST_ADMIN_PASSWORD_MTIME = "2026-01-01T00:00:00Z"  # noqa: S105 - a time, not a password
@@ -272,9 +319,9 @@ def argocd_values(
 ) -> dict:
     """The chart's values: one replica of everything, no Dex, no notifications, no HA Redis."""
     return {
-        # The chart's own NetworkPolicies (10.x: each component admits only its peers; the server
-        # anyone, behind NGINX), and a default deny for every other pod of the namespace.
-        "global": {"domain": hostname, "networkPolicy": {"create": True, "defaultDenyIngress": True}},
+        # The chart's own NetworkPolicies for each component but the server (10.x: each admits
+        # only its peers, and metrics); the server's and the default deny are ArgoCd._network_policies.
+        "global": {"domain": hostname, "networkPolicy": {"create": False}},
         "configs": {
             "cm": {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False},
             # TLS ends at Cloudflare's edge and again at NGINX; argocd-server speaks plain HTTP behind it.
@@ -289,7 +336,7 @@ def argocd_values(
         "dex": {"enabled": False},
         "notifications": {"enabled": False},
         "redis-ha": {"enabled": False},
-        "controller": {"replicas": 1, "resources": CONTROLLER.resources()},
+        "controller": {"replicas": 1, "resources": CONTROLLER.resources(), **OWN_NETWORK_POLICY},
         "server": {
             "replicas": 1,
             "resources": SERVER.resources(),
@@ -300,9 +347,10 @@ def argocd_values(
             "replicas": 1,
             "resources": REPO_SERVER.resources(),
             "copyutil": {"resources": SMALL_JOB.resources()},
+            **OWN_NETWORK_POLICY,
         },
-        "applicationSet": {"replicas": 1, "resources": APPLICATION_SET.resources()},
-        "redis": {"resources": REDIS.resources()},
+        "applicationSet": {"replicas": 1, "resources": APPLICATION_SET.resources(), **OWN_NETWORK_POLICY},
+        "redis": {"resources": REDIS.resources(), **OWN_NETWORK_POLICY},
         "redisSecretInit": {"resources": SMALL_JOB.resources()},
     }
 

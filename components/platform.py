@@ -121,6 +121,7 @@ class Platform(pulumi.ComponentResource):
                 root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
                 owner=cfg.github.owner,
                 ingress_class=self.ingress.ingress_class,
+                ingress_namespace=ingress_nginx.NAMESPACE,
                 ingress_controller=self.ingress.release,
                 repositories=[
                     RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])

@@ -347,8 +347,39 @@ def test_platform_namespaces_refuse_what_they_do_not_need(stack):
     assert traffic["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["cloudflared"]
     assert not any(p.get("port") == 8443 for r in nginx for p in r["ports"]), "no pod may call the webhook"
     assert policies["keda"]["ingress"] == [{"from": [{"podSelector": {}}]}]
-    argocd = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["global"]["networkPolicy"]
-    assert argocd == {"create": True, "defaultDenyIngress": True}
+
+
+def test_only_nginx_controller_pods_reach_argocd_server(stack):
+    """The chart's server policy (argo-cd 10.1.1) admits every pod; it must not render, and ours
+    admits NGINX's controller pods to the server's port, and nothing else, behind a default deny."""
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
+    # argocd-server/networkpolicy.yaml renders when `server.networkPolicy.create` or the global one is.
+    assert not values["global"]["networkPolicy"]["create"]
+    assert not values["server"].get("networkPolicy", {}).get("create")
+    for component in ("controller", "repoServer", "redis"):
+        assert values[component]["networkPolicy"] == {"create": True}, f"{component} lost its own policy"
+    policies = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "argocd"]
+    by_selector = {json.dumps(p["spec"]["podSelector"], sort_keys=True): p["spec"] for p in policies}
+    assert by_selector.pop("{}") == {"policyTypes": ["Ingress"], "podSelector": {}}, "a default deny for every pod"
+    (server,) = by_selector.values()
+    assert server["policyTypes"] == ["Ingress"]
+    assert server["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/instance": "argocd"}
+    }
+    (rule,) = server["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    controller = peer["podSelector"]["matchLabels"]
+    assert controller == {
+        "app.kubernetes.io/name": "ingress-nginx",
+        "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/component": "controller",
+    }
+    # The labels are the ones NGINX's pods carry, and the namespace is NGINX's.
+    nginx = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
+    assert nginx["name"] == "ingress-nginx" and nginx["values"]["fullnameOverride"] == "ingress-nginx"
+    assert nginx["namespace"] == "ingress-nginx"
 
 
 def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack):
