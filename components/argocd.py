@@ -302,7 +302,7 @@ UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bi
 
 # A component's own policy from the chart (`<component>.networkPolicy.create`), now that
 # `global.networkPolicy.create` is off.
-OWN_NETWORK_POLICY = {"networkPolicy": {"create": False}}
+OWN_NETWORK_POLICY = {"networkPolicy": {"create": True}}
 
 
 # Fixed, so the chart does not render a new timestamp (and a diff) on every run; the
