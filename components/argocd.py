@@ -61,6 +61,27 @@ PLATFORM_CLUSTER_OBJECTS = [
     ("rbac.authorization.k8s.io", "ClusterRoleBinding", "ingress-nginx*"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "keda-admission"),
+    # k3s's CRDs (helm-controller's helmcharts/helmchartconfigs.helm.cattle.io; addons and
+    # etcdsnapshotfiles.k3s.cattle.io): a HelmChart in kube-system installs anything as cluster-admin.
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.cattle.io"),
+    # Kubernetes' own roles and bindings, and those of k3s's bundled manifests (rolebindings.yaml,
+    # ccm.yaml, local-storage.yaml, coredns.yaml, metrics-server/): changing one, or its subjects,
+    # hands its rights to whoever the commit names.
+    *(
+        ("rbac.authorization.k8s.io", kind, name)
+        for kind in ("ClusterRole", "ClusterRoleBinding")
+        for name in (
+            "cluster-admin",
+            "admin",
+            "edit",
+            "view",
+            "system:*",
+            "k3s-*",
+            "local-path-provisioner-*",
+            "kube-apiserver-kubelet-admin",
+            "metrics-server:*",
+        )
+    ),
 ]
 
 CONTROLLER = Size(cpu="100m", memory="192Mi", cpu_limit="1", memory_limit="512Mi")

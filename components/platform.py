@@ -14,6 +14,7 @@ from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.github import GitHub, GitHubArgs, WebhookArgs
+from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
@@ -72,6 +73,11 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.guard = ClusterGuard(
+            f"{name}-guard",
+            ClusterGuardArgs(provider=kube, allowed_admin_bindings=cfg.allowed_admin_bindings),
+            opts=child,
+        )
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)

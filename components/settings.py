@@ -46,6 +46,11 @@ _HOST_KEY_RE = re.compile(r"(?:(\S+) )?((?:ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-r
 _AGENT_KEY_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 _GIT_PATH_RE = re.compile(r"[A-Za-z0-9._/-]+")
 _GIT_REF_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+# `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`; RBAC names may hold `:`.
+_RBAC_NAME = r"[a-z0-9](?:[-a-z0-9.:]{0,251}[a-z0-9])?"
+_ADMIN_BINDING_RE = re.compile(
+    rf"ClusterRoleBinding/{_RBAC_NAME}|RoleBinding/(?!-)[a-z0-9-]{{1,63}}(?<!-)/{_RBAC_NAME}"
+)
 
 
 class SettingsError(pulumi.RunError):
@@ -122,6 +127,9 @@ class Settings:
     github: GitHubSettings
     root: RootSource
     argocd_admin_password_rotated_at: str
+    allowed_admin_bindings: tuple[str, ...]
+    """Bindings Argo CD may make to admin roles, as `ClusterRoleBinding/<name>` or
+    `RoleBinding/<namespace>/<name>` (components/guard.py refuses every other)."""
 
     @property
     def kubernetes_minor(self) -> str:
@@ -482,6 +490,19 @@ def _rfc3339(r: _Reader, name: str) -> str:
     return value
 
 
+def _allowed_admin_bindings(r: _Reader) -> tuple[str, ...]:
+    bindings = r.strings("allowedAdminBindings")
+    for binding in bindings:
+        if not _ADMIN_BINDING_RE.fullmatch(binding):
+            r.fail(
+                "allowedAdminBindings",
+                f"{binding!r} is not 'ClusterRoleBinding/<name>' or 'RoleBinding/<namespace>/<name>'",
+            )
+    for dup in sorted({b for b in bindings if bindings.count(b) > 1}):
+        r.fail("allowedAdminBindings", f"{dup!r} is listed twice")
+    return tuple(b for b in bindings if _ADMIN_BINDING_RE.fullmatch(b))
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsError` naming each bad key."""
     r = _Reader(config or pulumi.Config(NAMESPACE))
@@ -497,6 +518,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     github = _github(r)
     root = _root(r, github.repositories)
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
+    allowed_admin_bindings = _allowed_admin_bindings(r)
     r.unknown_keys()
 
     if r.problems:
@@ -521,4 +543,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         github=github,
         root=root,
         argocd_admin_password_rotated_at=rotated_at,
+        allowed_admin_bindings=allowed_admin_bindings,
     )

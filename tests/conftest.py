@@ -37,6 +37,7 @@ FRESH = {
     "spitikos:repositories": '["spitikos", "api", "docs", "charts"]',
     "spitikos:rootRepository": "spitikos",
     "spitikos:rootPath": "argocd/apps",
+    "spitikos:allowedAdminBindings": "[]",
 }
 
 

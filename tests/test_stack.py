@@ -182,6 +182,7 @@ def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack
     objects = list(own_kubernetes_objects(stack))
     kinds = {o.values["kind"] for o in objects}
     assert {"Namespace", "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"} <= kinds
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds, "the guard is validated too"
     for obj in objects:
         try:
             kubernetes_validate.validate(obj.values, desired_version=minor, strict=True)
@@ -253,6 +254,21 @@ def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_name
         ("networking.k8s.io", "IngressClass", "nginx"),
         ("apiregistration.k8s.io", "APIService", "v1beta1.external.metrics.k8s.io"),
         ("storage.k8s.io", "StorageClass", "local-path"),
+        # k3s's CRDs: a HelmChart object in kube-system installs any chart as cluster-admin.
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "helmcharts.helm.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "helmchartconfigs.helm.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "addons.k3s.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "etcdsnapshotfiles.k3s.cattle.io"),
+        # Kubernetes' and k3s's roles and bindings: rewriting one rewrites who holds its rights.
+        *(
+            ("rbac.authorization.k8s.io", kind, name)
+            for kind in ("ClusterRole", "ClusterRoleBinding")
+            for name in ("cluster-admin", "admin", "edit", "view", "system:node", "system:coredns")
+        ),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "local-path-provisioner-bind"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "kube-apiserver-kubelet-admin"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "metrics-server:system:auth-delegator"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "k3s-cloud-controller-manager"),
     ]
     for group, kind, name in refused:
         assert not permits_cluster_object(default, group, kind, name), f"{kind} {name} is the platform's"
