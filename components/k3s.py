@@ -12,6 +12,7 @@ an install resource leaves k3s alone unless the stack opts in to uninstalling.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,14 @@ TOKEN_FILE = "/etc/rancher/k3s/spitikos-agent-token"  # noqa: S105 - a path, not
 DOWNLOAD_TIMEOUT = 300
 INSTALL_TIMEOUT = 900
 SERVICE_TIMEOUT = 300
+
+# Pod Security for every namespace without labels, cluster-wide (k3s's CIS hardening guide): the
+# API server's admission configuration, written by the server's install before k3s starts.
+POD_SECURITY_FILE = "/etc/rancher/k3s/pod-security.yaml"
+# Only what must run privileged: k3s's own pods (local-path's helper pods mount host paths;
+# klipper-lb and the Helm controller's jobs run there too). The platform's namespaces and the
+# applications' carry or get their own level.
+POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system",)
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -131,6 +140,50 @@ echo "k3s $want installed and {service} active (was: ${{have:-none}})"
 """
 
 
+def pod_security_config(exempt_namespaces: Sequence[str] = POD_SECURITY_EXEMPT_NAMESPACES) -> str:
+    """The AdmissionConfiguration (apiserver.config.k8s.io/v1) for the PodSecurity plugin: `baseline`
+    enforced and `restricted` audited and warned wherever a namespace's labels say nothing.
+    JSON, which the API server reads as the YAML it is."""
+    config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {
+                "name": "PodSecurity",
+                "configuration": {
+                    "apiVersion": "pod-security.admission.config.k8s.io/v1",
+                    "kind": "PodSecurityConfiguration",
+                    "defaults": {
+                        "enforce": "baseline",
+                        "enforce-version": "latest",
+                        "audit": "restricted",
+                        "audit-version": "latest",
+                        "warn": "restricted",
+                        "warn-version": "latest",
+                    },
+                    "exemptions": {"usernames": [], "runtimeClasses": [], "namespaces": list(exempt_namespaces)},
+                },
+            }
+        ],
+    }
+    return json.dumps(config, indent=2)
+
+
+def pod_security_script(config: str, path: str = POD_SECURITY_FILE) -> str:
+    """Writes the admission configuration, root's alone (0600), before the installer (re)starts k3s.
+    The text is part of the install script: changing it updates the install, which runs again."""
+    delimiter = "SPITIKOS_POD_SECURITY"
+    if delimiter in config:
+        raise ValueError(f"the Pod Security configuration may not contain {delimiter}")
+    directory = path.rsplit("/", 1)[0]
+    write = f"umask 077 && mkdir -p {directory} && cat > {path}.new && mv {path}.new {path}"
+    return f"""set -eu
+sudo -n sh -c {shlex.quote(write)} <<'{delimiter}'
+{config}
+{delimiter}
+"""
+
+
 def uninstall_script(service: str) -> str:
     script = "/usr/local/bin/k3s-uninstall.sh" if service == "k3s" else "/usr/local/bin/k3s-agent-uninstall.sh"
     return f"if [ -x {script} ]; then {script}; fi"
@@ -180,9 +233,11 @@ class K3sCluster(pulumi.ComponentResource):
         server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
-        install = self._install(
-            f"{name}-server", connection, install_script(args.version, server_flags, token_file=TOKEN_FILE), "k3s"
+        server_flags += [f"--kube-apiserver-arg=admission-control-config-file={POD_SECURITY_FILE}"]
+        script = pod_security_script(pod_security_config()) + install_script(
+            args.version, server_flags, token_file=TOKEN_FILE
         )
+        install = self._install(f"{name}-server", connection, script, "k3s")
         self.install = install
 
         # Read again when the install is replaced (a new machine), the version changes (an upgrade
