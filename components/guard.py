@@ -8,7 +8,9 @@ when the requester is Argo CD's application controller:
   the operator lists that binding (the `allowedAdminBindings` setting);
 - a Role or ClusterRole that grants every resource (`*`), `escalate`, `bind` or `impersonate`, or
   `*` verbs where they include those (RBAC's and authentication's groups, users, groups and
-  service accounts), or that aggregates other roles' rules.
+  service accounts), or that aggregates other roles' rules;
+- a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
+  `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -25,6 +27,7 @@ import pulumi_kubernetes as k8s
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.kube import PLATFORM_LABELS, with_provider
 
+RBAC = "rbac.authorization.k8s.io"
 # The chart's `controller.serviceAccount.name` (argo-cd 10.1.1), in the release's namespace.
 ARGOCD_CONTROLLER = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
 
@@ -44,12 +47,14 @@ ADMIN_ROLE_PREFIXES = (
 # Verbs that let the holder grant or assume rights it does not have (RBAC's escalation check
 # stops at them), and where a `*` verb includes them.
 ESCALATING_VERBS = ("escalate", "bind", "impersonate")
-ESCALATING_GROUPS = ("*", "rbac.authorization.k8s.io", "authentication.k8s.io")
+ESCALATING_GROUPS = ("*", RBAC, "authentication.k8s.io")
 IMPERSONABLE = ("users", "groups", "serviceaccounts")
 
 BINDINGS_POLICY = "argocd-binds-no-admin-role"
 ROLES_POLICY = "argocd-grants-no-wildcard"
 AGGREGATION_POLICY = "argocd-aggregates-no-role"
+NAMESPACES_POLICY = "argocd-labels-no-privileged-namespace"
+ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 
 @dataclass
@@ -57,6 +62,8 @@ class ClusterGuardArgs:
     provider: k8s.Provider
     allowed_admin_bindings: Sequence[str] = field(default_factory=list)
     """`ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`: the only admin bindings allowed."""
+    privileged_namespaces: Sequence[str] = field(default_factory=list)
+    """The only namespaces Argo CD may label Pod Security `privileged`."""
     requester: str = ARGOCD_CONTROLLER
     """Whose requests the policies judge: Argo CD's application controller."""
 
@@ -74,7 +81,10 @@ class ClusterGuard(pulumi.ComponentResource):
         )
         self._denying_policy(f"{name}-roles", ROLES_POLICY, roles_policy(args.requester))
         self._denying_policy(f"{name}-aggregation", AGGREGATION_POLICY, aggregation_policy(args.requester))
-        self.policies = [BINDINGS_POLICY, ROLES_POLICY, AGGREGATION_POLICY]
+        self._denying_policy(
+            f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(args.requester, args.privileged_namespaces)
+        )
+        self.policies = [BINDINGS_POLICY, ROLES_POLICY, AGGREGATION_POLICY, NAMESPACES_POLICY]
         self.register_outputs({"policies": self.policies})
 
     def _denying_policy(self, prefix: str, policy_name: str, spec: dict) -> None:
@@ -98,13 +108,15 @@ def cel_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(v) for v in values) + "]"
 
 
-def _spec(requester: str, resources: list[str], variables: list[dict], validations: list[dict]) -> dict:
+def _spec(
+    requester: str, resources: list[str], variables: list[dict], validations: list[dict], group: str = RBAC
+) -> dict:
     return {
         "failurePolicy": "Fail",
         "matchConstraints": {
             "resourceRules": [
                 {
-                    "apiGroups": ["rbac.authorization.k8s.io"],
+                    "apiGroups": [group],
                     "apiVersions": ["*"],
                     "operations": ["CREATE", "UPDATE"],
                     "resources": resources,
@@ -187,6 +199,33 @@ def aggregation_policy(requester: str) -> dict:
                 "expression": "!has(object.aggregationRule)",
                 "messageExpression": "'ClusterRole ' + object.metadata.name + "
                 "' aggregates other roles: Argo CD may not create it'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+
+
+def namespaces_policy(requester: str, privileged: Sequence[str]) -> dict:
+    """Namespaces labelled Pod Security `privileged` (a Namespace in Git, or an Application's
+    `managedNamespaceMetadata`), unless listed: without the label, the cluster's default
+    (`baseline`) holds."""
+    label = f"object.metadata.labels[{json.dumps(ENFORCE_LABEL)}]"
+    return _spec(
+        requester,
+        ["namespaces"],
+        group="",
+        variables=[
+            {
+                "name": "privileged",
+                "expression": f"has(object.metadata.labels) && {json.dumps(ENFORCE_LABEL)} in object.metadata.labels"
+                f" && {label} == 'privileged'",
+            }
+        ],
+        validations=[
+            {
+                "expression": f"!variables.privileged || object.metadata.name in {cel_list(privileged)}",
+                "messageExpression": "'namespace ' + object.metadata.name + ' is labelled Pod Security privileged: "
+                "Argo CD may do so only where the privilegedNamespaces setting lists the namespace'",
                 "reason": "Forbidden",
             }
         ],

@@ -75,7 +75,11 @@ class Platform(pulumi.ComponentResource):
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
         self.guard = ClusterGuard(
             f"{name}-guard",
-            ClusterGuardArgs(provider=kube, allowed_admin_bindings=cfg.allowed_admin_bindings),
+            ClusterGuardArgs(
+                provider=kube,
+                allowed_admin_bindings=cfg.allowed_admin_bindings,
+                privileged_namespaces=cfg.privileged_namespaces,
+            ),
             opts=child,
         )
 

@@ -38,6 +38,7 @@ FRESH = {
     "spitikos:rootRepository": "spitikos",
     "spitikos:rootPath": "argocd/apps",
     "spitikos:allowedAdminBindings": "[]",
+    "spitikos:privilegedNamespaces": "[]",
 }
 
 

@@ -23,6 +23,8 @@ RBAC = "rbac.authorization.k8s.io"
 OPERATOR = "system:admin"  # k3s's kubeconfig user
 PLURAL = {"Role": "roles", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings"}
 PLURAL["ClusterRoleBinding"] = "clusterrolebindings"
+GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
+PLURAL["Namespace"] = "namespaces"
 
 _ENV = celpy.Environment()
 
@@ -94,8 +96,8 @@ def admit(policies, obj: dict, user: str = ARGOCD_CONTROLLER, operation: str = "
     kind = obj["kind"]
     namespace = obj["metadata"].get("namespace", "")
     request = {
-        "kind": {"group": RBAC, "version": "v1", "kind": kind},
-        "resource": {"group": RBAC, "version": "v1", "resource": PLURAL[kind]},
+        "kind": {"group": GROUP[kind], "version": "v1", "kind": kind},
+        "resource": {"group": GROUP[kind], "version": "v1", "resource": PLURAL[kind]},
         "namespace": namespace,
         "name": obj["metadata"]["name"],
         "operation": operation,
@@ -228,12 +230,37 @@ def test_the_requester_is_argocds_application_controller_of_the_chart():
     assert ARGOCD_CONTROLLER == "system:serviceaccount:argocd:argocd-application-controller"
 
 
-def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_fail_closed(policies):
+def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespaces_and_fail_closed(policies):
     judged = set()
     for spec in policies:
         assert spec["failurePolicy"] == "Fail"
         for rule_ in spec["matchConstraints"]["resourceRules"]:
-            assert rule_["apiGroups"] == [RBAC] and rule_["apiVersions"] == ["*"]
-            assert set(rule_["operations"]) == {"CREATE", "UPDATE"}
-            judged |= set(rule_["resources"])
-    assert judged == set(PLURAL.values())
+            assert rule_["apiVersions"] == ["*"] and set(rule_["operations"]) == {"CREATE", "UPDATE"}
+            judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
+    assert judged == {(GROUP[kind], plural) for kind, plural in PLURAL.items()}
+
+
+def namespace(name: str, level: str | None) -> dict:
+    labels = {"pod-security.kubernetes.io/enforce": level} if level else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, **({"labels": labels} if level else {})},
+    }
+
+
+def test_argocd_may_label_privileged_only_the_namespaces_the_setting_lists(policies, fresh):
+    """A Namespace in Git, or an Application's managedNamespaceMetadata, could otherwise undo the
+    cluster's `baseline` default with one label."""
+    verdict = admit(policies, namespace("evil", "privileged"))
+    assert not verdict.allowed and "privilegedNamespaces" in verdict.message
+    assert not admit(policies, namespace("api", "privileged"), operation="UPDATE").allowed
+    for allowed in (namespace("evil", None), namespace("evil", "baseline"), namespace("evil", "restricted")):
+        assert admit(policies, allowed).allowed, allowed
+    other = namespace("evil", None)
+    other["metadata"]["labels"] = {"team": "x"}
+    assert admit(policies, other).allowed
+    # pi5 lists monitoring: kube-prometheus-stack's node exporter reads the host.
+    assert admit(policies, namespace("monitoring", "privileged")).allowed
+    assert not admit(denying_policies(fresh), namespace("monitoring", "privileged")).allowed
+    assert admit(policies, namespace("evil", "privileged"), user=OPERATOR).allowed

@@ -48,6 +48,7 @@ def test_pi5_stack_settings_are_valid_and_typed():
         "ClusterRoleBinding/admin-user-binding",
         "ClusterRoleBinding/vault-server-binding",
     )
+    assert s.privileged_namespaces == ("monitoring",)
     assert load({"allowedAdminBindings": '["RoleBinding/vault/vault-admin"]'}).allowed_admin_bindings == (
         "RoleBinding/vault/vault-admin",
     )
@@ -237,6 +238,16 @@ BAD_INPUTS = [
         "admin-binding-quote",
         {"allowedAdminBindings": json.dumps(["ClusterRoleBinding/x' || true"])},
         'spitikos:allowedAdminBindings: "ClusterRoleBinding/x\' || true" is not',
+    ),
+    (
+        "privileged-namespace",
+        {"privilegedNamespaces": '["Monitoring"]'},
+        "spitikos:privilegedNamespaces: 'Monitoring' is not a namespace name",
+    ),
+    (
+        "privileged-namespace-twice",
+        {"privilegedNamespaces": '["monitoring", "monitoring"]'},
+        "spitikos:privilegedNamespaces: 'monitoring' is listed twice",
     ),
     (
         "admin-binding-twice",
