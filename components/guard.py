@@ -98,8 +98,9 @@ class ClusterGuard(pulumi.ComponentResource):
         k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
             f"{prefix}-policy-binding",
             metadata={"name": policy_name, "labels": PLATFORM_LABELS},
-            spec={"policyName": policy_name, "validationActions": ["Deny"]},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            # The policy's name as its Output: the binding follows the policy it puts in force.
+            spec={"policyName": policy.metadata.name, "validationActions": ["Deny"]},
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
 

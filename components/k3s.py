@@ -170,17 +170,26 @@ def pod_security_config(exempt_namespaces: Sequence[str] = POD_SECURITY_EXEMPT_N
 
 
 def pod_security_script(config: str, path: str = POD_SECURITY_FILE) -> str:
-    """Writes the admission configuration, root's alone (0600), before the installer (re)starts k3s.
-    The text is part of the install script: changing it updates the install, which runs again."""
+    """Writes the admission configuration, root's alone (0600), before the installer runs. The text
+    is part of the install script, so changing it updates the install, which runs again; and since
+    the API server reads the file only when it starts, a running k3s restarts when the file changed
+    (the installer restarts it only for its own changes). Pods keep running across the restart."""
     delimiter = "SPITIKOS_POD_SECURITY"
     if delimiter in config:
         raise ValueError(f"the Pod Security configuration may not contain {delimiter}")
     directory = path.rsplit("/", 1)[0]
-    write = f"umask 077 && mkdir -p {directory} && cat > {path}.new && mv {path}.new {path}"
+    write = (
+        f"umask 077 && mkdir -p {directory} && cat > {path}.new && "
+        f"if cmp -s {path}.new {path}; then rm -f {path}.new; else mv {path}.new {path} && echo changed; fi"
+    )
     return f"""set -eu
-sudo -n sh -c {shlex.quote(write)} <<'{delimiter}'
+pod_security=$(sudo -n sh -c {shlex.quote(write)} <<'{delimiter}'
 {config}
 {delimiter}
+)
+if [ "$pod_security" = changed ] && systemctl is-active --quiet k3s; then
+  sudo -n sh -c 'systemctl restart k3s'
+fi
 """
 
 

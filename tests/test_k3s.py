@@ -460,3 +460,30 @@ def test_unlabelled_namespaces_enforce_baseline_and_only_kube_system_is_exempt(r
 def test_a_configuration_that_would_end_its_heredoc_is_refused():
     with pytest.raises(ValueError, match="SPITIKOS_POD_SECURITY"):
         pod_security_script("x\nSPITIKOS_POD_SECURITY\nrm -rf /")
+
+
+def test_a_changed_configuration_restarts_a_running_k3s_and_an_unchanged_one_does_not(tmp_path):
+    """The API server reads the file only at start; the installer restarts k3s only for its own changes."""
+    log = tmp_path / "systemctl.log"
+    env = _stub_bin(
+        tmp_path,
+        {
+            "systemctl": f'echo "$*" >> {log}',
+            "sudo": f'shift; shift; sh -c "$(echo "$2" | sed "s|/etc/rancher/k3s|{tmp_path}/etc|g")"',
+        },
+    )
+
+    def node_runs(config: str) -> list[str]:
+        log.unlink(missing_ok=True)
+        for shell in ("bash", "sh"):  # the login shell runs it: bash on Ubuntu; dash must too
+            result = subprocess.run([shell, "-c", pod_security_script(config)], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            assert (tmp_path / "etc" / "pod-security.yaml").read_text() == config + "\n"
+        return log.read_text().splitlines() if log.exists() else []
+
+    first = node_runs(pod_security_config())
+    assert first == ["is-active --quiet k3s", "restart k3s"], "a new file is read by a restarted API server"
+    assert node_runs(pod_security_config()) == [], "an unchanged file restarts nothing"
+    changed = node_runs(pod_security_config(("kube-system", "longhorn-system")))
+    assert changed == ["is-active --quiet k3s", "restart k3s"]
+    assert not list((tmp_path / "etc").glob("*.new"))
