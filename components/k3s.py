@@ -173,7 +173,8 @@ def pod_security_script(config: str, path: str = POD_SECURITY_FILE) -> str:
     """Writes the admission configuration, root's alone (0600), before the installer runs. The text
     is part of the install script, so changing it updates the install, which runs again; and since
     the API server reads the file only when it starts, a running k3s restarts when the file changed
-    (the installer restarts it only for its own changes). Pods keep running across the restart."""
+    (the installer restarts it only for its own changes). Pods keep running across the restart.
+    Nothing here reads the script's standard input: the agent token that comes after is left whole."""
     delimiter = "SPITIKOS_POD_SECURITY"
     if delimiter in config:
         raise ValueError(f"the Pod Security configuration may not contain {delimiter}")
@@ -187,8 +188,8 @@ pod_security=$(sudo -n sh -c {shlex.quote(write)} <<'{delimiter}'
 {config}
 {delimiter}
 )
-if [ "$pod_security" = changed ] && systemctl is-active --quiet k3s; then
-  sudo -n sh -c 'systemctl restart k3s'
+if [ "$pod_security" = changed ] && systemctl is-active --quiet k3s </dev/null; then
+  sudo -n sh -c 'systemctl restart k3s' </dev/null
 fi
 """
 

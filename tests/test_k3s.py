@@ -439,6 +439,7 @@ def test_unlabelled_namespaces_enforce_baseline_and_only_kube_system_is_exempt(r
     assert result.returncode == 0, result.stderr
     assert "configured before install" in result.stdout
     assert oct(written.stat().st_mode & 0o777) == "0o600"
+    assert (state / "spitikos-agent-token").read_text() == "TOKEN-ON-STDIN", "the token on stdin is left whole"
     config = yaml.safe_load(written.read_text())
     assert (config["apiVersion"], config["kind"]) == ("apiserver.config.k8s.io/v1", "AdmissionConfiguration")
     (plugin,) = config["plugins"]
