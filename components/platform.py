@@ -14,6 +14,7 @@ from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
+from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
@@ -83,6 +84,15 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
+        self.guard = ClusterGuard(
+            f"{name}-guard",
+            ClusterGuardArgs(
+                provider=kube,
+                allowed_admin_bindings=cfg.allowed_admin_bindings,
+                privileged_namespaces=cfg.privileged_namespaces,
+            ),
+            opts=child,
+        )
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
@@ -139,6 +149,7 @@ class Platform(pulumi.ComponentResource):
                 root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
                 owner=cfg.github.owner,
                 ingress_class=self.ingress.ingress_class,
+                ingress_namespace=ingress_nginx.NAMESPACE,
                 ingress_controller=self.ingress.release,
                 repositories=[
                     RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])

@@ -38,6 +38,8 @@ FRESH = {
     "spitikos:repositories": '["spitikos", "api", "docs", "charts"]',
     "spitikos:rootRepository": "spitikos",
     "spitikos:rootPath": "argocd/apps",
+    "spitikos:allowedAdminBindings": "[]",
+    "spitikos:privilegedNamespaces": "[]",
 }
 
 
