@@ -156,24 +156,44 @@ class ArgoCd(pulumi.ComponentResource):
         # Not `providers=[...]`: the component would then register only once the cluster exists,
         # and with it its webhook secret, which GitHub's charts webhook must not wait for.
         super().__init__("spitikos:gitops:ArgoCd", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        kube = pulumi.ResourceOptions(parent=self, provider=args.provider)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=args.provider)
+        admin_password_hash = self._admin_password(name, args)
+        webhook = random.RandomPassword(
+            f"{name}-webhook-secret", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.webhook_secret = pulumi.Output.secret(webhook.result)
+        self.release = self._release(name, args, ns, admin_password_hash)
+        self._ingress(name, args, ns)
+        self._egress_policy(name, args, ns)
+        self._network_policies(name, args, ns)
+        self._repository_secrets(name, args, ns)
+        self.root_application = self._root(name, args)
+        self.url = f"https://{args.hostname}"
+        self.register_outputs(
+            {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
+        )
 
-        rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
+    def _admin_password(self, name: str, args: ArgoCdArgs) -> pulumi.Output[str]:
+        """The `admin` password (`self.admin_password`), new whenever `admin_password_rotated_at`
+        changes; returns the bcrypt hash Argo CD keeps."""
         admin = random.RandomPassword(
             f"{name}-admin-password",
             length=24,
             special=False,
             keepers={"rotatedAt": args.admin_password_rotated_at} if args.admin_password_rotated_at else None,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.admin_password = pulumi.Output.secret(admin.result)
-        webhook = random.RandomPassword(f"{name}-webhook-secret", length=40, special=False, opts=child)
-        self.webhook_secret = pulumi.Output.secret(webhook.result)
-        unused = self._unused_webhook_secrets(name)
+        return pulumi.Output.secret(admin.bcrypt_hash)
 
-        self.release = chart(
+    def _release(
+        self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace, admin_password_hash: pulumi.Output[str]
+    ) -> k8s.helm.v3.Release:
+        rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
+        values = argocd_values(
+            args.hostname, admin_password_hash, rotated_at, self.webhook_secret, self._unused_webhook_secrets(name)
+        )
+        return chart(
             f"{name}-release",
             self,
             release="argocd",
@@ -181,19 +201,13 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=with_pinned_images(
-                argocd_values(
-                    args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
-                )
-            ),
+            values=with_pinned_images(values),
             provider=args.provider,
         )
-        self._ingress(name, args, ns)
-        self._egress_policy(name, args, ns)
-        self._network_policies(name, args, ns)
 
-        # Repository Secrets need only the namespace, not the release: Argo CD picks them up
-        # by label whenever it starts.
+    def _repository_secrets(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """One Secret per repository Argo CD reads over SSH. They need only the namespace, not the
+        release: Argo CD picks them up by label whenever it starts."""
         for repo in args.repositories:
             k8s.core.v1.Secret(
                 f"{name}-repo-{repo.name}",
@@ -209,27 +223,25 @@ class ArgoCd(pulumi.ComponentResource):
                     "url": repo.url,
                     "sshPrivateKey": pulumi.Output.secret(repo.private_key),
                 },
-                opts=kube,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
             )
 
-        # Only these need Argo CD's CRDs, so only these wait for the release.
+    def _root(self, name: str, args: ArgoCdArgs) -> k8s.apiextensions.CustomResource:
+        """The projects and the root Application: only these need Argo CD's CRDs, so only these
+        wait for the release."""
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
         ]
         root = root_application(args.root)
-        self.root_application = k8s.apiextensions.CustomResource(
+        return k8s.apiextensions.CustomResource(
             f"{name}-root-application",
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata=root["metadata"],
             spec=root["spec"],
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release, *projects]),
-        )
-        self.url = f"https://{args.hostname}"
-        self.register_outputs(
-            {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
         )
 
     def _egress_policy(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
