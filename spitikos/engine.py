@@ -23,6 +23,8 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from spitikos.failfast import failing_fast
+
 STACK = "pi5"
 PROJECT = "spitikos"
 
@@ -369,7 +371,9 @@ def run(
 
     @pulumi.runtime.test
     def body() -> Any:
-        holder["result"] = program()
+        # A program that raises must fail now, not hang in the SDK's wait (spitikos/failfast.py).
+        with failing_fast():
+            holder["result"] = program()
         return None
 
     body()
