@@ -35,23 +35,27 @@ def is_slow(reg: Registration) -> bool:
 
 
 def critical_path(weights: Mapping[str, float], deps: Mapping[str, Iterable[str]]) -> tuple[float, list[str]]:
-    """The heaviest chain through a dependency graph: (its weight, its nodes from first to last)."""
-    best: dict[str, float] = {}
+    """The heaviest chain through a dependency graph: (its weight, its nodes from first to last).
+
+    Between chains of equal weight, the one with more steps wins: the chain shown is then the
+    whole wait (e.g. the node's preflight before its install), not a shortcut picked by name.
+    """
+    best: dict[str, tuple[float, int]] = {}
     previous: dict[str, str | None] = {}
 
-    def visit(node: str, trail: frozenset[str]) -> float:
+    def visit(node: str, trail: frozenset[str]) -> tuple[float, int]:
         if node in best:
             return best[node]
         if node in trail:
             raise ValueError(f"dependency cycle through {node}")
-        via, heaviest = None, 0.0
+        via, heaviest = None, (0.0, 0)
         for dep in sorted(deps.get(node, ())):
             if dep not in weights:
                 continue
-            weight = visit(dep, trail | {node})
-            if via is None or weight > heaviest:
-                via, heaviest = dep, weight
-        best[node] = weights[node] + heaviest
+            found = visit(dep, trail | {node})
+            if via is None or found > heaviest:
+                via, heaviest = dep, found
+        best[node] = (weights[node] + heaviest[0], heaviest[1] + 1)
         previous[node] = via
         return best[node]
 
@@ -65,7 +69,7 @@ def critical_path(weights: Mapping[str, float], deps: Mapping[str, Iterable[str]
     while current is not None:
         path.append(current)
         current = previous[current]
-    return best[end], path[::-1]
+    return best[end][0], path[::-1]
 
 
 def waves(nodes: Iterable[str], deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -281,7 +285,7 @@ def files(plan: Plan) -> dict[str, str]:
     for reg in sorted(plan.resources, key=lambda r: r.urn):
         if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
             continue
-        obj = redact(reg.inputs)
+        obj = manifest(reg)
         meta = obj.get("metadata", {})
         name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
         out[f"kubernetes/{name.lower()}.yaml"] = to_yaml(obj)
@@ -303,9 +307,37 @@ def files(plan: Plan) -> dict[str, str]:
     return out
 
 
+# What `--out` writes, and so may remove when a later plan no longer has it: nothing else in DIR.
+OWNED = ("plan.txt", "plan.json", "tunnel.yaml", "kubernetes/*.yaml")
+
+
+def manifest(reg: Registration) -> dict:
+    """A Kubernetes object as `--out` writes it: its inputs, each secret redacted."""
+    return _secret_keys_shown(redact(reg.inputs), reg)
+
+
+def _secret_keys_shown(obj: dict, reg: Registration) -> dict:
+    """A Secret whose `data`/`stringData` is secret as a whole still lists its keys, each value
+    redacted: a valid manifest, and the reviewer sees which keys (`REDIS_URL`, ...) it holds."""
+    if obj.get("kind") != "Secret":
+        return obj
+    shown = dict(obj)
+    for field in ("data", "stringData"):
+        if shown.get(field) == REDACTED and isinstance(reg.values.get(field), dict):
+            shown[field] = dict.fromkeys(sorted(reg.values[field]), REDACTED)
+    return shown
+
+
 def write(plan: Plan, out: Path) -> list[Path]:
-    """Writes `files(plan)` under `out`."""
-    return _write_files(files(plan), out)
+    """Writes the plan's text and `files(plan)` under `out`. Files an earlier run wrote that this plan
+    no longer has (an object removed, renamed) are removed, so the folder is this plan alone; other
+    files in `out` are left alone."""
+    texts = {"plan.txt": render(plan), **files(plan)}
+    for pattern in OWNED:
+        for old in out.glob(pattern):
+            if old.is_file() and old.relative_to(out).as_posix() not in texts:
+                old.unlink()
+    return _write_files(texts, out)
 
 
 def _write_files(texts: dict[str, str], out: Path) -> list[Path]:

@@ -31,6 +31,22 @@ def test_critical_path_prefers_the_heavier_branch_and_ignores_unknown_nodes():
     assert offline.critical_path(weights, deps) == (4, ["root", "heavy", "end"])
 
 
+def test_critical_path_ties_go_to_the_longer_chain_not_the_name():
+    # install waits for both host-key (0) and preflight (0), and preflight for host-key: the path
+    # must go through preflight, whatever the names sort to.
+    weights = {"a-host-key": 0, "z-preflight": 0, "install": 1}
+    deps = {"z-preflight": {"a-host-key"}, "install": {"a-host-key", "z-preflight"}}
+    assert offline.critical_path(weights, deps) == (1, ["a-host-key", "z-preflight", "install"])
+
+
+def test_the_critical_path_shows_every_wave_up_to_the_root_application(pi5_plan):
+    """A step left out (the node's preflight, wave 4) would hide a wait from the reader."""
+    _, path = pi5_plan.critical_path()
+    wave_of = {r.urn: i for i, wave in enumerate(pi5_plan.waves()) for r in wave}
+    assert [wave_of[r.urn] for r in path] == list(range(len(path)))
+    assert "spitikos-k3s-server-preflight" in [r.name for r in path]
+
+
 def test_a_dependency_cycle_is_reported():
     with pytest.raises(ValueError, match="cycle"):
         offline.critical_path({"a": 1, "b": 1}, {"a": {"b"}, "b": {"a"}})
@@ -113,7 +129,11 @@ def test_out_writes_the_objects_the_routes_and_the_plan(pi5_plan, tmp_path, caps
     redis = yaml.safe_load((tmp_path / "kubernetes" / "deployment-redis-redis.yaml").read_text())
     assert redis["kind"] == "Deployment" and redis["spec"]["replicas"] == 1
     secret = yaml.safe_load((tmp_path / "kubernetes" / "secret-redis-redis-auth.yaml").read_text())
-    assert secret["stringData"] == offline.REDACTED
+    assert secret["stringData"] == {key: offline.REDACTED for key in secret["stringData"]} != {}
+    env = yaml.safe_load((tmp_path / "kubernetes" / "secret-api-platform-env.yaml").read_text())
+    assert set(env["stringData"]) >= {"REDIS_URL", "REDIS_PASSWORD", "REDIS_ADDRESS"}
+    assert set(env["stringData"].values()) <= {offline.REDACTED, "redis.redis.svc.cluster.local:6379"}
+    assert (tmp_path / "plan.txt").read_text() == offline.render(pi5_plan)
     tunnel = yaml.safe_load((tmp_path / "tunnel.yaml").read_text())
     assert [r.get("hostname") for r in tunnel["routes"]][-1] is None
     assert {"api.taehoonlee.cloud", "spitikos.dev", "*.taehoonlee.cloud"} <= {d["name"] for d in tunnel["dns"]}
@@ -156,6 +176,19 @@ def test_the_plan_does_not_depend_on_registration_or_key_order(pi5_plan, tmp_pat
     for a, b in zip(first, second, strict=True):
         assert a.relative_to(tmp_path / "first") == b.relative_to(tmp_path / "second")
         assert a.read_text() == b.read_text(), a.name
+
+
+def test_out_removes_what_an_earlier_run_wrote_and_nothing_else(pi5_plan, tmp_path):
+    gone = tmp_path / "kubernetes" / "deployment-old-removed.yaml"
+    gone.parent.mkdir()
+    gone.write_text("kind: Deployment\n")
+    mine = [tmp_path / "notes.md", tmp_path / "kubernetes" / "README.md"]
+    for path in mine:
+        path.write_text("the operator's own\n")
+    written = offline.write(pi5_plan, tmp_path)
+    assert not gone.exists()
+    assert all(path.exists() for path in mine)
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted([*written, *mine])
 
 
 def test_manifests_keep_whole_numbers_integers(pi5_plan, tmp_path):
@@ -233,4 +266,4 @@ def test_written_manifests_load_back_to_exactly_the_registered_objects(pi5_plan)
     assert len(objects) == len([n for n in written if n.startswith("kubernetes/")]) >= 20
     loaded = [yaml.safe_load(written[n]) for n in written if n.startswith("kubernetes/")]
     for reg in objects:
-        assert offline.redact(reg.inputs) in loaded, reg.name
+        assert offline.manifest(reg) in loaded, reg.name
