@@ -47,6 +47,16 @@ def test_the_critical_path_shows_every_wave_up_to_the_root_application(pi5_plan)
     assert "spitikos-k3s-server-preflight" in [r.name for r in path]
 
 
+def test_the_example_stack_is_neutral_and_plans(fresh):
+    """The file a newcomer copies names no one's organization, and the tests run it (`fresh`)."""
+    text = (ROOT / "Pulumi.example.yaml").read_text()
+    for real in ("taehoonlee", "spitikos.dev", "gmail", "10.0.0.200", "githubOwner: spitikos"):
+        assert real not in text
+    plan = offline.from_recording(fresh, "example")
+    assert offline.render(plan).count("\n") > 100
+    assert "example.org" in {r.values.get("name") for r in fresh.of_type("cloudflare:index/dnsRecord:DnsRecord")}
+
+
 def test_a_dependency_cycle_is_reported():
     with pytest.raises(ValueError, match="cycle"):
         offline.critical_path({"a": 1, "b": 1}, {"a": {"b"}, "b": {"a"}})
