@@ -58,7 +58,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 # The reviewed snapshot of the platform (tests/snapshots/pi5/): rewrite it after an intended change,
 # then review its diff. The tests fail on any difference.
 snapshot: $(VENV)/.installed  ## rewrite tests/snapshots/pi5/ after an intended change
-	$(PY) -c 'from spitikos.plan import write_snapshot; print("Wrote", write_snapshot("pi5"))'
+	@$(PY) -c 'from spitikos.plan import rewrite_snapshot; print(rewrite_snapshot("pi5"))'
 
 # Mutation testing of components/ (see [tool.mutmut] in pyproject.toml); long, so never part of `make test` or CI.
 mutants: $(VENV)/.installed  ## mutation testing (long: never in make test or CI)

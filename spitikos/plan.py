@@ -192,9 +192,87 @@ def from_recording(recording: Recording, stack: str = "pi5", root: Path | None =
 
 def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
+    lines += _summary(plan)
     lines += _tree(plan)
     lines += ["", *_footprint(plan), "", *_schedule(plan)]
     return "\n".join(lines) + "\n"
+
+
+ACCESS_APPLICATION = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+# Rough minutes per slow step on a Pi 5 over a home connection, for the deploy estimate: the node
+# install downloads k3s and starts it; a release pulls its images and waits for them; the root
+# Application waits for Argo CD to sync. Estimates, not measurements (nothing here runs live).
+SLOW_STEP_MINUTES = {"node install": 8, "chart release": 5, "root Application": 3}
+
+
+def slow_kind(reg: Registration) -> str:
+    if reg.type == RELEASE:
+        return "chart release"
+    return "node install" if reg.type == "command:remote:Command" else "root Application"
+
+
+def estimated_minutes(plan: Plan) -> int:
+    """The critical path's slow steps, in minutes: what a first `pulumi up` waits at least."""
+    return sum(SLOW_STEP_MINUTES[slow_kind(r)] for r in plan.critical_path()[1] if is_slow(r))
+
+
+def _summary(plan: Plan) -> list[str]:
+    """What a reviewer asks first: how much of each part, which nodes and hostnames, how long."""
+    counts: dict[str, int] = defaultdict(int)
+    for reg in plan.resources:
+        if reg.parent in plan.recording.registrations:  # the platform itself is no part of it
+            counts[plan.component_of(reg)] += 1
+    behind_access = {r.values.get("domain") for r in plan.recording.of_type(ACCESS_APPLICATION)}
+    hostnames = sorted({r.values.get("name") for r in plan.recording.of_type(DNS_RECORD)})
+    marked = [f"{h} [Access]" if h in behind_access else h for h in hostnames]
+    nodes = [
+        f"{reg.name.removesuffix('-install')} {c['user']}@{c['host']}:{c['port']}"
+        for reg in sorted(plan.recording.of_type("command:remote:Command"), key=lambda r: r.name)
+        if reg.name.endswith("-install") and isinstance(c := reg.values.get("connection"), dict)
+    ]
+    _, path = plan.critical_path()
+    steps = ", ".join(f"{r.name} ~{SLOW_STEP_MINUTES[slow_kind(r)]} min" for r in path if is_slow(r))
+    return [
+        "Summary:",
+        f"  Resources per component: {', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}.",
+        f"  Nodes (SSH; only the private key is secret): {'; '.join(nodes) or 'none'}.",
+        f"  Hostnames ({len(hostnames)}; [Access] = behind Cloudflare Access): {', '.join(marked)}.",
+        f"  Estimated first deploy: about {estimated_minutes(plan)} min of slow steps in a row ({steps}),",
+        "    after the node is prepared (README, First run). An estimate: nothing here runs live.",
+        "",
+    ]
+
+
+def mermaid(plan: Plan) -> str:
+    """A picture of the components (resources each, what waits for what) and the critical path's
+    slow steps, as Markdown with a Mermaid chart: GitHub draws it in the snapshot's diff view."""
+    top = {r.urn for r in plan.resources if r.parent not in plan.recording.registrations}
+    part = {r.urn: plan.component_of(r) for r in plan.resources if r.urn not in top}
+    names = sorted(set(part.values()))
+    ids = {name: f"c{i}" for i, name in enumerate(names)}
+    lines = ["flowchart LR"]
+    for name in names:
+        count = sum(1 for p in part.values() if p == name)
+        lines.append(f'  {ids[name]}["{name}<br/>{count} resource{"" if count == 1 else "s"}"]')
+    edges = sorted(
+        {(part[dep], part[urn]) for urn, deps in plan.graph.items() if urn in part for dep in deps if dep in part}
+    )
+    lines += [f"  {ids[a]} -.-> {ids[b]}" for a, b in edges if a != b]
+    slow = [r for r in plan.critical_path()[1] if is_slow(r)]
+    for i, reg in enumerate(slow):
+        lines.append(f'  s{i}[["{reg.name}<br/>{slow_kind(reg)} ~{SLOW_STEP_MINUTES[slow_kind(reg)]} min"]]')
+        lines.append(f"  {ids[part[reg.urn]]} --- s{i}")
+    lines += [f"  s{i} ==> s{i + 1}" for i in range(len(slow) - 1)]
+    lines.append("  classDef slow fill:#fde68a,stroke:#b45309")
+    if slow:
+        lines.append(f"  class {','.join(f's{i}' for i in range(len(slow)))} slow")
+    return (
+        f"# Offline plan of `{plan.stack}`: components and the critical path\n\n"
+        "Each box is a component (its resources counted); a dotted arrow: something in one waits for "
+        "something in the other. The thick chain is the critical path's slow steps, in order.\n\n"
+        "```mermaid\n" + "\n".join(lines) + "\n```\n"
+    )
 
 
 def _tree(plan: Plan) -> list[str]:
@@ -308,7 +386,7 @@ def files(plan: Plan) -> dict[str, str]:
 
 
 # What `--out` writes, and so may remove when a later plan no longer has it: nothing else in DIR.
-OWNED = ("plan.txt", "plan.json", "tunnel.yaml", "kubernetes/*.yaml")
+OWNED = ("plan.txt", "plan.md", "plan.json", "tunnel.yaml", "kubernetes/*.yaml")
 
 
 def manifest(reg: Registration) -> dict:
@@ -332,7 +410,7 @@ def write(plan: Plan, out: Path) -> list[Path]:
     """Writes the plan's text and `files(plan)` under `out`. Files an earlier run wrote that this plan
     no longer has (an object removed, renamed) are removed, so the folder is this plan alone; other
     files in `out` are left alone."""
-    texts = {"plan.txt": render(plan), **files(plan)}
+    texts = snapshot(plan)
     for pattern in OWNED:
         for old in out.glob(pattern):
             if old.is_file() and old.relative_to(out).as_posix() not in texts:
@@ -356,7 +434,43 @@ SNAPSHOTS = ROOT / "tests" / "snapshots"
 def snapshot(plan: Plan) -> dict[str, str]:
     """What is committed under tests/snapshots/<stack>/: the plan's text (resource tree, footprint,
     schedule) and every file `--out` writes. Secrets are redacted; everything is sorted."""
-    return {"plan.txt": render(plan), **files(plan)}
+    return {"plan.txt": render(plan), "plan.md": mermaid(plan), **files(plan)}
+
+
+def snapshot_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What a rewrite changed, file by file, like `git diff --stat`: `M plan.txt (+2 -1)`, `A ...`, `D ...`."""
+    import difflib
+
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None or new is None:
+            text = new if old is None else old
+            changes.append(f"{'A' if old is None else 'D'} {name} ({text.count(chr(10))} lines)")
+            continue
+        diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0))
+        added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+        removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+        changes.append(f"M {name} (+{added} -{removed})")
+    return changes
+
+
+def rewrite_snapshot(stack: str = "pi5", directory: Path | None = None) -> str:
+    """`make snapshot`: rewrites the snapshot and says what changed, so the reviewer knows what to read."""
+    directory = directory or SNAPSHOTS / stack
+    before = (
+        {p.relative_to(directory).as_posix(): p.read_text() for p in directory.rglob("*") if p.is_file()}
+        if directory.exists()
+        else {}
+    )
+    write_snapshot(stack, directory)
+    after = {p.relative_to(directory).as_posix(): p.read_text() for p in directory.rglob("*") if p.is_file()}
+    changes = snapshot_changes(before, after)
+    if not changes:
+        return f"{directory}: unchanged (this change does nothing to the platform of {stack})."
+    return "\n".join([f"{directory}: {len(changes)} files changed; review, then commit them:", *changes])
 
 
 def write_snapshot(stack: str = "pi5", directory: Path | None = None) -> Path:

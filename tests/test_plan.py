@@ -57,6 +57,51 @@ def test_the_example_stack_is_neutral_and_plans(fresh):
     assert "example.org" in {r.values.get("name") for r in fresh.of_type("cloudflare:index/dnsRecord:DnsRecord")}
 
 
+def test_the_summary_counts_components_names_nodes_and_access_and_estimates_the_deploy(pi5_plan):
+    text = offline.render(pi5_plan)
+    summary = text.split("Summary:\n", 1)[1].split("\n\n", 1)[0]
+    argocd = sum(1 for r in pi5_plan.resources if pi5_plan.component_of(r) == "spitikos-argocd")
+    assert f"spitikos-argocd {argocd}," in summary and argocd > 5
+    assert "spitikos-k3s-server ubuntu@10.0.0.200:22." in summary  # the port, not `[secret]`
+    assert "argocd.taehoonlee.cloud [Access]" in summary and "api.taehoonlee.cloud [Access]" not in summary
+    assert "ssh.taehoonlee.cloud [Access]" in summary and "spitikos.dev," in summary
+    assert offline.estimated_minutes(pi5_plan) == 8 + 5 + 3  # install, Argo CD's release, root Application
+    assert "about 16 min of slow steps in a row" in summary
+
+
+def test_the_picture_shows_components_and_the_critical_paths_slow_steps_in_order(pi5_plan):
+    picture = offline.mermaid(pi5_plan)
+    chart = picture.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert chart.startswith("flowchart LR\n")
+    for component in ("spitikos-k3s", "spitikos-argocd", "spitikos-tunnel", "spitikos-github"):
+        assert f'["{component}<br/>' in chart
+    slow = re.findall(r'^  (s\d+)\[\["([^<]+)<br/>', chart, re.M)
+    assert [name for _, name in slow] == [r.name for r in pi5_plan.critical_path()[1] if offline.is_slow(r)]
+    assert "  s0 ==> s1\n  s1 ==> s2\n" in chart
+
+
+def test_provider_outputs_that_could_pass_for_real_ones_say_they_are_placeholders(pi5_plan):
+    tunnel = yaml.safe_load(offline.files(pi5_plan)["tunnel.yaml"])
+    tags = [t for r in tunnel["routes"] for t in r.get("originRequest", {}).get("access", {}).get("audTags", [])]
+    assert tags and all(t.startswith("placeholder-aud-") for t in tags)
+    assert {d["content"] for d in tunnel["dns"]} == {"placeholder-tunnel-id.cfargotunnel.com"}
+
+
+def test_make_snapshot_says_what_changed(pi5_plan, tmp_path, monkeypatch):
+    monkeypatch.setattr(offline, "build", lambda stack: pi5_plan)
+    directory = tmp_path / "pi5"
+    first = offline.rewrite_snapshot("pi5", directory).splitlines()
+    assert (
+        first[0].endswith("files changed; review, then commit them:")
+        and f"A plan.txt ({len(offline.render(pi5_plan).splitlines())} lines)" in first
+    )
+    (directory / "plan.txt").write_text(offline.render(pi5_plan).replace("Summary:\n", "Summary:\nold line\n"))
+    (directory / "kubernetes" / "deployment-old-gone.yaml").write_text("kind: Deployment\n")
+    said = offline.rewrite_snapshot("pi5", directory)
+    assert said.splitlines()[1:] == ["D kubernetes/deployment-old-gone.yaml (1 lines)", "M plan.txt (+0 -1)"]
+    assert "unchanged" in offline.rewrite_snapshot("pi5", directory)
+
+
 def test_a_dependency_cycle_is_reported():
     with pytest.raises(ValueError, match="cycle"):
         offline.critical_path({"a": 1, "b": 1}, {"a": {"b"}, "b": {"a"}})
