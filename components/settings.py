@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 
 from components import versions
+from components.footprint import memory_mi
 
 NAMESPACE = "spitikos"
 
@@ -122,6 +123,8 @@ class Settings:
     github: GitHubSettings
     root: RootSource
     argocd_admin_password_rotated_at: str
+    node_memory_mi: int = 4096
+    """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
 
     @property
     def kubernetes_minor(self) -> str:
@@ -510,6 +513,24 @@ def _root(r: _Reader, repositories: tuple[str, ...], adopt_existing: bool) -> Ro
     return RootSource(repository=repository, path=path, revision=revision)
 
 
+# The preflight refuses a node with less (components/k3s.py), and no Pi 5 has more than 16 GB.
+_NODE_MEMORY_RANGE_MI = (3 * 1024, 16 * 1024)
+
+
+def _node_memory(r: _Reader) -> int:
+    """`nodeMemory` in MiB: a Kubernetes quantity like `4Gi` or `8192Mi`."""
+    raw = r.string("nodeMemory", default="4Gi") or "4Gi"
+    try:
+        value = round(memory_mi(raw))
+    except ValueError:
+        r.fail("nodeMemory", f"{raw!r} is not a memory quantity like '4Gi' or '8Gi'")
+        return 4096
+    low, high = _NODE_MEMORY_RANGE_MI
+    if not low <= value <= high:
+        r.fail("nodeMemory", f"{raw!r} is out of range (3Gi to 16Gi: a Raspberry Pi 5 the preflight accepts)")
+    return value
+
+
 def _rfc3339(r: _Reader, name: str) -> str:
     """`2026-12-01T09:30:00Z`, as `date -u +%FT%TZ` prints it; "" when unset."""
     value = r.string(name) or ""
@@ -534,6 +555,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     github = _github(r)
     root = _root(r, github.repositories, github.adopt_existing)
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
+    node_memory_mi = _node_memory(r)
     r.unknown_keys()
 
     if r.problems:
@@ -558,4 +580,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         github=github,
         root=root,
         argocd_admin_password_rotated_at=rotated_at,
+        node_memory_mi=node_memory_mi,
     )

@@ -13,7 +13,15 @@ from typing import Any
 
 import yaml
 
-from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI, NODE_MEMORY_MI, Footprint, containers
+from components.footprint import (
+    APPLICATION_RESERVE_MI,
+    K3S_SYSTEM_MI,
+    NODE_CPU_MILLIS,
+    NODE_MEMORY_MI,
+    Footprint,
+    containers,
+    memory_mi,
+)
 from spitikos.engine import Recording, Registration, is_secret, run_file
 from spitikos.stack import ROOT, offline_config
 
@@ -107,6 +115,12 @@ class Plan:
     stack: str
     recording: Recording
     placeholders: list[str]
+    node_memory_mi: float = NODE_MEMORY_MI
+    """The server's memory (the stack's `nodeMemory`), which the applications' room is sized against."""
+
+    @property
+    def left_for_applications_mi(self) -> float:
+        return self.node_memory_mi - K3S_SYSTEM_MI - self.total_footprint().memory_requests_mi
 
     @property
     def resources(self) -> list[Registration]:
@@ -165,13 +179,13 @@ class Plan:
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "footprint": {
-                "nodeMemoryMi": NODE_MEMORY_MI,
+                "nodeMemoryMi": round(self.node_memory_mi),
                 "k3sSystemMi": K3S_SYSTEM_MI,
                 "memoryRequestsMi": round(total.memory_requests_mi),
                 "memoryLimitsMi": round(total.memory_limits_mi),
                 "cpuRequestsMillis": round(total.cpu_requests_millis),
                 "cpuLimitsMillis": round(total.cpu_limits_millis),
-                "leftForApplicationsMi": round(total.left_for_applications_mi),
+                "leftForApplicationsMi": round(self.left_for_applications_mi),
             },
             "criticalPath": {"slowSteps": weight, "chain": [r.urn for r in path]},
             "waves": [sorted(r.urn for r in wave) for wave in self.waves()],
@@ -182,12 +196,18 @@ def build(stack: str = "pi5", root: Path | None = None) -> Plan:
     root = root or ROOT
     config, secret_keys, placeholders = offline_config(stack, root)
     recording = run_file(root / "__main__.py", config, secret_keys)
-    return Plan(stack, recording, placeholders)
+    return Plan(stack, recording, placeholders, _node_memory_mi(config))
+
+
+def _node_memory_mi(config: Mapping[str, str]) -> float:
+    """The stack's `nodeMemory` (its default is in `Pulumi.yaml`); the settings have refused a bad one."""
+    return memory_mi(config.get("spitikos:nodeMemory") or f"{NODE_MEMORY_MI}Mi")
 
 
 def from_recording(recording: Recording, stack: str = "pi5", root: Path | None = None) -> Plan:
     """The plan of a run that already happened (the tests' session run) with `offline_config(stack)`."""
-    return Plan(stack, recording, offline_config(stack, root or ROOT)[2])
+    config, _, placeholders = offline_config(stack, root or ROOT)
+    return Plan(stack, recording, placeholders, _node_memory_mi(config))
 
 
 def render(plan: Plan) -> str:
@@ -304,12 +324,31 @@ def _footprint(plan: Plan) -> list[str]:
     for name, f in sorted(footprints.items()):
         lines.append(_footprint_row(row, name, f))
     lines.append(_footprint_row(row, "total", total))
-    left = total.left_for_applications_mi
+    left = plan.left_for_applications_mi
     lines.append(
-        f"  Node: {NODE_MEMORY_MI} MiB (a 4 GB Pi 5) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
+        f"  Node: {plan.node_memory_mi:.0f} MiB (nodeMemory) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
         f"{total.memory_requests_mi:.0f} MiB = {left:.0f} MiB left for applications "
         f"({'meets' if left >= APPLICATION_RESERVE_MI else 'BELOW'} the {APPLICATION_RESERVE_MI} MiB reserve)."
     )
+    lines += _footprint_notes(total)
+    return lines
+
+
+def _footprint_notes(total: Footprint) -> list[str]:
+    """What the two figures above mean, and what the CPU limits add up to against the cores."""
+    lines = [
+        f"  The reserve: room the applications Argo CD deploys need (in pi5, kube-prometheus-stack's Prometheus "
+        f"alone requests 512Mi), a sizing target ({APPLICATION_RESERVE_MI} MiB), not a measurement.",
+    ]
+    cores = NODE_CPU_MILLIS // 1000
+    if total.cpu_limits_millis > NODE_CPU_MILLIS:
+        lines.append(
+            f"  CPU: limits add up to {total.cpu_limits_millis:.0f}m against {cores} cores ({NODE_CPU_MILLIS}m): "
+            f"OVERCOMMITTED, allowed (a limit caps a burst; requests, {total.cpu_requests_millis:.0f}m, are what "
+            "the scheduler reserves), but parts bursting together throttle one another."
+        )
+    else:
+        lines.append(f"  CPU: limits add up to {total.cpu_limits_millis:.0f}m, within {cores} cores.")
     return lines
 
 
@@ -470,7 +509,8 @@ def rewrite_snapshot(stack: str = "pi5", directory: Path | None = None) -> str:
     changes = snapshot_changes(before, after)
     if not changes:
         return f"{directory}: unchanged (this change does nothing to the platform of {stack})."
-    return "\n".join([f"{directory}: {len(changes)} files changed; review, then commit them:", *changes])
+    files_changed = f"{len(changes)} file{'' if len(changes) == 1 else 's'} changed"
+    return "\n".join([f"{directory}: {files_changed}; review, then commit them:", *changes])
 
 
 def write_snapshot(stack: str = "pi5", directory: Path | None = None) -> Path:

@@ -67,3 +67,18 @@ def test_the_settings_block_creates_the_readers_stack_not_the_maintainers():
     settings = README[README.index("### Settings") :]
     assert "pulumi stack select --create <stack>" in settings
     assert "pulumi stack select --create pi5" not in README
+
+
+def test_the_readmes_footprint_figures_are_the_programs(stack):
+    """Figures in prose go stale: these are derived from what the program registers."""
+    from spitikos import plan as offline
+
+    plan = offline.from_recording(stack)
+    requests = plan.total_footprint().memory_requests_mi
+    sentence = README[README.index("Every container has CPU and memory requests and limits.") :][:400]
+    assert f"The platform requests {requests:.0f} MiB" in sentence
+    assert f"{plan.left_for_applications_mi:.0f} MiB of a 4 GB Pi 5 stay free" in sentence
+    from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI
+
+    assert f"estimated {K3S_SYSTEM_MI} MiB for k3s" in sentence and f"{APPLICATION_RESERVE_MI} MiB reserve" in sentence
+    assert plan.node_memory_mi == 4096 and plan.total_footprint().cpu_limits_millis > 4000

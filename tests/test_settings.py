@@ -240,6 +240,8 @@ BAD_INPUTS = [
         {"adoptExistingRepositories": "false", "rootRepository": "spitikos", "rootPath": "apps"},
         "spitikos:rootPath: 'apps' of 'spitikos' will not exist",
     ),
+    ("node-memory-unit", {"nodeMemory": "4GB"}, "spitikos:nodeMemory: '4GB' is not a memory quantity like '4Gi'"),
+    ("node-memory-small", {"nodeMemory": "2Gi"}, "spitikos:nodeMemory: '2Gi' is out of range (3Gi to 16Gi"),
     (
         "rotated-at-a-bare-date",
         {"argocdAdminPasswordRotatedAt": "2027-01-15"},
