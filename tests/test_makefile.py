@@ -161,6 +161,10 @@ def test_make_cli_installs_the_pinned_cli_and_prints_how_to_put_it_on_path(machi
     assert calls == ["pulumi version"] and f'export PATH="{root}/bin:$PATH"' in again.stdout
 
 
+def test_the_installed_cli_stays_out_of_git_even_before_its_own_gitignore_exists():
+    assert ".pulumi-cli/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
 def test_make_help_lists_every_target_and_plain_make_is_the_whole_check():
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z]+):", makefile, re.M))
