@@ -90,32 +90,15 @@ def test_provider_outputs_that_could_pass_for_real_ones_say_they_are_placeholder
 def test_make_snapshot_says_what_changed(pi5_plan, tmp_path, monkeypatch):
     monkeypatch.setattr(offline, "build", lambda stack: pi5_plan)
     directory = tmp_path / "pi5"
-    first = offline.rewrite_snapshot("pi5", directory).splitlines()
-    assert (
-        first[0].endswith("files changed; review, then commit them:")
-        and f"A plan.txt ({len(offline.render(pi5_plan).splitlines())} lines)" in first
-    )
-    (directory / "plan.txt").write_text(offline.render(pi5_plan).replace("Summary:\n", "Summary:\nold line\n"))
+    (directory / "kubernetes").mkdir(parents=True)
     (directory / "kubernetes" / "deployment-old-gone.yaml").write_text("kind: Deployment\n")
-    said = offline.rewrite_snapshot("pi5", directory)
-    assert said.splitlines()[0].endswith(": 2 files changed; review, then commit them:")
-    assert said.splitlines()[1:] == ["D kubernetes/deployment-old-gone.yaml (1 lines)", "M plan.txt (+0 -1)"]
-    assert "unchanged" in offline.rewrite_snapshot("pi5", directory)
-
-
-def test_the_footprint_is_sized_against_the_stacks_node_memory_and_flags_cpu_overcommit(pi5_plan, fresh):
-    requests = pi5_plan.total_footprint().memory_requests_mi
-    assert pi5_plan.node_memory_mi == 4096  # Pulumi.yaml's default
-    example = offline.from_recording(fresh, "example")
-    assert example.node_memory_mi == 8192  # Pulumi.example.yaml's nodeMemory: 8Gi
-    assert example.left_for_applications_mi == 8192 - 512 - example.total_footprint().memory_requests_mi
-    text = offline.render(example)
-    assert f"Node: 8192 MiB (nodeMemory) - k3s itself ~512 MiB - platform requests {requests:.0f} MiB" in text
-    assert example.to_json()["footprint"]["nodeMemoryMi"] == 8192
-    cpu = next(line for line in offline.render(pi5_plan).splitlines() if line.startswith("  CPU: limits"))
-    limits = pi5_plan.total_footprint().cpu_limits_millis
-    assert (f"{limits:.0f}m against 4 cores (4000m): OVERCOMMITTED" in cpu) == (limits > 4000)
-    assert "The reserve: room the applications Argo CD deploys need" in text
+    (directory / "plan.txt").write_text(offline.render(pi5_plan).replace("Summary:\n", "Summary:\nold line\n"))
+    said = offline.rewrite_snapshot("pi5", directory).splitlines()
+    new = len(offline.snapshot(pi5_plan)) - 1
+    assert said[0].endswith(f": {new + 2} files changed; review, then commit them:")
+    assert "D kubernetes/deployment-old-gone.yaml (1 lines)" in said
+    assert "M plan.txt (+0 -1)" in said and "A plan.json" in " ".join(said)
+    assert offline.snapshot_changes({"a": "x\n"}, {"a": "x\n"}) == []
 
 
 def test_a_dependency_cycle_is_reported():

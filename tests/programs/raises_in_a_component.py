@@ -1,6 +1,6 @@
 """A program whose component raises while the stack is being built (run by tests/test_engine.py).
 
-Shaped like the platform: a resource takes a deferred Output (as GitHub's charts webhook takes
+Shaped like the platform: something consumes a deferred Output (as GitHub's charts webhook takes
 Argo CD's secret before Argo CD exists), and the component that would resolve it raises in its
 constructor. The SDK's mock harness then waits forever for that Output (pulumi/pulumi#7888).
 """
@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pulumi
-import pulumi_random as random
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -26,7 +25,7 @@ class Broken(pulumi.ComponentResource):
 
 def program() -> None:
     secret, resolve_secret = pulumi.deferred_output()
-    random.RandomPassword("waits-for-the-secret", length=16, keepers={"secret": secret})
+    secret.apply(len)  # a consumer, as GitHub's webhook is
     broken = Broken("broken")
     resolve_secret(pulumi.Output.from_input(broken.urn))
 
