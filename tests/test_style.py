@@ -25,3 +25,11 @@ def long_functions() -> dict[str, int]:
 
 def test_no_function_in_the_components_is_longer_than_sixty_lines():
     assert set(long_functions()) <= NOT_YET_SPLIT, long_functions()
+
+
+def test_mutmut_copies_every_stack_file_the_fixtures_run():
+    """mutmut runs the tests in a copy holding only `also_copy`: a stack file left out fails every run."""
+    import tomllib
+
+    also_copy = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["also_copy"]
+    assert {p.name for p in ROOT.glob("Pulumi.*.yaml")} <= set(also_copy)
