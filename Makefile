@@ -13,7 +13,7 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan cli help
+.PHONY: test lint pytest up plan cli help lock
 
 # Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
@@ -24,7 +24,7 @@ help:  ## this list
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check; \
 	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
@@ -47,11 +47,20 @@ cli:  ## install the pinned Pulumi CLI (when missing) and print the `export PATH
 	@STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up cli
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
+# Installed from the lock, every file checked against its sha256: a release replaced on the index,
+# or a dependency missing from the lock, stops the install. (No `pip install --upgrade pip`: that
+# would be the one unhashed download.)
+$(VENV)/.installed: requirements-dev.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+# After a change to requirements*.txt: pin every transitive dependency, with the hashes of all its
+# files on PyPI (any platform, Python 3.11 and later), into the two locks, with the pinned uv.
+LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
+lock: $(VENV)/.installed  ## after editing requirements*.txt: pin every dependency, with hashes, into the locks
+	$(LOCK) requirements.txt -o requirements.lock
+	$(LOCK) requirements-dev.txt -o requirements-dev.lock
 
 .PHONY: snapshot mutants  # `mutants/` is also the directory mutmut works in
 
@@ -67,3 +76,15 @@ mutants: $(VENV)/.installed  ## mutation testing (long: never in make test or CI
 	# mutmut exits non-zero only when it could not run (stats, clean tests); survivors are listed below.
 	$(VENV)/bin/mutmut run --max-children 2
 	$(VENV)/bin/mutmut results --all false | tee mutants/results.txt
+
+.PHONY: migration-check refresh-fixtures
+
+# The organization's patches (docs/migration/) applied to fresh clones of its repositories.
+# Needs the network: without it, says so and fails (exit 2). The offline check is `make test`.
+migration-check:  ## apply the organization's patches (docs/migration/) to fresh clones (needs the network)
+	tools/migration-check
+
+# The organization's files the tests hold the patches against (tests/fixtures/spitikos/SOURCES.yaml),
+# fetched again; MOVE="charts=<commit> ..." moves repositories to other commits first.
+refresh-fixtures: $(VENV)/.installed  ## fetch the organization's files the patch tests hold again (MOVE=...)
+	$(PY) tools/refresh_fixtures.py $(MOVE)

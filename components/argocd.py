@@ -18,7 +18,17 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, chart, namespace
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    chart,
+    egress_policy,
+    namespace,
+    public_internet,
+)
 
 NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
@@ -135,12 +145,15 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=argocd_values(
-                args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+            values=with_pinned_images(
+                argocd_values(
+                    args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
+                )
             ),
             provider=args.provider,
         )
         self._ingress(name, args, ns)
+        self._egress_policy(name, args, ns)
 
         # Repository Secrets need only the namespace, not the release: Argo CD picks them up
         # by label whenever it starts.
@@ -165,14 +178,7 @@ class ArgoCd(pulumi.ComponentResource):
         # Only these need Argo CD's CRDs, so only these wait for the release.
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
-            k8s.apiextensions.CustomResource(
-                f"{name}-project-{project['metadata']['name']}",
-                api_version="argoproj.io/v1alpha1",
-                kind="AppProject",
-                metadata=project["metadata"],
-                spec=project["spec"],
-                opts=after_crds,
-            )
+            app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
         ]
         root = root_application(args.root)
@@ -187,6 +193,18 @@ class ArgoCd(pulumi.ComponentResource):
         self.url = f"https://{args.hostname}"
         self.register_outputs(
             {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
+        )
+
+    def _egress_policy(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """DNS, the API server (the controller applies every application), its own pods (server,
+        repo-server, Redis), and GitHub over SSH and HTTPS (the repositories; Helm charts and OCI
+        registries an application's chart depends on are HTTPS too) on the public internet only."""
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, public_internet(22, 443)],
+            provider=args.provider,
         )
 
     def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
@@ -295,6 +313,17 @@ def argocd_values(
     }
 
 
+def with_pinned_images(values: dict) -> dict:
+    """`values` with Argo CD's and its Redis's images by digest (components/versions.py): every
+    Argo CD component takes `global.image`, the Redis `redis.image` (argo-helm 10.1.1 values.yaml)."""
+    argocd_repository, argocd_tag = versions.repository_and_tag(versions.ARGO_CD_IMAGE)
+    redis_repository, redis_tag = versions.repository_and_tag(versions.ARGO_CD_REDIS_IMAGE)
+    pinned = dict(values)
+    pinned["global"] = {**values.get("global", {}), "image": {"repository": argocd_repository, "tag": argocd_tag}}
+    pinned["redis"] = {**values.get("redis", {}), "image": {"repository": redis_repository, "tag": redis_tag}}
+    return pinned
+
+
 def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:
     """`root` may only create Applications in argocd; `default`, which the applications name,
     may deploy anywhere but the platform's namespaces, from the owner's repositories."""
@@ -311,7 +340,8 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
         },
         {
-            # Argo CD creates `default` with every permission; take it over and narrow it.
+            # Argo CD creates `default` with every permission; take it over and narrow it
+            # (`app_project` patches it, forced, rather than creating it).
             "metadata": {
                 "name": APPS_PROJECT,
                 "namespace": NAMESPACE,
@@ -334,6 +364,25 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
         },
     ]
+
+
+def app_project(resource_name: str, project: dict, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """An AppProject the program creates, or, for `default`, the one argocd-server made: Argo CD
+    creates `default` when its server starts (argo-cd v3.4.4 `server/server.go`,
+    `initializeDefaultProject`, before the server listens), so it exists once the atomic release is
+    ready, and a plain create would fail with AlreadyExists. A server-side-apply patch, forced
+    (`pulumi.com/patchForce`), takes over the fields argocd-server set and narrows them; see
+    docs/decisions/0002-default-project.md."""
+    taken_over = project["metadata"]["name"] == APPS_PROJECT
+    resource = k8s.apiextensions.CustomResourcePatch if taken_over else k8s.apiextensions.CustomResource
+    return resource(
+        resource_name,
+        api_version="argoproj.io/v1alpha1",
+        kind="AppProject",
+        metadata=project["metadata"],
+        spec=project["spec"],
+        opts=opts,
+    )
 
 
 def root_application(root: RootSource) -> dict:

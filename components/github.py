@@ -17,6 +17,13 @@ import pulumi_tls as tls
 SEED = Path(__file__).parent / "seed"
 DEFAULT_BRANCH = "main"
 OWNER_PLACEHOLDER = "__OWNER__"
+# The names docs' `.github/workflows/sync.yaml` reads (docs/migration/docs-842b22a.patch); the
+# token's name is also the api's `platform-env` key.
+DOCS_SYNC_URL_VARIABLE = "DOCS_SYNC_URL"
+DOCS_SYNC_ENVIRONMENT = "sync"
+DOCS_SYNC_TOKEN = "DOCS_SYNC_TOKEN"  # noqa: S105 - a name, not a secret
+# The Actions environment that holds the secrets release jobs need; only DEFAULT_BRANCH deploys to it.
+RELEASE_ENVIRONMENT = "release"
 
 # What an adopted repository keeps as its owner set it: every input of `github.Repository`
 # (pulumi-github 6.15.0) but its name. Declaring them would make the import fail on any
@@ -42,6 +49,16 @@ class WebhookArgs:
 
 
 @dataclass
+class DocsSyncArgs:
+    """What the `docs` repository's own sync workflow reads: the api's Sync URL as an Actions
+    variable, and the token the api checks as a secret of its `sync` environment (docs/decisions/0004)."""
+
+    repository: str
+    url: str
+    token: pulumi.Input[str]
+
+
+@dataclass
 class GitHubArgs:
     provider: github.Provider
     owner: str
@@ -58,6 +75,7 @@ class GitHubArgs:
     visibility: str = "public"
     required_reviews: int = 0
     adopt_existing: bool = False
+    docs_sync: DocsSyncArgs | None = None
 
 
 def seed_file(name: str, owner: str) -> str:
@@ -77,8 +95,22 @@ class GitHub(pulumi.ComponentResource):
             None,
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[args.provider])),
         )
-        child = pulumi.ResourceOptions(parent=self)
         self.repositories = {}
+        defaults = self._repositories(name, args)
+        # Seeded before the rulesets exist: a required-review rule would refuse the commits.
+        seeded = self._seed_files(name, args, defaults)
+        for repo in args.repositories:
+            self._ruleset(name, repo, args, [defaults[repo], *seeded[repo]])
+        self.ssh_urls = {repo: f"git@github.com:{args.owner}/{repo}.git" for repo in args.repositories}
+        self.deploy_keys = self._deploy_keys(name, args)
+        self._webhooks(name, args)
+        self._release_secrets(name, args)
+        if args.docs_sync:
+            self._docs_sync(name, args.docs_sync)
+        self.register_outputs({"ssh_urls": self.ssh_urls})
+
+    def _repositories(self, name: str, args: GitHubArgs) -> dict[str, github.BranchDefault]:
+        """Every repository, created or adopted, with main as its default branch."""
         defaults: dict[str, github.BranchDefault] = {}
         for repo in args.repositories:
             self.repositories[repo] = self._repository(name, repo, args)
@@ -89,10 +121,14 @@ class GitHub(pulumi.ComponentResource):
                 # Never rename: a new repository's first branch follows the owner's setting
                 # (main, GitHub's default); if that branch is not main, this fails and says so.
                 rename=False,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
+        return defaults
 
-        # Seeded before the rulesets exist: a required-review rule would refuse the commits.
+    def _seed_files(
+        self, name: str, args: GitHubArgs, defaults: dict[str, github.BranchDefault]
+    ) -> dict[str, list[pulumi.Resource]]:
+        """The central repository's first files, in new repositories only; adopted ones keep theirs."""
         seeded: dict[str, list[pulumi.Resource]] = {repo: [] for repo in args.repositories}
         if not args.adopt_existing:
             central = args.central_repository
@@ -102,11 +138,12 @@ class GitHub(pulumi.ComponentResource):
                     name, central, ".github/workflows/release.yaml", seed_file("release.yaml", args.owner), defaults
                 ),
             ]
-        for repo in args.repositories:
-            self._ruleset(name, repo, args, [defaults[repo], *seeded[repo]])
+        return seeded
 
-        self.ssh_urls = {repo: f"git@github.com:{args.owner}/{repo}.git" for repo in args.repositories}
-        self.deploy_keys = {}
+    def _deploy_keys(self, name: str, args: GitHubArgs) -> dict[str, pulumi.Output[str]]:
+        """A read-only deploy key on each repository Argo CD reads; returns the private halves."""
+        child = pulumi.ResourceOptions(parent=self)
+        deploy_keys: dict[str, pulumi.Output[str]] = {}
         for repo in args.deploy_key_repositories:
             key = tls.PrivateKey(f"{name}-{repo}-deploy-key", algorithm="ED25519", opts=child)
             github.RepositoryDeployKey(
@@ -117,8 +154,10 @@ class GitHub(pulumi.ComponentResource):
                 read_only=True,
                 opts=child,
             )
-            self.deploy_keys[repo] = pulumi.Output.secret(key.private_key_openssh)
+            deploy_keys[repo] = pulumi.Output.secret(key.private_key_openssh)
+        return deploy_keys
 
+    def _webhooks(self, name: str, args: GitHubArgs) -> None:
         for hook in args.webhooks:
             github.RepositoryWebhook(
                 f"{name}-{hook.repository}-webhook",
@@ -131,19 +170,78 @@ class GitHub(pulumi.ComponentResource):
                     insecure_ssl=False,
                     secret=pulumi.Output.secret(hook.secret),
                 ),
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
 
+    def _release_secrets(self, name: str, args: GitHubArgs) -> None:
+        """GHA_PAT in each application repository's `release` environment, never repository-wide.
+
+        A repository-level secret is readable by a workflow on any branch; an environment secret
+        only by a job that names the environment and passes its branch policy (main alone).
+        """
         for repo in args.application_repositories:
-            github.ActionsSecret(
-                f"{name}-{repo}-gha-pat",
-                repository=self.repositories[repo].name,
-                secret_name="GHA_PAT",  # noqa: S106 - the Actions secret's name
-                value=pulumi.Output.secret(args.release_token),
-                opts=child,
-            )
+            release = self._release_environment(name, repo)
+            self._environment_secret(name, repo, release, "GHA_PAT", args.release_token)
 
-        self.register_outputs({"ssh_urls": self.ssh_urls})
+    def _release_environment(
+        self, name: str, repo: str, environment_name: str = RELEASE_ENVIRONMENT
+    ) -> github.RepositoryEnvironmentDeploymentPolicy:
+        """An Actions environment of `repo` (`release` unless named), which only the default
+        branch may deploy to.
+
+        Returns its branch policy: a secret that names the policy's environment is created
+        after the policy, so no job on another branch can ever read it.
+        """
+        environment = github.RepositoryEnvironment(
+            f"{name}-{repo}-{environment_name}-environment",
+            repository=self.repositories[repo].name,
+            environment=environment_name,
+            # Only the branches a deployment policy names (below: main) may deploy.
+            deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
+                protected_branches=False, custom_branch_policies=True
+            ),
+            # Repository admins go through the branch policy too (they can still edit it).
+            can_admins_bypass=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return github.RepositoryEnvironmentDeploymentPolicy(
+            f"{name}-{repo}-{environment_name}-environment-main",
+            repository=self.repositories[repo].name,
+            environment=environment.environment,
+            branch_pattern=DEFAULT_BRANCH,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _environment_secret(
+        self,
+        name: str,
+        repo: str,
+        environment: github.RepositoryEnvironmentDeploymentPolicy,
+        secret_name: str,
+        value: pulumi.Input[str],
+    ) -> github.ActionsEnvironmentSecret:
+        """An Actions secret that only jobs in `environment` (of `repo`), on main, can read."""
+        return github.ActionsEnvironmentSecret(
+            f"{name}-{repo}-{secret_name.lower().replace('_', '-')}",
+            repository=self.repositories[repo].name,
+            environment=environment.environment,
+            secret_name=secret_name,
+            value=pulumi.Output.secret(value),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _docs_sync(self, name: str, sync: DocsSyncArgs) -> None:
+        """The URL as a repository variable; the token only in the `sync` environment, which only
+        main may use: a workflow pushed to another branch cannot read it."""
+        github.ActionsVariable(
+            f"{name}-{sync.repository}-sync-url",
+            repository=self.repositories[sync.repository].name,
+            variable_name=DOCS_SYNC_URL_VARIABLE,
+            value=sync.url,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        main = self._release_environment(name, sync.repository, DOCS_SYNC_ENVIRONMENT)
+        self._environment_secret(name, sync.repository, main, DOCS_SYNC_TOKEN, sync.token)
 
     def _repository(self, name: str, repo: str, args: GitHubArgs) -> github.Repository:
         if args.adopt_existing:

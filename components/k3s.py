@@ -2,12 +2,15 @@
 
 Each node's SSH host key is pinned: from the settings, or read once on first contact and
 kept in state (trust on first use, as ssh's known_hosts does); every later connection
-refuses another key. Each node gets a preflight check, then an install that runs k3s's
-own idempotent installer whenever anything it depends on changes (version, flags, token),
-and upgrades in place when the pinned version changes (the version lives in the
-`create`/`update` scripts, never in `triggers`). Secrets (the agent token) reach a node on
-standard input, into a 0600 file, never in a command's text or argv. Deleting or replacing
-an install resource leaves k3s alone unless the stack opts in to uninstalling.
+refuses another key. First contact is `ssh-keyscan` where `pulumi up` runs, and depends on
+the node's host and port alone: a new SSH key, user or anything else never reads it again
+(an attacker answering as the node during a key rotation would otherwise get pinned).
+Each node gets a preflight check, then an install that runs k3s's own idempotent installer
+whenever anything it depends on changes (version, flags, token), and upgrades in place when
+the pinned version changes (the version lives in the `create`/`update` scripts, never in
+`triggers`). Secrets (the agent token) reach a node on standard input, into a 0600 file,
+never in a command's text or argv. Deleting or replacing an install resource leaves k3s
+alone unless the stack opts in to uninstalling.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from urllib.parse import quote
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
-from pulumi_command import remote
+from pulumi_command import local, remote
 
+from components import versions
 from components.settings import host_key_line, url_host
 
 # What a node must have. A 4 GB Pi 5 reports about 3.9 GiB; the 2 GB model is too small.
@@ -35,6 +39,8 @@ TOKEN_FILE = "/etc/rancher/k3s/spitikos-agent-token"  # noqa: S105 - a path, not
 DOWNLOAD_TIMEOUT = 300
 INSTALL_TIMEOUT = 900
 SERVICE_TIMEOUT = 300
+# How long ssh-keyscan waits for a node on first contact, in seconds (its `-T`).
+KEYSCAN_TIMEOUT = 20
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -96,14 +102,22 @@ echo "preflight ok: $arch, $((mem / 1024)) MiB RAM, $((disk / 1024 / 1024)) GiB 
 
 
 def install_script(
-    version: str, exec_args: Sequence[str], env: Sequence[str] = (), service: str = "k3s", token_file: str = ""
+    version: str,
+    exec_args: Sequence[str],
+    env: Sequence[str] = (),
+    service: str = "k3s",
+    token_file: str = "",
+    installer_sha256: str | None = None,
 ) -> str:
     """Installs, reconfigures or upgrades k3s to `version` with k3s's own installer, which is
     idempotent (it restarts k3s only when the binary, unit or environment changed).
 
     The installer is fetched from the release's own tag, so the script is pinned too. With
     `token_file`, the script first writes its standard input there (mode 0600): that is how
-    the agent token arrives. `env` holds no secret.
+    the agent token arrives. `env` holds no secret. With `installer_sha256`, the installer runs only
+    if it has that hash; it then checks the k3s binary itself against the release's published
+    `sha256sum-arm64.txt` (install.sh's download_hash/verify_binary; INSTALL_K3S_SKIP_DOWNLOAD,
+    which would skip that, is never set here).
     """
     installer = f"https://raw.githubusercontent.com/k3s-io/k3s/{quote(version, safe='')}/install.sh"
     flags = " ".join(shlex.quote(a) for a in exec_args)
@@ -121,7 +135,7 @@ have=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
 trap 'rm -f "$installer"' EXIT
 curl -sfL --max-time {DOWNLOAD_TIMEOUT} --retry 3 -o "$installer" {installer} \\
   || {{ echo "could not download the k3s installer for $want" >&2; exit 1; }}
-timeout {INSTALL_TIMEOUT} env {env_prefix} INSTALL_K3S_VERSION="$want" \\
+{_verify_installer(installer_sha256)}timeout {INSTALL_TIMEOUT} env {env_prefix} INSTALL_K3S_VERSION="$want" \\
   INSTALL_K3S_EXEC={shlex.quote(flags)} sh "$installer"
 got=$(k3s --version 2>/dev/null | awk 'NR==1 {{print $3}}' || true)
 [ "$got" = "$want" ] || {{ echo "k3s reports '$got' after installing $want" >&2; exit 1; }}
@@ -131,17 +145,43 @@ echo "k3s $want installed and {service} active (was: ${{have:-none}})"
 """
 
 
+def _verify_installer(sha256: str | None) -> str:
+    """Shell lines that stop unless "$installer" has the pinned sha256 (or warn when none is pinned)."""
+    if not sha256:
+        return 'echo "warning: no sha256 of the k3s installer for $want is pinned (components/versions.py)" >&2\n'
+    return (
+        f'echo "{sha256}  $installer" | sha256sum -c --status \\\n'
+        '  || { echo "the k3s installer downloaded for $want does not match the sha256 pinned in '
+        'components/versions.py: not running it" >&2; exit 1; }\n'
+    )
+
+
 def uninstall_script(service: str) -> str:
     script = "/usr/local/bin/k3s-uninstall.sh" if service == "k3s" else "/usr/local/bin/k3s-agent-uninstall.sh"
     return f"if [ -x {script} ]; then {script}; fi"
 
 
-def first_contact_key(pub_file: str) -> str:
-    """`ssh-ed25519 AAAA...` from the node's `ssh_host_ed25519_key.pub` (`... root@host`), parsed as
+def keyscan_script(host: str, port: int) -> str:
+    """Reads the node's ed25519 host key from where `pulumi up` runs; fails, saying why, when the
+    node shows none. Only the first line: a name with several addresses prints one per address."""
+    target = f"{shlex.quote(host)}:{port}"
+    return f"""set -eu
+command -v ssh-keyscan >/dev/null || {{ echo "ssh-keyscan is not installed where pulumi up runs \
+(Debian/Ubuntu: openssh-client); it reads {target}'s host key on first contact" >&2; exit 1; }}
+key=$(ssh-keyscan -T {KEYSCAN_TIMEOUT} -t ed25519 -p {port} {shlex.quote(host)} 2>/dev/null \
+  | grep -v '^#' | head -n 1 || true)
+[ -n "$key" ] || {{ echo "ssh-keyscan read no ed25519 host key from {target} within {KEYSCAN_TIMEOUT}s: is the node up \
+and reachable from here, with sshd on that port? Or set its host key in the settings" >&2; exit 1; }}
+printf '%s\n' "$key"
+"""
+
+
+def first_contact_key(keyscan_line: str) -> str:
+    """`ssh-ed25519 AAAA...` from the `HOST ssh-ed25519 AAAA...` line ssh-keyscan prints, parsed as
     the `nodeHostKey` setting is; anything else stops the run rather than pin a garbled key."""
-    key = host_key_line(pub_file)
+    key = host_key_line(keyscan_line)
     if key is None:
-        raise ValueError("the node's /etc/ssh/ssh_host_ed25519_key.pub does not hold an SSH host key")
+        raise ValueError("ssh-keyscan's answer from the node does not hold an SSH host key")
     return key
 
 
@@ -180,8 +220,12 @@ class K3sCluster(pulumi.ComponentResource):
         server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
+        installer_sha256 = versions.K3S_INSTALLER_SHA256.get(args.version)
         install = self._install(
-            f"{name}-server", connection, install_script(args.version, server_flags, token_file=TOKEN_FILE), "k3s"
+            f"{name}-server",
+            connection,
+            install_script(args.version, server_flags, token_file=TOKEN_FILE, installer_sha256=installer_sha256),
+            "k3s",
         )
         self.install = install
 
@@ -204,6 +248,7 @@ class K3sCluster(pulumi.ComponentResource):
                     env=[f"K3S_URL={shlex.quote(server_url)}", f"K3S_TOKEN_FILE={TOKEN_FILE}"],
                     service="k3s-agent",
                     token_file=TOKEN_FILE,
+                    installer_sha256=installer_sha256,
                 ),
                 "k3s-agent",
                 after=[install],
@@ -225,14 +270,23 @@ class K3sCluster(pulumi.ComponentResource):
         if node.host_key:
             host_key = node.host_key
         else:
-            first_contact = remote.Command(
-                f"{prefix}-host-key",
-                connection=_connection(node, host_key=None),
-                create="cat /etc/ssh/ssh_host_ed25519_key.pub",
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            host_key = first_contact.stdout.apply(first_contact_key)
+            host_key = self._first_contact(prefix, node)
         return _connection(node, host_key=host_key)
+
+    def _first_contact(self, prefix: str, node: NodeArgs) -> pulumi.Output[str]:
+        """The key the node shows first, read by ssh-keyscan where `pulumi up` runs. Its inputs are
+        the host and port alone, so nothing else (a rotated SSH key, another user) reads it again.
+        Earlier versions read it over SSH with a `remote` command of the same name, which the alias
+        carries over; its inputs differ, so the first run after the upgrade reads the key once more
+        (the same key, unless someone answers as the node then: pin it in the settings first to
+        rule that out, see docs/operations.md)."""
+        first_contact = local.Command(
+            f"{prefix}-host-key",
+            create=keyscan_script(node.host, node.port),
+            triggers=[node.host, node.port],
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(type_="command:remote:Command")]),
+        )
+        return first_contact.stdout.apply(first_contact_key)
 
     def _install(
         self,

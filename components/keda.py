@@ -8,17 +8,44 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import versions
-from components.kube import RESTRICTED, Size, chart, namespace, network_policy, with_provider
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    RESTRICTED,
+    Size,
+    chart,
+    egress_policy,
+    from_namespaces,
+    from_nodes,
+    in_namespaces,
+    namespace,
+    network_policy,
+    to_pods,
+    with_provider,
+)
 
 NAMESPACE = "keda"
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
 METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
+# What the scalers read: the real applications' ScaledObjects (charts/_common's template) query
+# kube-prometheus-stack's Prometheus (`prometheus_namespace`) on 9090. A scaler that reads anything
+# else (a Redis list, an outside queue, an HTTP endpoint) needs a rule in `_egress_policy`.
+PROMETHEUS_API_PORT = 9090
 WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
+# keda chart 2.20.2 (values.yaml, templates/*/deployment.yaml): what the nodes call.
+WEBHOOKS_PORT = 9443  # the admission webhooks (`webhooks.port` unset: 9443)
+METRICS_API_PORT = 6443  # the external metrics API server (`service.portHttpsTarget`); also probed there
+HEALTH_PORT = 8081  # the operator's and the webhooks' liveness and readiness probes
+PROMETHEUS_PORT = 8080  # every component's Prometheus metrics (`prometheus.*.port`)
 
 
 @dataclass
 class KedaArgs:
     provider: k8s.Provider
+    node_count: int = 1
+    """The cluster's nodes: the API server and kubelets reach KEDA from their addresses."""
+    prometheus_namespace: str = "monitoring"
+    """Where Prometheus runs (kube-prometheus-stack in spitikos/charts): it may scrape KEDA's metrics."""
 
 
 class Keda(pulumi.ComponentResource):
@@ -38,6 +65,12 @@ class Keda(pulumi.ComponentResource):
             repo=versions.KEDA_REPO,
             namespace=ns.metadata.name,
             values={
+                # The chart's default is `Always`: a restart without internet would then fail.
+                "image": {"pullPolicy": "IfNotPresent", **pinned_images()},
+                # Kept when the release is deleted or replaced, as Argo CD's are: deleting a CRD
+                # deletes every ScaledObject with it. The chart (templates/crds/*.yaml at 2.20.2)
+                # copies crds.additionalAnnotations onto each CRD.
+                "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
                 "operator": {"replicaCount": 1},
                 "metricsServer": {"replicaCount": 1},
                 "webhooks": {"replicaCount": 1},
@@ -48,13 +81,56 @@ class Keda(pulumi.ComponentResource):
                 },
             },
         )
-        # The operator, metrics server and webhooks talk among themselves; the API server calls
-        # the metrics server and the webhooks from the node. No other pod has reason to.
+        self._network_policy(name, ns, args)
+        self._egress_policy(name, ns, args)
+        self.register_outputs({})
+
+    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
+        """The operator, metrics server and webhooks talk among themselves; the API server, on the
+        server node, calls the webhooks and the metrics API wherever they run (k3s's kube-router
+        admits only a pod's own node unless a rule says otherwise); kubelets probe; Prometheus
+        scrapes. No other pod has reason to."""
+        tcp = [{"protocol": "TCP", "port": p} for p in (WEBHOOKS_PORT, METRICS_API_PORT, HEALTH_PORT)]
         network_policy(
             f"{name}-network-policy",
             self,
             ns.metadata.name,
             "keda-internal",
-            {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]},
+            {
+                "podSelector": {},
+                "ingress": [
+                    {"from": [{"podSelector": {}}]},
+                    {"from": from_nodes(args.node_count), "ports": tcp},
+                    {
+                        "from": [from_namespaces(args.prometheus_namespace)],
+                        "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],
+                    },
+                ],
+            },
         )
-        self.register_outputs({})
+
+    def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
+        """The API server (it watches and scales workloads), DNS, its own pods, and the scalers' sources."""
+        scalers = [to_pods(in_namespaces(args.prometheus_namespace), [PROMETHEUS_API_PORT])]
+        egress_policy(
+            f"{name}-egress-policy",
+            self,
+            ns.metadata.name,
+            [DNS_EGRESS, *API_SERVER_EGRESS, {"to": [{"podSelector": {}}]}, *scalers],
+        )
+
+
+def pinned_images() -> dict:
+    """The chart's three images by digest (components/versions.py), as `image.<component>` values:
+    `registry`, `repository` and a `tag@digest` tag (keda 2.20.2 values.yaml)."""
+
+    def image(pinned: str) -> dict:
+        repository, tag = versions.repository_and_tag(pinned)
+        registry, path = repository.split("/", 1)
+        return {"registry": registry, "repository": path, "tag": tag}
+
+    return {
+        "keda": image(versions.KEDA_IMAGE),
+        "metricsApiServer": image(versions.KEDA_METRICS_API_SERVER_IMAGE),
+        "webhooks": image(versions.KEDA_WEBHOOKS_IMAGE),
+    }

@@ -13,14 +13,15 @@ from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
-from components.github import GitHub, GitHubArgs, WebhookArgs
+from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
 
-DOCS_WEBHOOK_PATH = "/webhook/github/docs"
+# The api's Connect RPC that recaches docs (spitikos/api proto/docs/docs.proto: docs.DocsService).
+DOCS_SYNC_PATH = "/docs.DocsService/Sync"
 ARGOCD_WEBHOOK_PATH = "/api/webhook"
 API_NAMESPACE = "api"
 K3S_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
@@ -47,28 +48,35 @@ class Platform(pulumi.ComponentResource):
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        self.ingress = IngressNginx(
-            f"{name}-ingress-nginx", IngressNginxArgs(provider=kube, client_namespace=tunnel.NAMESPACE), opts=child
-        )
+        nodes = 1 + len(cfg.agents)
+        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
         cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
 
-        docs_secret = random.RandomPassword(f"{name}-docs-webhook-secret", length=40, special=False, opts=child)
-        self.docs_webhook_secret = pulumi.Output.secret(docs_secret.result)
+        # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
+        # alias keeps the value, so nothing is replaced.
+        docs_token = random.RandomPassword(
+            f"{name}-docs-sync-token",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
+        )
+        self.docs_sync_token = pulumi.Output.secret(docs_token.result)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
-        webhooks = webhook_args(cfg, self.docs_webhook_secret, charts_webhook_secret)
-        self.github = GitHub(f"{name}-github", github_args(cfg, github_provider, webhooks), opts=child)
+        self.github = GitHub(
+            f"{name}-github", github_args(cfg, github_provider, charts_webhook_secret, self.docs_sync_token), opts=child
+        )
         self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
         resolve_charts_webhook_secret(self.argocd.webhook_secret)
 
@@ -77,7 +85,7 @@ class Platform(pulumi.ComponentResource):
             AppNamespaceArgs(
                 provider=kube,
                 namespace=API_NAMESPACE,
-                env=app_env(self.redis, {"GITHUB_WEBHOOK_SECRET": self.docs_webhook_secret}),
+                env=app_env(self.redis, {DOCS_SYNC_TOKEN: self.docs_sync_token}),
             ),
             opts=child,
         )
@@ -124,6 +132,18 @@ def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulu
     return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}
 
 
+def ingress_args(kube: pulumi.ProviderResource, nodes: int) -> IngressNginxArgs:
+    """NGINX for the tunnel's cloudflared; no other platform namespace but Argo CD's may reach it."""
+    return IngressNginxArgs(
+        provider=kube,
+        client_namespace=tunnel.NAMESPACE,
+        node_count=nodes,
+        unreachable_namespaces=[
+            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+        ],
+    )
+
+
 def argocd_repositories(cfg: s.Settings) -> list[str]:
     """What Argo CD reads over SSH with read-only deploy keys: the seed's, the charts', the root's."""
     return list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
@@ -147,17 +167,14 @@ def cluster_args(cfg: s.Settings) -> K3sClusterArgs:
     )
 
 
-def webhook_args(
-    cfg: s.Settings, docs_secret: pulumi.Input[str], charts_secret: pulumi.Input[str]
-) -> list[WebhookArgs]:
-    """`docs` pushes to the api, `charts` to Argo CD; each signed with a secret its receiver shares."""
-    return [
-        WebhookArgs(s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_WEBHOOK_PATH}", docs_secret),
-        WebhookArgs(s.CHARTS_REPOSITORY, f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}", charts_secret),
-    ]
-
-
-def github_args(cfg: s.Settings, provider: github.Provider, webhooks: list[WebhookArgs]) -> GitHubArgs:
+def github_args(
+    cfg: s.Settings,
+    provider: github.Provider,
+    charts_webhook_secret: pulumi.Input[str],
+    docs_sync_token: pulumi.Input[str],
+) -> GitHubArgs:
+    """The repositories, Argo CD's deploy keys, the charts webhook (its secret shared with Argo CD)
+    and the token docs' sync workflow sends the api."""
     return GitHubArgs(
         provider=provider,
         owner=cfg.github.owner,
@@ -166,11 +183,16 @@ def github_args(cfg: s.Settings, provider: github.Provider, webhooks: list[Webho
         charts_repository=s.CHARTS_REPOSITORY,
         deploy_key_repositories=argocd_repositories(cfg),
         application_repositories=cfg.github.application_repositories,
-        webhooks=webhooks,
+        webhooks=[
+            WebhookArgs(
+                s.CHARTS_REPOSITORY, f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}", charts_webhook_secret
+            ),
+        ],
         release_token=cfg.github.release_token,
         visibility=cfg.github.visibility,
         required_reviews=cfg.github.required_reviews,
         adopt_existing=cfg.github.adopt_existing,
+        docs_sync=DocsSyncArgs(s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", docs_sync_token),
     )
 
 

@@ -284,14 +284,15 @@ def is_hostname_pattern(value: str) -> bool:
 
 
 def zone_of(hostname: str, zones: tuple[str, ...]) -> str | None:
-    """The most specific listed zone `hostname` (or wildcard) belongs to."""
-    name = hostname.removeprefix("*.")
-    matching = [z for z in zones if name == z or name.endswith("." + z)]
+    """The most specific listed zone `hostname` (or wildcard) belongs to; DNS names compare without case."""
+    name = hostname.lower().removeprefix("*.")
+    matching = [z for z in zones if name == z.lower() or name.endswith("." + z.lower())]
     return max(matching, key=len) if matching else None
 
 
 def covers(pattern: str, hostname: str) -> bool:
-    """`*.a.b` covers `x.a.b` (one label), as DNS and the tunnel's wildcard rules do."""
+    """`*.a.b` covers `x.a.b` (one label), as DNS and the tunnel's wildcard rules do; case is ignored."""
+    pattern, hostname = pattern.lower(), hostname.lower()
     if pattern.startswith("*."):
         head, _, rest = hostname.partition(".")
         return bool(head) and rest == pattern[2:]
@@ -322,7 +323,17 @@ def host_key_line(value: str) -> str | None:
 
 
 def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSettings | None:
-    """`[name=][user@]host[:port]` from the `agents` list; the name defaults to the host's."""
+    """`[name=][user@]host[:port] [host key]` from the `agents` list; the name defaults to the host's.
+    Without a host key, the key the node shows on first contact is pinned."""
+    # A host key follows the address after a space, and names its type (`ssh-ed25519 ...`).
+    address, _, written_key = entry.partition(" ")
+    host_key = None
+    if re.search(r"\b(?:ssh|ecdsa)-", written_key):
+        entry = address
+        host_key = host_key_line(written_key)
+        if host_key is None:
+            reader.fail(key, f"{entry!r}: {written_key.strip()!r} is not an SSH host key like 'ssh-ed25519 AAAA...'")
+            return None
     match = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([^:@\[\]]+|\[[0-9a-fA-F:.]+\])(?::(\d+))?", entry)
     bare_ipv6 = re.fullmatch(r"(?:([^=@]+)=)?(?:([^@]+)@)?([0-9a-fA-F:]+:[0-9a-fA-F:.]*)", entry)
     if bare_ipv6 and is_host(bare_ipv6.group(3)):
@@ -346,7 +357,7 @@ def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSe
     if not _AGENT_KEY_RE.fullmatch(stable):
         reader.fail(key, f"{stable!r} is not a node name (lower-case letters, digits and '-', at most 32)")
         return None
-    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=None, key=stable)
+    return NodeSettings(host=host, user=entry_user or user, port=int(entry_port or port), host_key=host_key, key=stable)
 
 
 def _nodes(r: _Reader) -> tuple[NodeSettings, tuple[NodeSettings, ...]]:

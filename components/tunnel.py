@@ -24,7 +24,20 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
-from components.kube import PLATFORM_LABELS, RESTRICTED, Size, namespace, network_policy
+from components.kube import (
+    API_SERVER_EGRESS,
+    DNS_EGRESS,
+    PLATFORM_LABELS,
+    RESTRICTED,
+    Size,
+    egress_policy,
+    in_namespaces,
+    namespace,
+    network_policy,
+    public_internet,
+    to_host,
+    to_pods,
+)
 from components.settings import url_host, zone_of
 
 NAMESPACE = "cloudflared"
@@ -34,6 +47,8 @@ METRICS_PORT = 2000
 CLOUDFLARED = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 CATCH_ALL = "http_status:404"
 KUBE_API_SERVICE = "tcp://kubernetes.default.svc:443"
+CONNECTOR_LABELS = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
+CONNECTOR_SELECTOR = {"app.kubernetes.io/name": "cloudflared"}
 
 
 @dataclass(frozen=True)
@@ -71,15 +86,20 @@ class TunnelArgs:
     kube_api_hostname: str | None = None
     access_emails: Sequence[str] = field(default_factory=list)
     replicas: int = 2
+    ingress_namespace: str = "ingress-nginx"
+    """Where NGINX's pods run (the namespace of `ingress_url`'s Service)."""
 
 
 def routes(args: TunnelArgs) -> list[Route]:
     """The routes in the order the tunnel matches them: explicit hostnames (a bypassed path ahead
     of its hostname), then the private ones, then wildcards. The catch-all comes after."""
-    protected = set(args.protected_hostnames)
+    # DNS names compare without case: `API.example.com` is `api.example.com`.
+    hostnames = [h.lower() for h in args.hostnames]
+    protected = {h.lower() for h in args.protected_hostnames}
+    public_paths = {h.lower(): paths for h, paths in args.public_paths.items()}
     explicit: list[Route] = []
-    for hostname in (h for h in args.hostnames if not h.startswith("*.")):
-        for path in args.public_paths.get(hostname, ()) if hostname in protected else ():
+    for hostname in (h for h in hostnames if not h.startswith("*.")):
+        for path in public_paths.get(hostname, ()) if hostname in protected else ():
             explicit.append(Route(hostname, args.ingress_url, path=f"^{path}$"))
         explicit.append(Route(hostname, args.ingress_url, protected=hostname in protected))
     if args.ssh_hostname:
@@ -87,7 +107,7 @@ def routes(args: TunnelArgs) -> list[Route]:
         explicit.append(Route(args.ssh_hostname, service, protected=True))
     if args.kube_api_hostname:
         explicit.append(Route(args.kube_api_hostname, KUBE_API_SERVICE, protected=True))
-    wildcards = [Route(h, args.ingress_url, protected=h in protected) for h in args.hostnames if h.startswith("*.")]
+    wildcards = [Route(h, args.ingress_url, protected=h in protected) for h in hostnames if h.startswith("*.")]
     return explicit + wildcards
 
 
@@ -143,7 +163,10 @@ class Tunnel(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self, provider=args.cloudflare),
         )
         self.token = pulumi.Output.secret(token.token)
-        self._connector(name, args.replicas, args.kubernetes)
+        connector_namespace = self._connector(name, args.replicas, args.kubernetes)
+        egress_policy(
+            f"{name}-egress-policy", self, connector_namespace, connector_egress(args), provider=args.kubernetes
+        )
         self.register_outputs({"tunnel_id": self.tunnel_id, "cname_target": self.cname_target})
 
     def _config(
@@ -281,13 +304,12 @@ class Tunnel(pulumi.ComponentResource):
                 )
         return applications
 
-    def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> None:
-        """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready."""
+    def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> pulumi.Output[str]:
+        """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready.
+        Returns its namespace's name."""
         child = pulumi.ResourceOptions(parent=self, provider=kubernetes)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=kubernetes)
-        labels = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
-        selector = {"app.kubernetes.io/name": "cloudflared"}
-        meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": labels}  # noqa: E731
+        meta = lambda n: {"name": n, "namespace": ns.metadata.name, "labels": CONNECTOR_LABELS}  # noqa: E731
         secret = k8s.core.v1.Secret(
             f"{name}-token",
             metadata=meta("cloudflared-token"),
@@ -295,64 +317,13 @@ class Tunnel(pulumi.ComponentResource):
             string_data={"token": self.token},
             opts=child,
         )
-        probe = {"httpGet": {"path": "/ready", "port": "metrics"}}
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=meta("cloudflared"),
             spec={
                 "replicas": replicas,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": NONROOT_UID,
-                            "runAsGroup": NONROOT_UID,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                        },
-                        # Spread over nodes when there are several.
-                        "topologySpreadConstraints": [
-                            {
-                                "maxSkew": 1,
-                                "topologyKey": "kubernetes.io/hostname",
-                                "whenUnsatisfiable": "ScheduleAnyway",
-                                "labelSelector": {"matchLabels": selector},
-                            }
-                        ],
-                        "containers": [
-                            {
-                                "name": "cloudflared",
-                                "image": versions.CLOUDFLARED_IMAGE,
-                                "args": [
-                                    "tunnel",
-                                    "--no-autoupdate",
-                                    "--protocol",
-                                    "http2",
-                                    "--metrics",
-                                    f"0.0.0.0:{METRICS_PORT}",
-                                    "run",
-                                ],
-                                "env": [
-                                    {
-                                        "name": "TUNNEL_TOKEN",
-                                        "valueFrom": {"secretKeyRef": {"name": "cloudflared-token", "key": "token"}},
-                                    }
-                                ],
-                                "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-                                "readinessProbe": {**probe, "periodSeconds": 10},
-                                "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
-                                "resources": CLOUDFLARED.resources(),
-                                "securityContext": {
-                                    "allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]},
-                                },
-                            }
-                        ],
-                    },
-                },
+                "selector": {"matchLabels": CONNECTOR_SELECTOR},
+                "template": {"metadata": {"labels": CONNECTOR_LABELS}, "spec": connector_pod_spec()},
             },
             opts=pulumi.ResourceOptions(parent=self, provider=kubernetes, depends_on=[secret]),
         )
@@ -363,6 +334,77 @@ class Tunnel(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata=meta("cloudflared"),
-            spec={"minAvailable": 1, "selector": {"matchLabels": selector}},
+            spec={"minAvailable": 1, "selector": {"matchLabels": CONNECTOR_SELECTOR}},
             opts=child,
         )
+        return ns.metadata.name
+
+
+# Cloudflare's edge: port 7844 on addresses that vary (region1/region2.v2.argotunnel.com), so any
+# public address. TCP only: cloudflared runs `--protocol http2`, never QUIC (UDP). 443 for
+# api.cloudflare.com, which cloudflared calls outside the tunnel (Cloudflare's "tunnel with
+# firewall" page lists it; updates are off with --no-autoupdate).
+EDGE_PORT = 7844
+
+
+def connector_egress(args: TunnelArgs) -> list[dict]:
+    """What cloudflared dials: DNS, the edge, NGINX, and the origins of the SSH and API routes."""
+    rules = [DNS_EGRESS, public_internet(EDGE_PORT, 443), to_pods(in_namespaces(args.ingress_namespace), [80, 443])]
+    if args.ssh_hostname:
+        rules.append(to_host(args.node_address, args.node_ssh_port))
+    if args.kube_api_hostname:
+        rules += API_SERVER_EGRESS
+    return rules
+
+
+def connector_pod_spec() -> dict:
+    """cloudflared: non-root, read-only, no capabilities, no service account token; the tunnel token
+    from its Secret; spread over nodes when there are several."""
+    probe = {"httpGet": {"path": "/ready", "port": "metrics"}}
+    return {
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NONROOT_UID,
+            "runAsGroup": NONROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": CONNECTOR_SELECTOR},
+            }
+        ],
+        "containers": [
+            {
+                "name": "cloudflared",
+                "image": versions.CLOUDFLARED_IMAGE,
+                "args": [
+                    "tunnel",
+                    "--no-autoupdate",
+                    "--protocol",
+                    "http2",
+                    "--metrics",
+                    f"0.0.0.0:{METRICS_PORT}",
+                    "run",
+                ],
+                "env": [
+                    {
+                        "name": "TUNNEL_TOKEN",
+                        "valueFrom": {"secretKeyRef": {"name": "cloudflared-token", "key": "token"}},
+                    }
+                ],
+                "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+                "readinessProbe": {**probe, "periodSeconds": 10},
+                "livenessProbe": {**probe, "initialDelaySeconds": 10, "failureThreshold": 3},
+                "resources": CLOUDFLARED.resources(),
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+            }
+        ],
+    }

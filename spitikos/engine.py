@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from spitikos import lazy_sdk
 from spitikos.failfast import failing_fast
+
+lazy_sdk.install()  # before any component imports pulumi_cloudflare
 
 STACK = "pi5"
 PROJECT = "spitikos"
@@ -87,6 +91,26 @@ def exposed_strings(value: Any) -> Iterable[str]:
             yield from exposed_strings(v)
 
 
+def deserialize_keeping_secrets(value: Any) -> Any:
+    """A registration's inputs as the engine keeps them: each secret marked where it is.
+
+    The SDK's own `rpc.deserialize_properties` (for resource outputs) pushes a nested secret's
+    marker up to the top-level property, so a chart's values with one password inside would be all
+    secret, and the plan could show none of it. The wire format carries the marker on the leaf:
+    keep it there. Assets, resource references and output values go through the SDK as before.
+    """
+    if isinstance(value, struct_pb2.Struct):
+        if rpc._special_sig_key in value:
+            if value[rpc._special_sig_key] == rpc._special_secret_sig:
+                return rpc.wrap_rpc_secret(deserialize_keeping_secrets(value["value"]))
+            return rpc.deserialize_properties(value)
+        fields = {k: deserialize_keeping_secrets(v) for k, v in value.items()}
+        return {k: v for k, v in fields.items() if v is not None}  # as the SDK: a None is no property
+    if isinstance(value, struct_pb2.ListValue):
+        return [deserialize_keeping_secrets(v) for v in value]
+    return rpc.deserialize_property(value)
+
+
 def whole_numbers_as_int(value: Any) -> Any:
     """`value` with every integral float as an int.
 
@@ -126,14 +150,23 @@ class Registration:
     state: dict = field(default_factory=dict)
     providers: dict[str, str] = field(default_factory=dict)
     """A component's providers by package, as references; its children inherit them."""
+    aliases: list[str] = field(default_factory=list)
+    """Earlier types or names this resource was registered under (URNs, or `type`/`name` specs)."""
 
     @property
     def values(self) -> dict:
         """Inputs with secret markers removed."""
         return plain(self.inputs)
 
-    def input_is_secret(self, key: str) -> bool:
-        return is_secret(self.inputs.get(key))
+    def input_is_secret(self, key: str, *path: str) -> bool:
+        """Whether the input (or the leaf at `path` inside it) is marked secret, itself or by a
+        container it is in."""
+        value = self.inputs.get(key)
+        for step in path:
+            if is_secret(value):
+                return True
+            value = value.get(step) if isinstance(value, dict) else None
+        return is_secret(value)
 
     @property
     def waits_for(self) -> set[str]:
@@ -174,11 +207,12 @@ class PlatformMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         state = dict(args.inputs)
         typ, name = args.typ, args.name
-        if typ == "command:remote:Command":
+        if typ == "command:local:Command" and name.endswith("-host-key"):
+            state["stdout"] = f"[{name}]:22 {MOCK_HOST_KEY}\n"  # as ssh-keyscan prints it
+            state["stderr"] = ""
+        elif typ == "command:remote:Command":
             if name.endswith("-kubeconfig"):
                 state["stdout"] = KUBECONFIG_TEMPLATE
-            elif name.endswith("-host-key"):
-                state["stdout"] = f"{MOCK_HOST_KEY} root@{name}\n"
             else:
                 state["stdout"] = "ok"
             state["stderr"] = ""
@@ -246,7 +280,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             return super().RegisterResource(request)
         _ensure_event_loop()
         urn = self.make_urn(request.parent, request.type, request.name)
-        inputs = whole_numbers_as_int(rpc.deserialize_properties(request.object))
+        inputs = whole_numbers_as_int(deserialize_keeping_secrets(request.object))
         id_, state = self.mocks.new_resource(
             pulumi.runtime.MockResourceArgs(
                 typ=request.type,
@@ -280,6 +314,7 @@ class EngineMonitor(pulumi_mocks.MockMonitor):
             additional_secret_outputs=list(request.additionalSecretOutputs),
             state=state,
             providers=dict(request.providers),
+            aliases=[*request.aliasURNs, *(a.urn or f"{a.spec.type}/{a.spec.name}" for a in request.aliases)],
         )
         from pulumi.runtime.proto import resource_pb2
 
@@ -311,8 +346,11 @@ class Recording:
         return found[0]
 
     def kubernetes(self, kind: str) -> list[Registration]:
+        """The objects of `kind` the program writes: those it creates and those it patches (`<kind>Patch`)."""
         return [
-            r for r in self.registrations.values() if r.type.startswith("kubernetes:") and r.type.endswith(f":{kind}")
+            r
+            for r in self.registrations.values()
+            if r.type.startswith("kubernetes:") and r.type.endswith((f":{kind}", f":{kind}Patch"))
         ]
 
     def by_name(self, name: str) -> Registration:

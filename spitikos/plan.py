@@ -214,7 +214,7 @@ def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
     lines += _summary(plan)
     lines += _tree(plan)
-    lines += ["", *_footprint(plan), "", *_schedule(plan)]
+    lines += ["", *_footprint(plan), "", *_schedule(plan), "", *_collisions(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -293,6 +293,15 @@ def mermaid(plan: Plan) -> str:
         "something in the other. The thick chain is the critical path's slow steps, in order.\n\n"
         "```mermaid\n" + "\n".join(lines) + "\n```\n"
     )
+
+
+def _collisions(plan: Plan) -> list[str]:
+    """What the program would create that a new cluster already holds (spitikos/world.py)."""
+    from spitikos.world import FRESH_WORLD, collisions
+
+    found = collisions(plan.recording, FRESH_WORLD)
+    lines = ["Collisions with what a new k3s cluster and the platform's controllers create themselves:"]
+    return lines + ([f"  {c}" for c in found] or ["  none"])
 
 
 def _tree(plan: Plan) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -48,6 +49,18 @@ def stack():
 def fresh():
     """One run of the example stack (Pulumi.example.yaml), shared by every test module."""
     return run_main(fresh_config())
+
+
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
+AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
+
+
+@pytest.fixture(scope="session")
+def with_agent_and_host_key():
+    """The pi5 stack plus an agent, with the server's SSH host key pinned: one run, shared."""
+    agents = ["10.0.0.201", f"pi3=ubuntu@10.0.0.202:2222 {AGENT_HOST_KEY}"]
+    config = {**stack_config(), "spitikos:agents": json.dumps(agents), "spitikos:nodeHostKey": HOST_KEY}
+    return run_main(config)
 
 
 # --- Mutation testing: credit a shared fixture's calls to every test that uses it ---------------

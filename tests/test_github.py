@@ -80,17 +80,39 @@ def test_deploy_keys_are_read_only_ed25519_and_their_private_halves_reach_argocd
         assert argocd_secret.input_is_secret("stringData")
 
 
-def test_docs_webhook_and_the_apis_secret_carry_the_same_generated_secret(stack):
-    hook = webhook(stack, "docs")
-    configuration = hook.values["configuration"]
-    assert configuration["url"] == "https://api.taehoonlee.cloud/webhook/github/docs"
+def test_docs_sync_workflow_and_the_api_share_one_generated_token(stack):
+    """docs' own workflow POSTs to the api's Sync RPC (docs/decisions/0004); no webhook goes there."""
+    variable = stack.one("github:index/actionsVariable:ActionsVariable", "spitikos-github-docs-sync-url").values
+    assert variable == {
+        "repository": "docs",
+        "variableName": "DOCS_SYNC_URL",
+        "value": "https://api.taehoonlee.cloud/docs.DocsService/Sync",
+    }
+    secret = stack.one(
+        "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret", "spitikos-github-docs-docs-sync-token"
+    )
+    assert secret.values["repository"] == "docs" and secret.values["secretName"] == "DOCS_SYNC_TOKEN"
+    # Only a job in docs' `sync` environment reads it, and only main may use that environment.
+    environment = stack.one(
+        "github:index/repositoryEnvironment:RepositoryEnvironment", "spitikos-github-docs-sync-environment"
+    )
+    assert environment.values["environment"] == secret.values["environment"] == "sync"
+    assert environment.values["deploymentBranchPolicy"] == {"protectedBranches": False, "customBranchPolicies": True}
+    assert environment.values["canAdminsBypass"] is False
+    policy = stack.one(
+        "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy",
+        "spitikos-github-docs-sync-environment-main",
+    )
+    assert policy.values == {"repository": "docs", "environment": "sync", "branchPattern": "main"}
+    assert policy.urn in secret.dependencies, "the secret exists only once main alone may read it"
     api_env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     assert api_env.values["metadata"]["namespace"] == "api"
-    assert configuration["secret"] == api_env.values["stringData"]["GITHUB_WEBHOOK_SECRET"]
-    generated = stack.one(PASSWORD, "spitikos-docs-webhook-secret")
-    assert configuration["secret"] == plain(generated.state["result"])
-    assert generated.urn in stack.ancestors_closure(hook.urn) & stack.ancestors_closure(api_env.urn)
-    assert hook.input_is_secret("configuration") and api_env.input_is_secret("stringData")
+    assert secret.values["value"] == api_env.values["stringData"]["DOCS_SYNC_TOKEN"]
+    generated = stack.one(PASSWORD, "spitikos-docs-sync-token")
+    assert secret.values["value"] == plain(generated.state["result"])
+    assert generated.urn in stack.ancestors_closure(secret.urn) & stack.ancestors_closure(api_env.urn)
+    assert secret.input_is_secret("value") and api_env.input_is_secret("stringData")
+    assert [w.values["repository"] for w in stack.of_type(WEBHOOK)] == ["charts"]
 
 
 def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
@@ -107,23 +129,72 @@ def test_charts_webhook_and_argocd_carry_the_same_generated_secret(stack):
 
 
 def test_webhooks_are_json_push_hooks_with_tls_verified(stack):
-    assert len(stack.of_type(WEBHOOK)) == 2
+    assert len(stack.of_type(WEBHOOK)) == 1
     for hook in stack.of_type(WEBHOOK):
         assert hook.values["events"] == ["push"] and hook.values["active"] is True
         assert hook.values["configuration"]["contentType"] == "json"
         assert hook.values["configuration"]["insecureSsl"] is False
 
 
-def test_the_release_workflow_token_is_an_actions_secret_on_every_application_repository(stack):
-    secrets = stack.of_type("github:index/actionsSecret:ActionsSecret")
-    assert sorted((s.values["repository"], s.values["secretName"]) for s in secrets) == [
-        ("api", "GHA_PAT"),
-        ("homepage", "GHA_PAT"),
+ENVIRONMENT = "github:index/repositoryEnvironment:RepositoryEnvironment"
+ENVIRONMENT_POLICY = "github:index/repositoryEnvironmentDeploymentPolicy:RepositoryEnvironmentDeploymentPolicy"
+ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+
+
+def test_no_actions_secret_is_readable_from_every_branch(stack, fresh):
+    # A repository-level Actions secret reaches a workflow pushed to any branch (issue 18).
+    for recording in (stack, fresh):
+        assert recording.of_type("github:index/actionsSecret:ActionsSecret") == []
+        assert recording.of_type("github:index/actionsOrganizationSecret:ActionsOrganizationSecret") == []
+
+
+def test_the_release_token_is_a_secret_of_each_application_repositorys_release_environment(stack):
+    secrets = [s for s in stack.of_type(ENVIRONMENT_SECRET) if s.values["secretName"] == "GHA_PAT"]
+    assert sorted((s.values["repository"], s.values["environment"]) for s in secrets) == [
+        ("api", "release"),
+        ("homepage", "release"),
     ]
     for secret in secrets:
         assert "plaintextValue" not in secret.values, "deprecated input: `value` replaces it"
         assert secret.input_is_secret("value")
         assert secret.values["value"] == DUMMY_SECRETS["spitikos:ghaPat"]
+
+
+def test_only_main_may_deploy_to_a_release_environment_and_its_secret_waits_for_that_rule(stack):
+    environments = {
+        e.values["repository"]: e for e in stack.of_type(ENVIRONMENT) if e.values["environment"] == "release"
+    }
+    policies = {
+        p.values["repository"]: p for p in stack.of_type(ENVIRONMENT_POLICY) if p.values["environment"] == "release"
+    }
+    assert sorted(environments) == sorted(policies) == ["api", "homepage"]
+    for repo, environment in environments.items():
+        assert environment.values["environment"] == "release"
+        # Only branches a policy names; `protectedBranches` would admit any protected branch.
+        assert environment.values["deploymentBranchPolicy"] == {
+            "customBranchPolicies": True,
+            "protectedBranches": False,
+        }
+        assert environment.values["canAdminsBypass"] is False
+        assert policies[repo].values == {"repository": repo, "environment": "release", "branchPattern": "main"}
+        assert "tagPattern" not in policies[repo].values
+        secret = next(
+            s
+            for s in stack.of_type(ENVIRONMENT_SECRET)
+            if s.values["repository"] == repo and s.values["environment"] == "release"
+        )
+        # Created only once main alone may deploy: no window where another branch could read it.
+        assert policies[repo].urn in secret.waits_for
+
+
+def test_the_seeded_release_workflow_reads_the_token_only_in_the_release_environment(fresh):
+    seeded = next(f for f in fresh.of_type(FILE) if f.values["file"] == ".github/workflows/release.yaml")
+    workflow = yaml.safe_load(seeded.values["content"])
+    # The caller has no GHA_PAT to pass any more: the secret must not be required of it.
+    assert workflow[True]["workflow_call"]["secrets"]["GHA_PAT"]["required"] is False
+    readers = [job for job, spec in workflow["jobs"].items() if "secrets.GHA_PAT" in str(spec)]
+    assert readers == ["bump"]
+    assert workflow["jobs"]["bump"]["environment"] == "release"
 
 
 def test_seed_files_are_created_once_then_left_to_git(fresh):
@@ -190,6 +261,14 @@ def test_the_token_setting_asks_for_the_workflow_permission_the_seed_needs():
 
     described = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["githubToken"]["description"]
     assert "Workflows" in described and "workflow" in described.replace("Workflows", "")
+
+
+def test_the_token_setting_asks_for_the_permission_environment_secrets_need():
+    from conftest import ROOT
+
+    # GitHub's REST API writes an environment's secrets with *Environments: write* (fine-grained).
+    described = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]["githubToken"]["description"]
+    assert "Environments" in described
 
 
 SECRET_SCANNING = {"secretScanning": {"status": "enabled"}, "secretScanningPushProtection": {"status": "enabled"}}

@@ -97,7 +97,10 @@ def test_redis_is_a_password_protected_cache_with_probes(rec):
     assert secret.input_is_secret("stringData")
     password, password_is_secret = resolve(rec.result["redis"].password)
     assert password_is_secret
-    assert secret.values["stringData"] == {"password": password, "auth.conf": f"requirepass {password}\n"}
+    assert secret.values["stringData"] == {
+        "password": password,
+        "auth.conf": f"user default on >{password} ~* &* +@all -@dangerous +info\n",
+    }
     container = rec.one("kubernetes:apps/v1:Deployment", "redis-deployment").values["spec"]["template"]["spec"][
         "containers"
     ][0]
@@ -135,8 +138,9 @@ def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(
     password = rec.one("random:index/randomPassword:RandomPassword", "argocd-admin-password")
     chart_secret = release.values["values"]["configs"]["secret"]
     assert chart_secret["argocdServerAdminPassword"] == password.state["bcryptHash"]["value"]
-    # Values holding secrets are secret as a whole: nothing in them shows in previews or state.
-    assert release.input_is_secret("values")
+    # The hash is a secret leaf of the values: hidden in previews and state, the rest reviewable.
+    assert release.input_is_secret("values", "configs", "secret", "argocdServerAdminPassword")
+    assert not release.input_is_secret("values", "configs", "cm")
     plain_password, secret = resolve(rec.result["argocd"].admin_password)
     assert secret and plain_password not in str(release.values)
 
@@ -146,7 +150,7 @@ def test_argocd_webhook_secret_is_generated_secret_and_given_to_the_chart(rec):
     assert secret and len(webhook_secret) >= 32
     release = rec.one(RELEASE, "argocd-release")
     assert release.values["values"]["configs"]["secret"]["githubSecret"] == webhook_secret
-    assert release.input_is_secret("values")
+    assert release.input_is_secret("values", "configs", "secret", "githubSecret")
 
 
 def test_argocd_repository_secrets_carry_the_deploy_keys(rec):
@@ -200,7 +204,8 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
         assert secret[key] and len(secret[key]) >= 32, key
     values = [secret[k] for k in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret")]
     assert len(set(values)) == 4, "each provider has its own secret"
-    assert release.input_is_secret("values")
+    for key in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret"):
+        assert release.input_is_secret("values", "configs", "secret", key), key
 
 
 def test_each_component_lives_in_its_own_namespace(rec):
@@ -279,3 +284,15 @@ def test_a_new_redis_password_restarts_the_pod_which_reads_it_only_at_start(rec)
     checksum = template["metadata"]["annotations"]["checksum/auth"]
     assert checksum == hashlib.sha256(password.encode()).hexdigest()
     assert password not in str(template), "only the hash is in the pod template, never the password"
+
+
+def test_applications_cannot_wipe_or_reconfigure_redis(rec):
+    """The password apps hold logs in as the default user, whose ACL leaves out Redis's
+    @dangerous commands (FLUSHALL, FLUSHDB, CONFIG, DEBUG, KEYS, SHUTDOWN, ...)."""
+    auth = rec.one("kubernetes:core/v1:Secret", "redis-auth").values["stringData"]["auth.conf"]
+    rules = auth.split()
+    assert rules[:3] == ["user", "default", "on"] and "requirepass" not in auth
+    assert rules.index("-@dangerous") > rules.index("+@all"), "the later rule wins"
+    assert not [r for r in rules if r.startswith("+") and r.lower() in ("+flushall", "+flushdb", "+config", "+@admin")]
+    assert set(rules[-3:]) == {"+@all", "-@dangerous", "+info"}
+    assert auth.count("\n") == 1, "one ACL line: a newline in it would start another directive"

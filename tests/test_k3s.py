@@ -28,6 +28,7 @@ from spitikos.engine import MOCK_HOST_KEY, is_secret, plain, resolve, run
 
 VERSION = "v1.35.5+k3s1"
 COMMAND = "command:remote:Command"
+KEYSCAN = "command:local:Command"
 
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----"
@@ -147,16 +148,12 @@ def test_every_connection_pins_the_nodes_host_key(recorded):
     """Without a configured key, the key seen on first contact is kept and required afterwards."""
     for command in recorded.of_type(COMMAND):
         connection = command.values["connection"]
-        if command.name.endswith("-host-key"):
-            assert not connection.get("hostKey"), "first contact has nothing to compare with"
-            continue
         assert connection["hostKey"] == MOCK_HOST_KEY, f"{command.name} does not check the host key"
     # Named after its node: a renamed first-contact read is a new one, trusting whatever key the node shows then.
-    first_contacts = [c for c in recorded.of_type(COMMAND) if c.name.endswith("-host-key")]
+    first_contacts = recorded.of_type(KEYSCAN)
     assert sorted(c.name for c in first_contacts) == ["t-agent-10-0-0-201-host-key", "t-server-host-key"]
-    assert {c.values["create"] for c in first_contacts} == {"cat /etc/ssh/ssh_host_ed25519_key.pub"}
     pinned = run(lambda: cluster(host_key="ssh-ed25519 AAAAC3Configured", port=2222))
-    assert not [c for c in pinned.of_type(COMMAND) if c.name.endswith("-host-key")]
+    assert not pinned.of_type(KEYSCAN)
     for command in pinned.of_type(COMMAND):
         assert command.values["connection"]["hostKey"] == "ssh-ed25519 AAAAC3Configured", command.name
         # The node's own SSH port, and the operator's key, kept secret.
@@ -190,7 +187,7 @@ def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True, script=N
     """The install script with stub k3s, curl, systemctl and sudo; the "installer" curl fetches
     records the environment it ran with, then swaps in the k3s it installed."""
     state = tmp_path / "state"
-    state.mkdir()
+    state.mkdir(parents=True)
     (state / "k3s").write_text(k3s_before)
     env = _stub_bin(
         tmp_path,
@@ -402,6 +399,93 @@ def test_an_ipv6_server_is_bracketed_in_the_kubeconfig_and_the_url_agents_join()
 def test_the_key_seen_on_first_contact_is_parsed_like_the_setting():
     from components.k3s import first_contact_key
 
-    assert first_contact_key(f"{MOCK_HOST_KEY} root@pi\n") == MOCK_HOST_KEY
+    assert first_contact_key(f"[10.0.0.200]:2222 {MOCK_HOST_KEY}\n") == MOCK_HOST_KEY
     with pytest.raises(ValueError, match="does not hold an SSH host key"):
-        first_contact_key("cat: /etc/ssh/ssh_host_ed25519_key.pub: No such file or directory")
+        first_contact_key("10.0.0.200: Connection closed by remote host")
+
+
+def test_the_host_key_is_learned_from_the_host_and_port_alone(recorded):
+    """A new SSH key, user or anything but the address must never read the key again: an attacker
+    answering as the node at that moment would get their key pinned, silently."""
+    learn = recorded.one(KEYSCAN, "t-server-host-key")
+    assert set(learn.values) == {"create", "triggers"}, "only the host and port may change what it reads"
+    assert learn.values["triggers"] == ["10.0.0.200", 22]
+    assert "ssh-keyscan -T 20 -t ed25519 -p 22 10.0.0.200" in learn.values["create"]
+    assert KEY not in str(learn.values), "ssh-keyscan logs in to nothing"
+    # The stacks that learned it with a remote command keep their state (same name, old type aliased).
+    assert learn.aliases == ["command:remote:Command/"]
+    rotated = run(
+        lambda: K3sCluster(
+            "t",
+            K3sClusterArgs(
+                server=NodeArgs(host="10.0.0.200", user="admin", port=22, private_key=pulumi.Output.secret("other")),
+                version=VERSION,
+            ),
+        )
+    )
+    assert rotated.one(KEYSCAN, "t-server-host-key").values == learn.values
+
+
+def _keyscan(tmp_path, answer: str):
+    from components.k3s import keyscan_script
+
+    tmp_path.mkdir()
+    env = _stub_bin(tmp_path, {"ssh-keyscan": f'echo "# $*" >&2; printf "%s" "{answer}"'})
+    return subprocess.run(["sh", "-c", keyscan_script("10.0.0.200", 2222)], env=env, capture_output=True, text=True)
+
+
+def test_first_contact_reads_one_key_line_and_fails_clearly_when_the_node_shows_none(tmp_path):
+    from components.k3s import first_contact_key
+
+    answer = (
+        f"# 10.0.0.200:2222 SSH-2.0-OpenSSH_9.6\n[10.0.0.200]:2222 {MOCK_HOST_KEY}\n[10.0.0.200]:2222 {MOCK_HOST_KEY}\n"
+    )
+    found = _keyscan(tmp_path / "found", answer)
+    assert found.returncode == 0 and first_contact_key(found.stdout) == MOCK_HOST_KEY
+    silent = _keyscan(tmp_path / "silent", "")
+    assert silent.returncode == 1 and silent.stdout == ""
+    assert "ssh-keyscan read no ed25519 host key from 10.0.0.200:2222 within 20s" in silent.stderr
+    from components.k3s import keyscan_script
+
+    missing = subprocess.run(
+        ["/bin/sh", "-c", keyscan_script("10.0.0.200", 22)],
+        env={"PATH": str(tmp_path / "empty")},
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 1 and "ssh-keyscan is not installed where pulumi up runs" in missing.stderr
+
+
+def _installer_fixture(tmp_path) -> tuple[str, str]:
+    """A stand-in install.sh, the curl that serves it, and its sha256."""
+    import hashlib
+
+    body = 'echo "ran $INSTALL_K3S_VERSION: $INSTALL_K3S_EXEC"\n'
+    served = tmp_path / "served-install.sh"
+    served.write_text(body)
+    curl = f'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; cp {served} "$out"'
+    return curl, hashlib.sha256(body.encode()).hexdigest()
+
+
+def test_the_installer_runs_only_with_its_pinned_sha256(tmp_path):
+    curl, good = _installer_fixture(tmp_path)
+    pinned = lambda sha: install_script(VERSION, ["server"], installer_sha256=sha)  # noqa: E731
+    result, _ = _run_install(tmp_path / "good", "", "", curl=curl, script=pinned(good))
+    assert f"ran {VERSION}: server" in result.stdout, result.stderr
+    tampered, _ = _run_install(tmp_path / "tampered", "", "", curl=curl, script=pinned("0" * 64))
+    assert tampered.returncode == 1
+    assert "does not match the sha256 pinned in components/versions.py: not running it" in tampered.stderr
+    assert "ran " not in tampered.stdout
+
+
+def test_the_installer_checks_the_k3s_binary_and_nothing_skips_that(recorded):
+    """install.sh verifies the binary against the release's sha256sum-arm64.txt unless told to skip."""
+    for install in recorded.of_type(COMMAND):
+        assert "INSTALL_K3S_SKIP_DOWNLOAD" not in install.values["create"], install.name
+        assert "INSTALL_K3S_BIN_DIR_READ_ONLY" not in install.values["create"], install.name
+
+
+def test_a_release_without_a_pinned_installer_sha256_installs_with_a_warning(tmp_path):
+    curl, _ = _installer_fixture(tmp_path)
+    result, _ = _run_install(tmp_path / "run", "", "", curl=curl, script=install_script(VERSION, ["server"]))
+    assert "warning: no sha256 of the k3s installer for v1.35.5+k3s1 is pinned" in result.stderr

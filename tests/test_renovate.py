@@ -130,11 +130,29 @@ def test_the_pulumi_cli_pin_is_found_in_the_makefile_and_every_workflow():
         assert values == [pinned] * text.count("pulumi-version:"), relative
 
 
-def test_python_requirements_and_constraints_move_together():
-    patterns = CONFIG["pip_requirements"]["managerFilePatterns"]
-    assert any(file_pattern(p).search("constraints.txt") for p in patterns)
-    python = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
-    assert python["groupName"]
+def test_python_pins_move_only_with_their_hashed_locks():
+    patterns = CONFIG["pip-compile"]["managerFilePatterns"]
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        assert any(file_pattern(p).search(lock) for p in patterns), lock
+    alone = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
+    assert alone["enabled"] is False
+    assert sorted(alone["matchFileNames"]) == ["requirements-dev.txt", "requirements.txt"]
+
+
+def test_no_update_is_proposed_before_it_is_three_days_old():
+    # Everything Renovate updates: actions, images, charts, k3s, the Pulumi CLI and PyPI.
+    assert days(CONFIG["minimumReleaseAge"]) >= 3
+    # Held back, not proposed and left pending: a PR for a 1-hour-old release is one click from merged.
+    assert CONFIG["internalChecksFilter"] == "strict"
+    assert CONFIG["prCreation"] == "not-pending"
+    for rule in CONFIG["packageRules"]:
+        if "minimumReleaseAge" in rule:
+            assert days(rule["minimumReleaseAge"]) >= 3, rule
+
+
+def days(duration: str) -> float:
+    number, unit = duration.split()
+    return float(number) * {"day": 1, "days": 1, "week": 7, "weeks": 7}[unit]
 
 
 def test_actions_are_pinned_to_digests_and_the_seeded_workflow_is_kept_current_too():
@@ -148,3 +166,23 @@ def test_nothing_merges_itself():
     assert CONFIG["automerge"] is False
     assert '"automerge": true' not in json.dumps(CONFIG)
     assert '"platformAutomerge": true' not in json.dumps(CONFIG)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in PINS if n.endswith("_IMAGE")))
+def test_every_image_runs_by_digest_and_renovate_keeps_tag_and_digest_together(name):
+    """A re-pushed tag must change nothing on the node; Renovate still reads the tag."""
+    _, match = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
+    digest = PINS[name].split("@")[1]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{name} is not pinned by digest"
+    assert match["currentDigest"] == digest
+
+
+@pytest.mark.parametrize("chart,images", [("argo-cd", "ARGO_CD_"), ("keda", "KEDA_")])
+def test_a_chart_and_the_images_pinned_for_it_move_in_one_pull_request(chart, images):
+    """A chart bumped without its images (or the reverse) would run one version's image with
+    another's templates."""
+    group = next(r for r in CONFIG["packageRules"] if chart in r.get("matchPackageNames", []))
+    pinned = [name for name in PINS if name.startswith(images) and name.endswith("_IMAGE")]
+    assert pinned
+    for name in pinned:
+        assert PINS[name].split(":")[0] in group["matchPackageNames"], name

@@ -446,3 +446,38 @@ def test_an_encrypted_key_no_setting_declares_secret_is_still_refused(tmp_path):
         ["spitikos", "githubTokn"],
         ["cloudflare", "apiToken"],
     ]
+
+
+def test_hostnames_are_the_same_host_whatever_their_case():
+    s = load(
+        {
+            "apiHostname": "API.Taehoonlee.cloud",
+            "zones": json.dumps(["Taehoonlee.Cloud", "spitikos.dev"]),
+            "hostnames": json.dumps(["*.TAEHOONLEE.cloud", "API.Taehoonlee.cloud", "Argocd.taehoonlee.cloud"]),
+            "protectedHostnames": json.dumps(["ARGOCD.taehoonlee.cloud"]),
+        }
+    )
+    assert s.api_hostname == "api.taehoonlee.cloud"
+    assert s.hostnames == ("*.taehoonlee.cloud", "api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
+    assert s.protected_hostnames == ("argocd.taehoonlee.cloud",)
+    # and the helpers other components call compare without case too
+    from components.settings import covers, zone_of
+
+    assert covers("*.Taehoonlee.cloud", "API.taehoonlee.CLOUD")
+    assert zone_of("API.Taehoonlee.cloud", ("taehoonlee.cloud",)) == "taehoonlee.cloud"
+
+
+def test_agents_can_be_given_their_host_keys():
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAgentKey"
+    entries = [f"pi2=ubuntu@10.0.0.201:22 {key}", f"10.0.0.202 [10.0.0.202]:22 {key} root@pi3", "10.0.0.203"]
+    s = load({"agents": json.dumps(entries)})
+    assert [(a.key, a.host, a.host_key) for a in s.agents] == [
+        ("pi2", "10.0.0.201", key),
+        ("10-0-0-202", "10.0.0.202", key),
+        ("10-0-0-203", "10.0.0.203", None),
+    ]
+    with pytest.raises(SettingsError) as bad:
+        load({"agents": json.dumps(["pi2=10.0.0.201 ssh-ed25519 AAAA!"])})
+    assert bad.value.problems == [
+        "spitikos:agents: 'pi2=10.0.0.201': 'ssh-ed25519 AAAA!' is not an SSH host key like 'ssh-ed25519 AAAA...'"
+    ]

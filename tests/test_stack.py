@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS, run_main, stack_config
+from conftest import AGENT_HOST_KEY, DUMMY_SECRETS, HOST_KEY, run_main, stack_config
 
 from components import versions
 from components.platform import Platform
@@ -53,24 +53,13 @@ def test_no_secret_appears_in_plain_text_in_any_input_or_export(stack):
                 assert secret not in json.dumps(value, default=str), f"export {name} exposes a secret"
 
 
-HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
-
-
-@pytest.fixture(scope="module")
-def with_agent_and_host_key():
-    """The pi5 stack plus an agent, with the server's SSH host key pinned."""
-    config = {**stack_config(), "spitikos:agents": json.dumps(["10.0.0.201:2222"]), "spitikos:nodeHostKey": HOST_KEY}
-    return run_main(config)
-
-
 def test_an_agent_in_the_settings_joins_the_cluster(with_agent_and_host_key):
     recording = with_agent_and_host_key
     agent = recording.one("command:remote:Command", "spitikos-k3s-agent-10-0-0-201-install")
     assert agent.input_is_secret("stdin") and not agent.input_is_secret("create"), "only the token is secret"
     assert "K3S_URL=https://10.0.0.200:6443" in agent.values["create"]
     for command in recording.of_type("command:remote:Command"):
-        if not command.name.endswith("-host-key"):
-            assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
+        assert command.values["connection"]["hostKey"], f"{command.name} does not check the node's host key"
     known = known_secret_values(recording)
     for command in recording.of_type("command:remote:Command"):
         for key in ("create", "update", "delete"):
@@ -83,21 +72,26 @@ def test_each_nodes_address_and_port_show_in_the_plan(with_agent_and_host_key):
 
     text = offline.render(offline.Plan("pi5", with_agent_and_host_key, []))
     summary = text.split("Summary:\n", 1)[1].split("\n\n", 1)[0]
-    assert "spitikos-k3s-agent-10-0-0-201 ubuntu@10.0.0.201:2222; spitikos-k3s-server ubuntu@10.0.0.200:22." in summary
+    assert "spitikos-k3s-agent-pi3 ubuntu@10.0.0.202:2222; spitikos-k3s-server ubuntu@10.0.0.200:22." in summary
 
 
 def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_agent_and_host_key):
     commands = with_agent_and_host_key.of_type("command:remote:Command")
     server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]
     agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.201"]
-    assert len(server) == 3 and len(agent) == 3  # preflight, install, and kubeconfig or first contact
+    keyed_agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.202"]
+    assert len(server) == 3 and len(agent) == 2 == len(keyed_agent)  # preflight, install (and kubeconfig)
     for command in server:
         assert command.values["connection"]["hostKey"] == HOST_KEY, command.name
     # nodeHostKey is the server's key: another machine presents its own, so an agent is pinned to
-    # the key it showed on first contact (read once, kept in state), never to the server's.
+    # the key written after it in `agents`, or else to the one it showed on first contact (read
+    # once, kept in state), never to the server's.
     for command in agent:
-        expected = "" if command.name.endswith("-host-key") else MOCK_HOST_KEY
-        assert (command.values["connection"].get("hostKey") or "") == expected, command.name
+        assert command.values["connection"]["hostKey"] == MOCK_HOST_KEY, command.name
+    for command in keyed_agent:
+        assert command.values["connection"]["hostKey"] == AGENT_HOST_KEY, command.name
+    learned = [c.name for c in with_agent_and_host_key.of_type("command:local:Command")]
+    assert learned == ["spitikos-k3s-agent-10-0-0-201-host-key"]
 
 
 def test_bad_settings_fail_before_any_resource_exists():
@@ -332,8 +326,19 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
     }
 
 
+def ingress_policies(recording):
+    return [p for p in recording.kubernetes("NetworkPolicy") if p.values["spec"]["policyTypes"] == ["Ingress"]]
+
+
+def egress_policies(recording) -> dict[str, list[dict]]:
+    """Each namespace's `egress` policy's rules."""
+    policies = [p.values for p in recording.kubernetes("NetworkPolicy") if "Egress" in p.values["spec"]["policyTypes"]]
+    assert all(p["metadata"]["name"] == "egress" and p["spec"]["podSelector"] == {} for p in policies)
+    return {p["metadata"]["namespace"]: p["spec"]["egress"] for p in policies}
+
+
 def test_only_application_namespaces_reach_redis(stack):
-    (policy,) = [p.values for p in stack.kubernetes("NetworkPolicy") if p.values["metadata"]["namespace"] == "redis"]
+    (policy,) = [p.values for p in ingress_policies(stack) if p.values["metadata"]["namespace"] == "redis"]
     spec = policy["spec"]
     assert spec["podSelector"] == {} and spec["policyTypes"] == ["Ingress"]
     (rule,) = spec["ingress"]
@@ -349,13 +354,14 @@ K3S = ("kube-system", "kube-public", "kube-node-lease")
 
 
 def test_platform_namespaces_refuse_what_they_do_not_need(stack):
-    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in stack.kubernetes("NetworkPolicy")}
+    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in ingress_policies(stack)}
     assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
     nginx = policies["ingress-nginx"]["ingress"]
     traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
     assert traffic["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["cloudflared"]
-    assert not any(p.get("port") == 8443 for r in nginx for p in r["ports"]), "no pod may call the webhook"
-    assert policies["keda"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    webhook = [r for r in nginx if {"protocol": "TCP", "port": 8443} in r["ports"]]
+    assert all("ipBlock" in peer for r in webhook for peer in r["from"]), "no pod may call the webhook"
+    assert policies["keda"]["ingress"][0] == {"from": [{"podSelector": {}}]}
     argocd = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["global"]["networkPolicy"]
     assert argocd == {"create": True, "defaultDenyIngress": True}
 
@@ -410,3 +416,122 @@ def test_every_kubernetes_object_name_is_one_the_api_server_accepts(stack):
     for pod in pods:
         for container in pod["containers"]:
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", container["name"]), container["name"]
+
+
+def test_nginx_refuses_external_name_backends(stack):
+    """An ExternalName Service in an app's chart would publish any address (argocd-server, Vault)."""
+    controller = stack.one(RELEASE, "spitikos-ingress-nginx-release").values["values"]["controller"]
+    assert controller["extraArgs"]["disable-svc-external-name"] == "true"
+
+
+def test_keda_starts_without_internet_and_keeps_its_crds(stack):
+    values = stack.one(RELEASE, "spitikos-keda-release").values["values"]
+    assert values["image"]["pullPolicy"] == "IfNotPresent"
+    for component in ("keda", "metricsApiServer", "webhooks"):
+        image = values["image"][component]
+        reference = f"{image['registry']}/{image['repository']}:{image['tag']}"
+        # the chart's own version (its appVersion): a chart bump without new images fails here
+        version = re.escape(versions.KEDA_CHART)
+        assert re.fullmatch(rf"ghcr\.io/kedacore/[a-z-]+:{version}@sha256:[0-9a-f]{{64}}", reference), reference
+    assert values["crds"]["install"] is True
+    assert values["crds"]["additionalAnnotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
+    digest = r"@sha256:[0-9a-f]{64}$"
+    images = [
+        c["image"] for d in stack.kubernetes("Deployment") for c in d.values["spec"]["template"]["spec"]["containers"]
+    ]
+    assert {i.split("/")[-1].split(":")[0] for i in images} == {"redis", "cloudflared"}
+    assert all(re.search(digest, i) for i in images), images
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
+    argocd, redis = values["global"]["image"], values["redis"]["image"]
+    assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
+    assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
+    assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
+
+
+DNS_RULE = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+API_RULES = [
+    {"to": [{"ipBlock": {"cidr": "10.43.0.1/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+    {"ports": [{"protocol": "TCP", "port": 6443}]},
+]
+
+
+def public(*ports):
+    """Rules to these TCP ports on public addresses; a rule that also reaches a private one fails."""
+    return {
+        "to": [
+            {
+                "ipBlock": {
+                    "cidr": "0.0.0.0/0",
+                    "except": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"],
+                }
+            },
+            {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10"]}},
+        ],
+        "ports": [{"protocol": "TCP", "port": p} for p in ports],
+    }
+
+
+def test_every_platform_namespace_sends_only_what_it_needs(stack):
+    """A compromised platform pod reaches only its own peers: Redis dials nothing; cloudflared the
+    edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
+    and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
+    egress = egress_policies(stack)
+    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd"}
+    assert egress["redis"] == []
+    assert egress["cloudflared"] == [
+        DNS_RULE,
+        public(7844, 443),
+        {
+            "to": [
+                {
+                    "namespaceSelector": {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ingress-nginx"]}
+                        ]
+                    }
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}],
+        },
+        # pi5 publishes the node's SSH and the Kubernetes API through the tunnel (behind Access)
+        {"to": [{"ipBlock": {"cidr": "10.0.0.200/32"}}], "ports": [{"protocol": "TCP", "port": 22}]},
+        *API_RULES,
+    ]
+    nginx = egress["ingress-nginx"]
+    assert nginx[:3] == [DNS_RULE, *API_RULES]
+    (backends,) = nginx[3:]
+    (expression,) = backends["to"][0]["namespaceSelector"]["matchExpressions"]
+    assert expression["operator"] == "NotIn" and "ports" not in backends
+    assert {"redis", "keda", "cloudflared", "kube-system"} <= set(expression["values"])
+    assert not {"argocd", "api", "ingress-nginx"} & set(expression["values"]), "argocd-server is a backend"
+    same_namespace = {"to": [{"podSelector": {}}]}
+    prometheus = {
+        "to": [
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+                    ]
+                }
+            }
+        ],
+        "ports": [{"protocol": "TCP", "port": 9090}],
+    }
+    assert egress["keda"] == [DNS_RULE, *API_RULES, same_namespace, prometheus]
+    assert egress["argocd"] == [DNS_RULE, *API_RULES, same_namespace, public(22, 443)]
+
+
+def test_a_fresh_stack_without_ssh_or_api_hostnames_lets_cloudflared_reach_neither(fresh):
+    rules = egress_policies(fresh)["cloudflared"]
+    assert len(rules) == 3 and not any("6443" in str(r) or "'port': 22}" in str(r) for r in rules)

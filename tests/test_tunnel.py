@@ -14,10 +14,11 @@ CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloud
 DNS = "cloudflare:index/dnsRecord:DnsRecord"
 ACCESS_APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 NGINX = "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
-# The real organization's eight hostnames, in its two zones.
+# The real organization's nine hostnames, in its two zones.
 REAL_HOSTNAMES = [
     "taehoonlee.cloud",
     "spitikos.dev",
+    "api.spitikos.dev",
     *(f"{h}.taehoonlee.cloud" for h in ("api", "argocd", "grafana", "prometheus", "kube", "vault")),
 ]
 ADMIN_HOSTNAMES = [f"{h}.taehoonlee.cloud" for h in ("argocd", "grafana", "prometheus", "kube", "vault")]
@@ -77,7 +78,7 @@ def test_every_real_hostname_has_a_route_and_a_cname_in_its_own_zone(stack):
         assert record["type"] == "CNAME"
         assert record["content"] == f"{MOCK_TUNNEL_ID}.cfargotunnel.com"
         assert record["proxied"] is True
-        zone = "spitikos.dev" if name == "spitikos.dev" else "taehoonlee.cloud"
+        zone = "spitikos.dev" if name.endswith("spitikos.dev") else "taehoonlee.cloud"
         assert record["zoneId"] == mock_zone_id(zone), f"{name} is not in the zone {zone}"
 
 
@@ -298,3 +299,25 @@ def test_protecting_a_hostname_without_zero_trust_stops_with_what_to_do():
             "the Cloudflare account has no Zero Trust organization, which protected hostnames need: "
             "open the dashboard > Zero Trust once and choose a team name (the free plan will do)"
         )
+
+
+def test_a_protected_hostname_is_protected_whatever_its_case():
+    from components.tunnel import TunnelArgs, routes
+
+    args = TunnelArgs(
+        cloudflare=None,
+        kubernetes=None,
+        account_id="0" * 32,
+        zones=["example.com"],
+        ingress_url="https://nginx:443",
+        hostnames=["Argocd.Example.com", "*.example.com"],
+        node_address="10.0.0.1",
+        protected_hostnames=["argocd.example.COM"],
+        public_paths={"ARGOCD.example.com": ["/api/webhook"]},
+    )
+    by_host = [(r.hostname, r.path, r.protected) for r in routes(args)]
+    assert by_host == [
+        ("argocd.example.com", "^/api/webhook$", False),
+        ("argocd.example.com", None, True),
+        ("*.example.com", None, False),
+    ]

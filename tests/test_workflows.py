@@ -13,6 +13,7 @@ import yaml
 from conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+README = (ROOT / "README.md").read_text()
 ACTION = ROOT / ".github" / "actions" / "pulumi-stack" / "action.yaml"
 SEED = ROOT / "components" / "seed" / "release.yaml"
 
@@ -104,6 +105,19 @@ def test_the_preview_has_its_own_environment_and_never_runs_for_forks():
     preview = jobs_of("pull-request.yaml")["preview"]
     assert preview["environment"] == "pi5-preview"
     assert preview["if"] == FORKS_EXCLUDED
+
+
+def test_each_preview_environment_is_set_up_as_the_readme_says():
+    # Environments are repository settings, not code: the README's CI section is their source.
+    ci = README.split("\n## CI\n", 1)[1].split("\n## ", 1)[0]
+    setup = {m[1]: m[2] for m in re.finditer(r"(?ms)^- `(pi5[\w-]*)`: (.+?)(?=^- |^\n)", ci)}
+    # A pull request's preview runs a side branch's code: a person approves each one first.
+    assert "Required reviewers" in setup["pi5-preview"]
+    # The drift check runs main's code unattended: only main may use its environment.
+    assert "`main` only" in setup["pi5-drift"] and "no reviewers" in setup["pi5-drift"]
+    assert "`main` only" in setup["pi5"] and "Required reviewers" in setup["pi5"]
+    used = {job.get("environment") for path in WORKFLOWS.glob("*.yaml") for job in load(path)["jobs"].values()}
+    assert used - {None} == set(setup)
 
 
 def test_no_pull_request_job_reaches_the_node_runner_or_secrets_from_a_fork():
@@ -275,7 +289,8 @@ def test_the_drift_check_runs_daily_and_on_demand_with_the_previews_secrets_only
     assert drift["on"]["schedule"][0]["cron"] and "workflow_dispatch" in drift["on"]
     assert drift["permissions"] == {"contents": "read"}
     preview, issue = drift["jobs"]["preview"], drift["jobs"]["issue"]
-    assert preview["environment"] == "pi5-preview" and "permissions" not in preview
+    # Its own environment, which admits main only and so never runs a side branch's code.
+    assert preview["environment"] == "pi5-drift" and "permissions" not in preview
     assert preview["runs-on"] == jobs_of("deploy.yaml")["up"]["runs-on"]  # it must reach the node too
     # The job that can write issues reads no secret and runs none of the program's code.
     assert issue["permissions"] == {"issues": "write"} and not deploy_secrets_read_by(issue)

@@ -1,0 +1,115 @@
+"""NetworkPolicies that hold on any number of nodes.
+
+k3s enforces them with kube-router, which admits traffic from a pod's own node and, from other
+nodes, only what a rule admits. The API server runs on the server's host network, so the
+webhooks and the metrics API must admit the nodes, whichever node their pods land on; and
+nothing else: no pod may call a webhook. Checked on pi5 with one agent (two nodes).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from components import kube
+
+# What a node's host network sends from, on k3s's pod network (flannel vxlan): the server's
+# /24 is 10.42.0.0/24 and the agent's 10.42.1.0/24; flannel.1 holds .0, cni0 holds .1.
+SERVER_FLANNEL, SERVER_BRIDGE = "10.42.0.0", "10.42.0.1"
+AGENT_FLANNEL, AGENT_BRIDGE = "10.42.1.0", "10.42.1.1"
+PODS = ("10.42.0.2", "10.42.0.254", "10.42.1.7", "10.42.2.9")
+A_POD = "10.42.1.7"  # a pod on the agent
+LAN = ("10.0.0.200", "10.0.0.201", "192.168.1.10")
+
+
+def policy(recording, namespace: str) -> dict:
+    (found,) = [
+        p.values["spec"]
+        for p in recording.kubernetes("NetworkPolicy")
+        if p.values["metadata"]["namespace"] == namespace and p.values["spec"]["policyTypes"] == ["Ingress"]
+    ]
+    return found
+
+
+def admitted(spec: dict, source: str, port: int, namespace: str = "") -> bool:
+    """Whether a policy admits TCP from `source` (an address, or a pod of `namespace`) to `port`."""
+    for rule in spec["ingress"]:
+        ports = rule.get("ports")
+        if ports is not None and not any(p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in ports):
+            continue
+        for peer in rule["from"]:
+            if "ipBlock" in peer:
+                block = peer["ipBlock"]
+                inside = ipaddress.ip_address(source) in ipaddress.ip_network(block["cidr"])
+                if inside and not any(
+                    ipaddress.ip_address(source) in ipaddress.ip_network(e) for e in block.get("except", [])
+                ):
+                    return True
+            if namespace and "namespaceSelector" in peer and _selects(peer["namespaceSelector"], namespace):
+                return True
+            # A bare podSelector admits pods of the policy's own namespace only: never asked here.
+    return False
+
+
+def _selects(selector: dict, namespace: str) -> bool:
+    if not selector:
+        return True
+    (expression,) = selector["matchExpressions"]
+    assert expression["key"] == kube.NAMESPACE_NAME
+    return (namespace in expression["values"]) == (expression["operator"] == "In")
+
+
+# namespace, the ports the API server calls there, and the ports the kubelet probes there
+NODE_PORTS = {
+    "ingress-nginx": {"webhook": [8443], "probes": [10254]},  # controller.admissionWebhooks.port; /healthz
+    "keda": {"webhook": [9443, 6443], "probes": [8081, 6443]},  # webhooks, metrics API server; health probes
+}
+
+
+@pytest.mark.parametrize("namespace", sorted(NODE_PORTS))
+def test_the_api_server_reaches_webhooks_and_metrics_api_on_any_node(with_agent_and_host_key, namespace):
+    spec = policy(with_agent_and_host_key, namespace)
+    for port in NODE_PORTS[namespace]["webhook"]:
+        # The webhook pod on the server (from cni0) or on the agent (through flannel.1, vxlan).
+        assert admitted(spec, SERVER_BRIDGE, port), f"{namespace}:{port} refuses the API server on its own node"
+        assert admitted(spec, SERVER_FLANNEL, port), f"{namespace}:{port} refuses the API server from the server node"
+
+
+@pytest.mark.parametrize("namespace", sorted(NODE_PORTS))
+def test_kubelets_probe_on_every_node(with_agent_and_host_key, namespace):
+    spec = policy(with_agent_and_host_key, namespace)
+    for port in NODE_PORTS[namespace]["probes"]:
+        for kubelet in (SERVER_BRIDGE, AGENT_BRIDGE):
+            assert admitted(spec, kubelet, port), f"{namespace}:{port} refuses the kubelet at {kubelet}"
+
+
+@pytest.mark.parametrize("namespace", sorted(NODE_PORTS))
+def test_no_pod_and_no_other_address_reaches_the_node_ports(with_agent_and_host_key, namespace):
+    spec = policy(with_agent_and_host_key, namespace)
+    for port in {p for ports in NODE_PORTS[namespace].values() for p in ports}:
+        for source in (*PODS, *LAN):
+            assert not admitted(spec, source, port), f"{namespace}:{port} admits {source}"
+    for port in NODE_PORTS[namespace]["webhook"]:  # (NGINX's metrics and /healthz port is open to Prometheus)
+        for other in ("api", "monitoring", "cloudflared", "argocd", "kube-system"):
+            assert not admitted(spec, A_POD, port, namespace=other), f"{namespace}:{port} admits pods of {other}"
+
+
+def test_node_peers_admit_only_the_nodes_first_two_addresses(with_agent_and_host_key, stack):
+    """One /31 per node, as many as the stack has nodes: no peer is wider."""
+    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 3)):  # the server and two agents
+        for namespace in NODE_PORTS:
+            blocks = {
+                peer["ipBlock"]["cidr"]
+                for rule in policy(recording, namespace)["ingress"]
+                for peer in rule["from"]
+                if "ipBlock" in peer
+            }
+            assert blocks == {f"10.42.{n}.0/31" for n in range(nodes)}, namespace
+
+
+def test_prometheus_in_monitoring_scrapes_keda_and_no_one_else_from_outside(stack):
+    spec = policy(stack, "keda")
+    assert admitted(spec, A_POD, 8080, namespace="monitoring")
+    assert not admitted(spec, A_POD, 8080, namespace="api")
+    assert not admitted(spec, A_POD, 9443, namespace="monitoring")
