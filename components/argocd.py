@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,12 +22,14 @@ from components import versions
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
+    NAMESPACE_NAME,
     PLATFORM_LABELS,
     RESTRICTED,
     Size,
     chart,
     egress_policy,
     namespace,
+    network_policy,
     public_internet,
 )
 
@@ -35,6 +38,16 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_PROJECT = "root"
 APPS_PROJECT = "default"
 SERVER_SERVICE = "argocd-server"  # the chart's `<fullname>-server` for the release name `argocd`
+# The server's pods and port (chart 10.1.1: `argo-cd.selectorLabels` with `nameOverride: argocd`,
+# `server.containerPorts.server`), and NGINX's controller pods (ingress-nginx chart 4.15.1, release
+# and name `ingress-nginx`): the only clients the server has.
+SERVER_POD = {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/instance": "argocd"}
+SERVER_PORT = 8080
+NGINX_CONTROLLER_POD = {
+    "app.kubernetes.io/name": "ingress-nginx",
+    "app.kubernetes.io/instance": "ingress-nginx",
+    "app.kubernetes.io/component": "controller",
+}
 
 # Cluster-scoped kinds the applications may create: what homelab charts install
 # (kube-prometheus-stack, vault, kubernetes-dashboard: CRDs, RBAC, admission webhooks) and
@@ -60,6 +73,27 @@ PLATFORM_CLUSTER_OBJECTS = [
     ("rbac.authorization.k8s.io", "ClusterRoleBinding", "ingress-nginx*"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "keda-admission"),
+    # k3s's CRDs (helm-controller's helmcharts/helmchartconfigs.helm.cattle.io; addons and
+    # etcdsnapshotfiles.k3s.cattle.io): a HelmChart in kube-system installs anything as cluster-admin.
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.cattle.io"),
+    # Kubernetes' own roles and bindings, and those of k3s's bundled manifests (rolebindings.yaml,
+    # ccm.yaml, local-storage.yaml, coredns.yaml, metrics-server/): changing one, or its subjects,
+    # hands its rights to whoever the commit names.
+    *(
+        ("rbac.authorization.k8s.io", kind, name)
+        for kind in ("ClusterRole", "ClusterRoleBinding")
+        for name in (
+            "cluster-admin",
+            "admin",
+            "edit",
+            "view",
+            "system:*",
+            "k3s-*",
+            "local-path-provisioner-*",
+            "kube-apiserver-kubelet-admin",
+            "metrics-server:*",
+        )
+    ),
 ]
 
 CONTROLLER = Size(cpu="100m", memory="192Mi", cpu_limit="1", memory_limit="512Mi")
@@ -100,6 +134,8 @@ class ArgoCdArgs:
     platform_namespaces: Sequence[str] = field(default_factory=list)
     """Namespaces Pulumi manages (globs allowed); applications may never deploy into them."""
     ingress_class: str = "nginx"
+    ingress_namespace: str = "ingress-nginx"
+    """Where NGINX's controller runs: its pods are the only ones that reach the server."""
     ingress_controller: pulumi.Resource | None = None
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
     admin_password_rotated_at: str = ""
@@ -120,24 +156,44 @@ class ArgoCd(pulumi.ComponentResource):
         # Not `providers=[...]`: the component would then register only once the cluster exists,
         # and with it its webhook secret, which GitHub's charts webhook must not wait for.
         super().__init__("spitikos:gitops:ArgoCd", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        kube = pulumi.ResourceOptions(parent=self, provider=args.provider)
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED, provider=args.provider)
+        admin_password_hash = self._admin_password(name, args)
+        webhook = random.RandomPassword(
+            f"{name}-webhook-secret", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.webhook_secret = pulumi.Output.secret(webhook.result)
+        self.release = self._release(name, args, ns, admin_password_hash)
+        self._ingress(name, args, ns)
+        self._egress_policy(name, args, ns)
+        self._network_policies(name, args, ns)
+        self._repository_secrets(name, args, ns)
+        self.root_application = self._root(name, args)
+        self.url = f"https://{args.hostname}"
+        self.register_outputs(
+            {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
+        )
 
-        rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
+    def _admin_password(self, name: str, args: ArgoCdArgs) -> pulumi.Output[str]:
+        """The `admin` password (`self.admin_password`), new whenever `admin_password_rotated_at`
+        changes; returns the bcrypt hash Argo CD keeps."""
         admin = random.RandomPassword(
             f"{name}-admin-password",
             length=24,
             special=False,
             keepers={"rotatedAt": args.admin_password_rotated_at} if args.admin_password_rotated_at else None,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.admin_password = pulumi.Output.secret(admin.result)
-        webhook = random.RandomPassword(f"{name}-webhook-secret", length=40, special=False, opts=child)
-        self.webhook_secret = pulumi.Output.secret(webhook.result)
-        unused = self._unused_webhook_secrets(name)
+        return pulumi.Output.secret(admin.bcrypt_hash)
 
-        self.release = chart(
+    def _release(
+        self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace, admin_password_hash: pulumi.Output[str]
+    ) -> k8s.helm.v3.Release:
+        rotated_at = args.admin_password_rotated_at or FIRST_ADMIN_PASSWORD_MTIME
+        values = argocd_values(
+            args.hostname, admin_password_hash, rotated_at, self.webhook_secret, self._unused_webhook_secrets(name)
+        )
+        return chart(
             f"{name}-release",
             self,
             release="argocd",
@@ -145,18 +201,13 @@ class ArgoCd(pulumi.ComponentResource):
             version=versions.ARGO_CD_CHART,
             repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
-            values=with_pinned_images(
-                argocd_values(
-                    args.hostname, pulumi.Output.secret(admin.bcrypt_hash), rotated_at, self.webhook_secret, unused
-                )
-            ),
+            values=with_pinned_images(values),
             provider=args.provider,
         )
-        self._ingress(name, args, ns)
-        self._egress_policy(name, args, ns)
 
-        # Repository Secrets need only the namespace, not the release: Argo CD picks them up
-        # by label whenever it starts.
+    def _repository_secrets(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """One Secret per repository Argo CD reads over SSH. They need only the namespace, not the
+        release: Argo CD picks them up by label whenever it starts."""
         for repo in args.repositories:
             k8s.core.v1.Secret(
                 f"{name}-repo-{repo.name}",
@@ -172,27 +223,25 @@ class ArgoCd(pulumi.ComponentResource):
                     "url": repo.url,
                     "sshPrivateKey": pulumi.Output.secret(repo.private_key),
                 },
-                opts=kube,
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
             )
 
-        # Only these need Argo CD's CRDs, so only these wait for the release.
+    def _root(self, name: str, args: ArgoCdArgs) -> k8s.apiextensions.CustomResource:
+        """The projects and the root Application: only these need Argo CD's CRDs, so only these
+        wait for the release."""
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
         ]
         root = root_application(args.root)
-        self.root_application = k8s.apiextensions.CustomResource(
+        return k8s.apiextensions.CustomResource(
             f"{name}-root-application",
             api_version="argoproj.io/v1alpha1",
             kind="Application",
             metadata=root["metadata"],
             spec=root["spec"],
             opts=pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release, *projects]),
-        )
-        self.url = f"https://{args.hostname}"
-        self.register_outputs(
-            {"url": self.url, "admin_password": self.admin_password, "webhook_secret": self.webhook_secret}
         )
 
     def _egress_policy(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
@@ -207,7 +256,7 @@ class ArgoCd(pulumi.ComponentResource):
             provider=args.provider,
         )
 
-    def _unused_webhook_secrets(self, name: str) -> dict[str, pulumi.Output[str]]:
+    def _unused_webhook_secrets(self, name: str) -> dict[str, Any]:
         """Random secrets for the webhook providers this platform does not use: Argo CD checks a
         provider's signature only when its secret is set, and would otherwise take any unsigned
         GitLab, Bitbucket, Gogs or Azure DevOps event from anyone."""
@@ -219,7 +268,46 @@ class ArgoCd(pulumi.ComponentResource):
             for key, label in UNUSED_WEBHOOK_SECRETS.items()
         }
         uuid = random.RandomUuid(f"{name}-bitbucket-webhook-uuid", opts=child)
-        return {**secrets, "bitbucketUUID": pulumi.Output.secret(uuid.result)}
+        return {**secrets, "bitbucketUUID": pulumi.Output.secret(uuid.result), "azureDevops": self._azure_devops(name)}
+
+    def _azure_devops(self, name: str) -> dict[str, pulumi.Output[str]]:
+        """Azure DevOps signs nothing: Argo CD checks its events' basic-auth user and password, and
+        only when both are set (the chart writes the two keys only then)."""
+        child = pulumi.ResourceOptions(parent=self)
+        parts = {
+            part: random.RandomPassword(f"{name}-azure-devops-webhook-{part}", length=40, special=False, opts=child)
+            for part in ("username", "password")
+        }
+        return {part: pulumi.Output.secret(secret.result) for part, secret in parts.items()}
+
+    def _network_policies(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
+        """Every pod of the namespace refuses what no policy admits, and the server admits NGINX's
+        controller alone. The chart cannot say so: its server policy admits everyone, and comes with
+        its default deny (`global.networkPolicy`), so both are ours. They need only the namespace,
+        and do not share a name with the chart's, which the release removes on the same run."""
+        network_policy(
+            f"{name}-default-deny",
+            self,
+            ns.metadata.name,
+            "default-deny-ingress",
+            {"podSelector": {}},
+            provider=args.provider,
+        )
+        nginx = {
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME: args.ingress_namespace}},
+            "podSelector": {"matchLabels": NGINX_CONTROLLER_POD},
+        }
+        network_policy(
+            f"{name}-server-network-policy",
+            self,
+            ns.metadata.name,
+            "argocd-server-from-ingress-nginx",
+            {
+                "podSelector": {"matchLabels": SERVER_POD},
+                "ingress": [{"from": [nginx], "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}],
+            },
+            provider=args.provider,
+        )
 
     def _ingress(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.Ingress:
         """The UI's Ingress, apart from the release: it waits for NGINX, whose admission webhook
@@ -260,8 +348,14 @@ class ArgoCd(pulumi.ComponentResource):
 
 
 # `configs.secret` keys of the argo-cd chart 10.1.1 (templates/argocd-configs/argocd-secret.yaml)
-# for the webhook providers this platform does not use, and a resource-name label for each.
+# for the webhook providers this platform does not use, and a resource-name label for each; and
+# `azureDevops` (`username` and `password`), ArgoCd._azure_devops.
 UNUSED_WEBHOOK_SECRETS = {"gitlabSecret": "gitlab", "bitbucketServerSecret": "bitbucket-server", "gogsSecret": "gogs"}
+
+
+# A component's own policy from the chart (`<component>.networkPolicy.create`), now that
+# `global.networkPolicy.create` is off.
+OWN_NETWORK_POLICY = {"networkPolicy": {"create": True}}
 
 
 # Fixed, so the chart does not render a new timestamp (and a diff) on every run; the
@@ -274,13 +368,13 @@ def argocd_values(
     admin_password_hash: pulumi.Input[str],
     admin_password_mtime: str,
     webhook_secret: pulumi.Input[str],
-    unused_webhook_secrets: dict[str, pulumi.Output[str]],
+    unused_webhook_secrets: dict[str, Any],
 ) -> dict:
     """The chart's values: one replica of everything, no Dex, no notifications, no HA Redis."""
     return {
-        # The chart's own NetworkPolicies (10.x: each component admits only its peers; the server
-        # anyone, behind NGINX), and a default deny for every other pod of the namespace.
-        "global": {"domain": hostname, "networkPolicy": {"create": True, "defaultDenyIngress": True}},
+        # The chart's own NetworkPolicies for each component but the server (10.x: each admits
+        # only its peers, and metrics); the server's and the default deny are ArgoCd._network_policies.
+        "global": {"domain": hostname, "networkPolicy": {"create": False}},
         "configs": {
             "cm": {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False},
             # TLS ends at Cloudflare's edge and again at NGINX; argocd-server speaks plain HTTP behind it.
@@ -295,7 +389,7 @@ def argocd_values(
         "dex": {"enabled": False},
         "notifications": {"enabled": False},
         "redis-ha": {"enabled": False},
-        "controller": {"replicas": 1, "resources": CONTROLLER.resources()},
+        "controller": {"replicas": 1, "resources": CONTROLLER.resources(), **OWN_NETWORK_POLICY},
         "server": {
             "replicas": 1,
             "resources": SERVER.resources(),
@@ -306,9 +400,10 @@ def argocd_values(
             "replicas": 1,
             "resources": REPO_SERVER.resources(),
             "copyutil": {"resources": SMALL_JOB.resources()},
+            **OWN_NETWORK_POLICY,
         },
-        "applicationSet": {"replicas": 1, "resources": APPLICATION_SET.resources()},
-        "redis": {"resources": REDIS.resources()},
+        "applicationSet": {"replicas": 1, "resources": APPLICATION_SET.resources(), **OWN_NETWORK_POLICY},
+        "redis": {"resources": REDIS.resources(), **OWN_NETWORK_POLICY},
         "redisSecretInit": {"resources": SMALL_JOB.resources()},
     }
 

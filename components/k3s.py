@@ -15,6 +15,7 @@ alone unless the stack opts in to uninstalling.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,14 @@ INSTALL_TIMEOUT = 900
 SERVICE_TIMEOUT = 300
 # How long ssh-keyscan waits for a node on first contact, in seconds (its `-T`).
 KEYSCAN_TIMEOUT = 20
+
+# Pod Security for every namespace without labels, cluster-wide (k3s's CIS hardening guide): the
+# API server's admission configuration, written by the server's install before k3s starts.
+POD_SECURITY_FILE = "/etc/rancher/k3s/pod-security.yaml"
+# Only what must run privileged: k3s's own pods (local-path's helper pods mount host paths;
+# klipper-lb and the Helm controller's jobs run there too). The platform's namespaces and the
+# applications' carry or get their own level.
+POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system",)
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -156,6 +165,60 @@ def _verify_installer(sha256: str | None) -> str:
     )
 
 
+def pod_security_config(exempt_namespaces: Sequence[str] = POD_SECURITY_EXEMPT_NAMESPACES) -> str:
+    """The AdmissionConfiguration (apiserver.config.k8s.io/v1) for the PodSecurity plugin: `baseline`
+    enforced and `restricted` audited and warned wherever a namespace's labels say nothing.
+    JSON, which the API server reads as the YAML it is."""
+    config = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {
+                "name": "PodSecurity",
+                "configuration": {
+                    "apiVersion": "pod-security.admission.config.k8s.io/v1",
+                    "kind": "PodSecurityConfiguration",
+                    "defaults": {
+                        "enforce": "baseline",
+                        "enforce-version": "latest",
+                        "audit": "restricted",
+                        "audit-version": "latest",
+                        "warn": "restricted",
+                        "warn-version": "latest",
+                    },
+                    "exemptions": {"usernames": [], "runtimeClasses": [], "namespaces": list(exempt_namespaces)},
+                },
+            }
+        ],
+    }
+    return json.dumps(config, indent=2)
+
+
+def pod_security_script(config: str, path: str = POD_SECURITY_FILE) -> str:
+    """Writes the admission configuration, root's alone (0600), before the installer runs. The text
+    is part of the install script, so changing it updates the install, which runs again; and since
+    the API server reads the file only when it starts, a running k3s restarts when the file changed
+    (the installer restarts it only for its own changes). Pods keep running across the restart.
+    Nothing here reads the script's standard input: the agent token that comes after is left whole."""
+    delimiter = "SPITIKOS_POD_SECURITY"
+    if delimiter in config:
+        raise ValueError(f"the Pod Security configuration may not contain {delimiter}")
+    directory = path.rsplit("/", 1)[0]
+    write = (
+        f"umask 077 && mkdir -p {directory} && cat > {path}.new && "
+        f"if cmp -s {path}.new {path}; then rm -f {path}.new; else mv {path}.new {path} && echo changed; fi"
+    )
+    return f"""set -eu
+pod_security=$(sudo -n sh -c {shlex.quote(write)} <<'{delimiter}'
+{config}
+{delimiter}
+)
+if [ "$pod_security" = changed ] && systemctl is-active --quiet k3s </dev/null; then
+  sudo -n sh -c 'systemctl restart k3s' </dev/null
+fi
+"""
+
+
 def uninstall_script(service: str) -> str:
     script = "/usr/local/bin/k3s-uninstall.sh" if service == "k3s" else "/usr/local/bin/k3s-agent-uninstall.sh"
     return f"if [ -x {script} ]; then {script}; fi"
@@ -220,13 +283,12 @@ class K3sCluster(pulumi.ComponentResource):
         server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
+        server_flags += [f"--kube-apiserver-arg=admission-control-config-file={POD_SECURITY_FILE}"]
         installer_sha256 = versions.K3S_INSTALLER_SHA256.get(args.version)
-        install = self._install(
-            f"{name}-server",
-            connection,
-            install_script(args.version, server_flags, token_file=TOKEN_FILE, installer_sha256=installer_sha256),
-            "k3s",
+        script = pod_security_script(pod_security_config()) + install_script(
+            args.version, server_flags, token_file=TOKEN_FILE, installer_sha256=installer_sha256
         )
+        install = self._install(f"{name}-server", connection, script, "k3s")
         self.install = install
 
         # Read again when the install is replaced (a new machine), the version changes (an upgrade

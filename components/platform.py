@@ -14,6 +14,7 @@ from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
+from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
@@ -56,20 +57,17 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
+        self.guard = ClusterGuard(
+            f"{name}-guard",
+            ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
+            opts=child,
+        )
 
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
         cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
 
-        # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
-        # alias keeps the value, so nothing is replaced.
-        docs_token = random.RandomPassword(
-            f"{name}-docs-sync-token",
-            length=40,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
-        )
-        self.docs_sync_token = pulumi.Output.secret(docs_token.result)
+        self.docs_sync_token = self._docs_sync_token(name)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
@@ -97,6 +95,17 @@ class Platform(pulumi.ComponentResource):
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
+    def _docs_sync_token(self, name: str) -> pulumi.Output[str]:
+        """The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
+        alias keeps the value, so nothing is replaced."""
+        token = random.RandomPassword(
+            f"{name}-docs-sync-token",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
+        )
+        return pulumi.Output.secret(token.result)
+
     def _argocd_args(self, cfg: s.Settings, kube: pulumi.ProviderResource) -> ArgoCdArgs:
         """Argo CD behind NGINX, reading the seed, charts and the root's repository with GitHub's deploy keys."""
         return ArgoCdArgs(
@@ -105,6 +114,7 @@ class Platform(pulumi.ComponentResource):
             root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
             owner=cfg.github.owner,
             ingress_class=self.ingress.ingress_class,
+            ingress_namespace=ingress_nginx.NAMESPACE,
             ingress_controller=self.ingress.release,
             repositories=[
                 RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])

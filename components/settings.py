@@ -47,6 +47,11 @@ _HOST_KEY_RE = re.compile(r"(?:(\S+) )?((?:ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-r
 _AGENT_KEY_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?")
 _GIT_PATH_RE = re.compile(r"[A-Za-z0-9._/-]+")
 _GIT_REF_RE = re.compile(r"[A-Za-z0-9._/+-]+")
+# `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`; RBAC names may hold `:`.
+_RBAC_NAME = r"[a-z0-9](?:[-a-z0-9.:]{0,251}[a-z0-9])?"
+_NAMESPACE = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_NAMESPACE_RE = re.compile(_NAMESPACE)
+_ADMIN_BINDING_RE = re.compile(rf"ClusterRoleBinding/{_RBAC_NAME}|RoleBinding/{_NAMESPACE}/{_RBAC_NAME}")
 
 
 class SettingsError(pulumi.RunError):
@@ -123,6 +128,11 @@ class Settings:
     github: GitHubSettings
     root: RootSource
     argocd_admin_password_rotated_at: str
+    allowed_admin_bindings: tuple[str, ...]
+    """Bindings Argo CD may make to admin roles, as `ClusterRoleBinding/<name>` or
+    `RoleBinding/<namespace>/<name>` (components/guard.py refuses every other)."""
+    privileged_namespaces: tuple[str, ...]
+    """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
     node_memory_mi: int = 4096
     """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
 
@@ -551,6 +561,29 @@ def _rfc3339(r: _Reader, name: str) -> str:
     return value
 
 
+def _allowed_admin_bindings(r: _Reader) -> tuple[str, ...]:
+    bindings = r.strings("allowedAdminBindings")
+    for binding in bindings:
+        if not _ADMIN_BINDING_RE.fullmatch(binding):
+            r.fail(
+                "allowedAdminBindings",
+                f"{binding!r} is not 'ClusterRoleBinding/<name>' or 'RoleBinding/<namespace>/<name>'",
+            )
+    for dup in sorted({b for b in bindings if bindings.count(b) > 1}):
+        r.fail("allowedAdminBindings", f"{dup!r} is listed twice")
+    return tuple(b for b in bindings if _ADMIN_BINDING_RE.fullmatch(b))
+
+
+def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
+    namespaces = r.strings("privilegedNamespaces")
+    for ns in namespaces:
+        if not _NAMESPACE_RE.fullmatch(ns):
+            r.fail("privilegedNamespaces", f"{ns!r} is not a namespace name (lower-case letters, digits and '-')")
+    for dup in sorted({n for n in namespaces if namespaces.count(n) > 1}):
+        r.fail("privilegedNamespaces", f"{dup!r} is listed twice")
+    return tuple(n for n in namespaces if _NAMESPACE_RE.fullmatch(n))
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsError` naming each bad key."""
     r = _Reader(config or pulumi.Config(NAMESPACE))
@@ -566,6 +599,8 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     github = _github(r)
     root = _root(r, github.repositories, github.adopt_existing)
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
+    allowed_admin_bindings = _allowed_admin_bindings(r)
+    privileged_namespaces = _privileged_namespaces(r)
     node_memory_mi = _node_memory(r)
     r.unknown_keys()
 
@@ -591,5 +626,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         github=github,
         root=root,
         argocd_admin_password_rotated_at=rotated_at,
+        allowed_admin_bindings=allowed_admin_bindings,
+        privileged_namespaces=privileged_namespaces,
         node_memory_mi=node_memory_mi,
     )

@@ -202,10 +202,18 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
     release = rec.one(RELEASE, "argocd-release")
     for key in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret", "bitbucketUUID"):
         assert secret[key] and len(secret[key]) >= 32, key
+    # Azure DevOps: basic auth, checked only when both halves are set (argocd-secret.yaml, chart 10.1.1).
+    azure = secret["azureDevops"]
+    assert set(azure) == {"username", "password"}
+    for part in ("username", "password"):
+        assert azure[part] and len(azure[part]) >= 32, f"azureDevops.{part}"
     values = [secret[k] for k in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret")]
-    assert len(set(values)) == 4, "each provider has its own secret"
+    values += [azure["username"], azure["password"]]
+    assert len(set(values)) == 6, "each provider has its own secret"
     for key in ("githubSecret", "gitlabSecret", "bitbucketServerSecret", "gogsSecret"):
         assert release.input_is_secret("values", "configs", "secret", key), key
+    for part in ("username", "password"):
+        assert release.input_is_secret("values", "configs", "secret", "azureDevops", part), part
 
 
 def test_each_component_lives_in_its_own_namespace(rec):

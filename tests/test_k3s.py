@@ -16,11 +16,14 @@ from components.k3s import (
     CMDLINE_FIX,
     MIN_FREE_DISK_KIB,
     MIN_MEMORY_KIB,
+    POD_SECURITY_FILE,
     TOKEN_FILE,
     K3sCluster,
     K3sClusterArgs,
     NodeArgs,
     install_script,
+    pod_security_config,
+    pod_security_script,
     preflight_script,
     rewrite_kubeconfig,
 )
@@ -489,3 +492,83 @@ def test_a_release_without_a_pinned_installer_sha256_installs_with_a_warning(tmp
     curl, _ = _installer_fixture(tmp_path)
     result, _ = _run_install(tmp_path / "run", "", "", curl=curl, script=install_script(VERSION, ["server"]))
     assert "warning: no sha256 of the k3s installer for v1.35.5+k3s1 is pinned" in result.stderr
+
+
+# --- Pod Security for every namespace without labels (the API server's admission configuration) ---
+
+
+def test_the_server_passes_the_api_server_its_pod_security_defaults_and_agents_do_not(recorded):
+    flag = f"--kube-apiserver-arg=admission-control-config-file={POD_SECURITY_FILE}"
+    server = recorded.one(COMMAND, "t-server-install").values
+    exec_args = re.search(r"INSTALL_K3S_EXEC='([^']*)'", server["create"]).group(1).split()
+    assert flag in exec_args
+    agent = recorded.one(COMMAND, "t-agent-10-0-0-201-install").values["create"]
+    assert "admission-control-config-file" not in agent and "SPITIKOS_POD_SECURITY" not in agent
+    # The configuration is in the script that `create` and `update` run: a change to it is a change
+    # to the install, which then runs again (the installer restarts k3s when its flags or files change).
+    assert pod_security_config() in server["create"] and server["update"] == server["create"]
+
+
+def test_unlabelled_namespaces_enforce_baseline_and_only_kube_system_is_exempt(recorded, tmp_path):
+    """The recorded server script on a stand-in node: the file exists, root's alone, before the installer runs."""
+    script = recorded.one(COMMAND, "t-server-install").values["create"]
+    state = tmp_path / "state"
+    written = state / POD_SECURITY_FILE.rsplit("/", 1)[1]
+    installer = (
+        f'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; '
+        f'printf \'[ -s {written} ] && echo "configured before install"; '
+        f'echo "k3s version {VERSION} (abc)" > {state}/k3s\' > "$out"'
+    )
+    result, _ = _run_install(tmp_path, "", "", curl=installer, script=script)
+    assert result.returncode == 0, result.stderr
+    assert "configured before install" in result.stdout
+    assert oct(written.stat().st_mode & 0o777) == "0o600"
+    assert (state / "spitikos-agent-token").read_text() == "TOKEN-ON-STDIN", "the token on stdin is left whole"
+    config = yaml.safe_load(written.read_text())
+    assert (config["apiVersion"], config["kind"]) == ("apiserver.config.k8s.io/v1", "AdmissionConfiguration")
+    (plugin,) = config["plugins"]
+    assert plugin["name"] == "PodSecurity"
+    pod_security = plugin["configuration"]
+    assert pod_security["apiVersion"] == "pod-security.admission.config.k8s.io/v1"
+    assert pod_security["kind"] == "PodSecurityConfiguration"
+    assert pod_security["defaults"] == {
+        "enforce": "baseline",
+        "enforce-version": "latest",
+        "audit": "restricted",
+        "audit-version": "latest",
+        "warn": "restricted",
+        "warn-version": "latest",
+    }
+    assert pod_security["exemptions"] == {"usernames": [], "runtimeClasses": [], "namespaces": ["kube-system"]}
+
+
+def test_a_configuration_that_would_end_its_heredoc_is_refused():
+    with pytest.raises(ValueError, match="SPITIKOS_POD_SECURITY"):
+        pod_security_script("x\nSPITIKOS_POD_SECURITY\nrm -rf /")
+
+
+def test_a_changed_configuration_restarts_a_running_k3s_and_an_unchanged_one_does_not(tmp_path):
+    """The API server reads the file only at start; the installer restarts k3s only for its own changes."""
+    log = tmp_path / "systemctl.log"
+    env = _stub_bin(
+        tmp_path,
+        {
+            "systemctl": f'echo "$*" >> {log}',
+            "sudo": f'shift; shift; sh -c "$(echo "$2" | sed "s|/etc/rancher/k3s|{tmp_path}/etc|g")"',
+        },
+    )
+
+    def node_runs(config: str) -> list[str]:
+        log.unlink(missing_ok=True)
+        for shell in ("bash", "sh"):  # the login shell runs it: bash on Ubuntu; dash must too
+            result = subprocess.run([shell, "-c", pod_security_script(config)], env=env, capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr
+            assert (tmp_path / "etc" / "pod-security.yaml").read_text() == config + "\n"
+        return log.read_text().splitlines() if log.exists() else []
+
+    first = node_runs(pod_security_config())
+    assert first == ["is-active --quiet k3s", "restart k3s"], "a new file is read by a restarted API server"
+    assert node_runs(pod_security_config()) == [], "an unchanged file restarts nothing"
+    changed = node_runs(pod_security_config(("kube-system", "longhorn-system")))
+    assert changed == ["is-active --quiet k3s", "restart k3s"]
+    assert not list((tmp_path / "etc").glob("*.new"))

@@ -129,6 +129,7 @@ def test_the_pi5_plan_contains_every_component(pi5_plan):
         "spitikos:github:GitHub",
         "spitikos:tunnel:Tunnel",
         "spitikos:apps:AppNamespace",
+        "spitikos:guard:ClusterGuard",
     }
     text = offline.render(pi5_plan)
     assert text.startswith("OFFLINE PLAN - not a preview of live state.")

@@ -44,6 +44,14 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert s.github.adopt_existing is True
     assert s.github.application_repositories == ("api", "homepage")
     assert (s.root.repository, s.root.path, s.root.revision) == ("charts", "charts/argocd", "main")
+    assert s.allowed_admin_bindings == (
+        "ClusterRoleBinding/admin-user-binding",
+        "ClusterRoleBinding/vault-server-binding",
+    )
+    assert s.privileged_namespaces == ("monitoring",)
+    assert load({"allowedAdminBindings": '["RoleBinding/vault/vault-admin"]'}).allowed_admin_bindings == (
+        "RoleBinding/vault/vault-admin",
+    )
 
 
 def test_agents_accept_host_user_port_and_name_forms():
@@ -246,6 +254,37 @@ BAD_INPUTS = [
         "rotated-at-a-bare-date",
         {"argocdAdminPasswordRotatedAt": "2027-01-15"},
         "spitikos:argocdAdminPasswordRotatedAt: '2027-01-15' is not a UTC time like '2026-12-01T09:30:00Z'",
+    ),
+    (
+        "admin-binding-without-kind",
+        {"allowedAdminBindings": '["admin-user-binding"]'},
+        "spitikos:allowedAdminBindings: 'admin-user-binding' is not 'ClusterRoleBinding/<name>' or "
+        "'RoleBinding/<namespace>/<name>'",
+    ),
+    (
+        "admin-rolebinding-without-namespace",
+        {"allowedAdminBindings": '["RoleBinding/admin"]'},
+        "spitikos:allowedAdminBindings: 'RoleBinding/admin' is not",
+    ),
+    (
+        "admin-binding-quote",
+        {"allowedAdminBindings": json.dumps(["ClusterRoleBinding/x' || true"])},
+        'spitikos:allowedAdminBindings: "ClusterRoleBinding/x\' || true" is not',
+    ),
+    (
+        "privileged-namespace",
+        {"privilegedNamespaces": '["Monitoring"]'},
+        "spitikos:privilegedNamespaces: 'Monitoring' is not a namespace name",
+    ),
+    (
+        "privileged-namespace-twice",
+        {"privilegedNamespaces": '["monitoring", "monitoring"]'},
+        "spitikos:privilegedNamespaces: 'monitoring' is listed twice",
+    ),
+    (
+        "admin-binding-twice",
+        {"allowedAdminBindings": '["ClusterRoleBinding/a", "ClusterRoleBinding/a"]'},
+        "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",
     ),
 ]
 

@@ -79,4 +79,6 @@ def test_the_snapshot_shows_every_object_the_program_writes(current):
         "poddisruptionbudget",
         "secret",
         "service",
+        "validatingadmissionpolicy",
+        "validatingadmissionpolicybinding",
     }

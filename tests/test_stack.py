@@ -185,6 +185,7 @@ def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack
     objects = list(own_kubernetes_objects(stack))
     kinds = {o.values["kind"] for o in objects}
     assert {"Namespace", "Secret", "ConfigMap", "PersistentVolumeClaim", "Deployment", "Service"} <= kinds
+    assert {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} <= kinds, "the guard is validated too"
     for obj in objects:
         try:
             kubernetes_validate.validate(obj.values, desired_version=minor, strict=True)
@@ -256,6 +257,21 @@ def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_name
         ("networking.k8s.io", "IngressClass", "nginx"),
         ("apiregistration.k8s.io", "APIService", "v1beta1.external.metrics.k8s.io"),
         ("storage.k8s.io", "StorageClass", "local-path"),
+        # k3s's CRDs: a HelmChart object in kube-system installs any chart as cluster-admin.
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "helmcharts.helm.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "helmchartconfigs.helm.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "addons.k3s.cattle.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "etcdsnapshotfiles.k3s.cattle.io"),
+        # Kubernetes' and k3s's roles and bindings: rewriting one rewrites who holds its rights.
+        *(
+            ("rbac.authorization.k8s.io", kind, name)
+            for kind in ("ClusterRole", "ClusterRoleBinding")
+            for name in ("cluster-admin", "admin", "edit", "view", "system:node", "system:coredns")
+        ),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "local-path-provisioner-bind"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "kube-apiserver-kubelet-admin"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "metrics-server:system:auth-delegator"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "k3s-cloud-controller-manager"),
     ]
     for group, kind, name in refused:
         assert not permits_cluster_object(default, group, kind, name), f"{kind} {name} is the platform's"
@@ -362,8 +378,43 @@ def test_platform_namespaces_refuse_what_they_do_not_need(stack):
     webhook = [r for r in nginx if {"protocol": "TCP", "port": 8443} in r["ports"]]
     assert all("ipBlock" in peer for r in webhook for peer in r["from"]), "no pod may call the webhook"
     assert policies["keda"]["ingress"][0] == {"from": [{"podSelector": {}}]}
-    argocd = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["global"]["networkPolicy"]
-    assert argocd == {"create": True, "defaultDenyIngress": True}
+
+
+def test_only_nginx_controller_pods_reach_argocd_server(stack):
+    """The chart's server policy (argo-cd 10.1.1) admits every pod; it must not render, and ours
+    admits NGINX's controller pods to the server's port, and nothing else, behind a default deny."""
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
+    # argocd-server/networkpolicy.yaml renders when `server.networkPolicy.create` or the global one is.
+    assert not values["global"]["networkPolicy"]["create"]
+    assert not values["server"].get("networkPolicy", {}).get("create")
+    for component in ("controller", "repoServer", "redis"):
+        assert values[component]["networkPolicy"] == {"create": True}, f"{component} lost its own policy"
+    policies = [
+        p.values
+        for p in stack.kubernetes("NetworkPolicy")
+        if p.values["metadata"]["namespace"] == "argocd" and "Ingress" in p.values["spec"]["policyTypes"]
+    ]
+    by_selector = {json.dumps(p["spec"]["podSelector"], sort_keys=True): p["spec"] for p in policies}
+    assert by_selector.pop("{}") == {"policyTypes": ["Ingress"], "podSelector": {}}, "a default deny for every pod"
+    (server,) = by_selector.values()
+    assert server["policyTypes"] == ["Ingress"]
+    assert server["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/instance": "argocd"}
+    }
+    (rule,) = server["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    controller = peer["podSelector"]["matchLabels"]
+    assert controller == {
+        "app.kubernetes.io/name": "ingress-nginx",
+        "app.kubernetes.io/instance": "ingress-nginx",
+        "app.kubernetes.io/component": "controller",
+    }
+    # The labels are the ones NGINX's pods carry, and the namespace is NGINX's.
+    nginx = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
+    assert nginx["name"] == "ingress-nginx" and nginx["values"]["fullnameOverride"] == "ingress-nginx"
+    assert nginx["namespace"] == "ingress-nginx"
 
 
 def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack):

@@ -1,0 +1,266 @@
+"""The guard inside the cluster: the pi5 stack's admission policies, evaluated offline.
+
+The API server is absent here, but the policies are CEL, and CEL runs anywhere: each request below
+goes through what the API server does with a ValidatingAdmissionPolicy in force (`Deny`): its
+resource rules and match conditions pick the request, its variables are computed, and any
+validation that is not true refuses it with its message (cel-python, the CEL spec's Python
+implementation; Kubernetes adds libraries, which these expressions do not use).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import celpy
+import pytest
+
+from components.guard import ARGOCD_CONTROLLER
+
+POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
+RBAC = "rbac.authorization.k8s.io"
+OPERATOR = "system:admin"  # k3s's kubeconfig user
+PLURAL = {"Role": "roles", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings"}
+PLURAL["ClusterRoleBinding"] = "clusterrolebindings"
+GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
+PLURAL["Namespace"] = "namespaces"
+
+_ENV = celpy.Environment()
+
+
+@functools.cache
+def _program(expression: str) -> celpy.Runner:
+    return _ENV.program(_ENV.compile(expression))
+
+
+def evaluate(expression: str, activation: dict):
+    value = _program(expression).evaluate(activation)
+    if isinstance(value, celpy.CELEvalError):
+        raise value
+    return value
+
+
+@dataclass
+class Verdict:
+    allowed: bool
+    message: str = ""
+
+
+def matches(spec: dict, request: dict) -> bool:
+    resource = request["resource"]
+    return any(
+        resource["group"] in rule["apiGroups"]
+        and resource["resource"] in rule["resources"]
+        and request["operation"] in rule["operations"]
+        for rule in spec["matchConstraints"]["resourceRules"]
+    )
+
+
+def judge(spec: dict, request: dict, obj: dict) -> Verdict:
+    """One policy, as the API server runs it; an expression that errs is a refusal (`failurePolicy: Fail`)."""
+    activation = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj)}
+    if not matches(spec, request):
+        return Verdict(True)
+    if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
+        return Verdict(True)
+    variables = {}
+    for variable in spec.get("variables", []):
+        activation["variables"] = celpy.celtypes.MapType(variables)
+        variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"], activation)
+    activation["variables"] = celpy.celtypes.MapType(variables)
+    for validation in spec["validations"]:
+        if not evaluate(validation["expression"], activation):
+            return Verdict(False, str(evaluate(validation["messageExpression"], activation)))
+    return Verdict(True)
+
+
+@pytest.fixture(scope="module")
+def policies(stack):
+    return denying_policies(stack)
+
+
+def denying_policies(recording) -> list[dict]:
+    """The stack's policies that a `Deny` binding puts in force."""
+    denying = {
+        b.values["spec"]["policyName"]
+        for b in recording.of_type(BINDING)
+        if b.values["spec"]["validationActions"] == ["Deny"]
+    }
+    specs = {p.values["metadata"]["name"]: p.values["spec"] for p in recording.of_type(POLICY)}
+    assert specs and set(specs) == denying, "every policy is bound with Deny, and every binding names a policy"
+    return list(specs.values())
+
+
+def admit(policies, obj: dict, user: str = ARGOCD_CONTROLLER, operation: str = "CREATE") -> Verdict:
+    kind = obj["kind"]
+    namespace = obj["metadata"].get("namespace", "")
+    request = {
+        "kind": {"group": GROUP[kind], "version": "v1", "kind": kind},
+        "resource": {"group": GROUP[kind], "version": "v1", "resource": PLURAL[kind]},
+        "namespace": namespace,
+        "name": obj["metadata"]["name"],
+        "operation": operation,
+        "userInfo": {"username": user, "groups": ["system:serviceaccounts"]},
+    }
+    for spec in policies:
+        verdict = judge(spec, request, obj)
+        if not verdict.allowed:
+            return verdict
+    return Verdict(True)
+
+
+def binding(kind: str, name: str, role: str, namespace: str = "", role_kind: str = "ClusterRole") -> dict:
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": kind,
+        "metadata": metadata,
+        "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": "admin-user", "namespace": "kubernetes-dashboard"}],
+    }
+
+
+def role(kind: str, name: str, *rules: dict, namespace: str = "", **extra) -> dict:
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    return {"apiVersion": f"{RBAC}/v1", "kind": kind, "metadata": metadata, "rules": list(rules), **extra}
+
+
+def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict:
+    return {"apiGroups": groups, "resources": resources, "verbs": verbs}
+
+
+# What the real apps install (charts at 7b7f06e): kubernetes-dashboard's admin-user login, Vault's
+# Kubernetes auth (chart 0.30.1), and kube-prometheus-stack's operator (`*` verbs on its own kinds).
+DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-binding", "cluster-admin")
+VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator")
+PROMETHEUS_OPERATOR = role(
+    "ClusterRole",
+    "kube-prometheus-stack-operator",
+    rule(["monitoring.coreos.com"], ["prometheuses", "prometheuses/status", "servicemonitors"], ["*"]),
+    rule(["apps"], ["statefulsets"], ["*"]),
+    rule([""], ["configmaps", "secrets"], ["*"]),
+    rule([""], ["pods"], ["list", "delete"]),
+)
+APP_ROLE = role("Role", "api-reader", rule([""], ["pods", "configmaps"], ["get", "list", "watch"]), namespace="api")
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [DASHBOARD_ADMIN, VAULT_AUTH, PROMETHEUS_OPERATOR, APP_ROLE],
+    ids=["dashboard-admin-user", "vault-auth-delegator", "prometheus-operator", "app-role"],
+)
+def test_argocd_may_create_what_the_real_apps_install(policies, obj):
+    assert admit(policies, obj).allowed
+    assert admit(policies, obj, operation="UPDATE").allowed
+
+
+def test_a_stack_that_lists_no_admin_binding_gets_none(fresh):
+    policies = denying_policies(fresh)
+    for obj in (DASHBOARD_ADMIN, VAULT_AUTH):
+        assert not admit(policies, obj).allowed, obj["metadata"]["name"]
+    assert admit(policies, APP_ROLE).allowed
+
+
+REFUSED_BINDINGS = [
+    binding("ClusterRoleBinding", "backdoor", "cluster-admin"),
+    binding("RoleBinding", "ns-admin", "admin", namespace="api"),
+    binding("RoleBinding", "admin-user-binding", "cluster-admin", namespace="api"),  # not the listed one
+    binding("ClusterRoleBinding", "nodes", "system:node"),
+    binding("ClusterRoleBinding", "be-argocd", "argocd-application-controller"),
+    binding("ClusterRoleBinding", "be-local-path", "local-path-provisioner-role"),
+]
+
+
+@pytest.mark.parametrize("obj", REFUSED_BINDINGS, ids=lambda o: f"{o['metadata']['name']}-to-{o['roleRef']['name']}")
+def test_argocd_may_not_bind_an_admin_role_the_setting_does_not_list(policies, obj):
+    verdict = admit(policies, obj)
+    assert not verdict.allowed
+    assert obj["roleRef"]["name"] in verdict.message and "allowedAdminBindings" in verdict.message
+    assert not admit(policies, obj, operation="UPDATE").allowed, "changing the subjects is a binding too"
+    # The operator (or any requester but Argo CD) is not judged: the guard is about what Git reaches.
+    assert admit(policies, obj, user=OPERATOR).allowed
+
+
+def test_a_namespaced_role_of_the_same_name_is_the_apps_own(policies):
+    assert admit(policies, binding("RoleBinding", "api", "admin", namespace="api", role_kind="Role")).allowed
+    assert admit(policies, binding("ClusterRoleBinding", "scraper", "kubernetes-dashboard-metrics-scraper")).allowed
+
+
+REFUSED_ROLES = [
+    ("wildcard", role("ClusterRole", "all", rule(["*"], ["*"], ["*"]))),
+    ("every-resource", role("Role", "all-here", rule([""], ["*"], ["get"]), namespace="api")),
+    ("escalate", role("ClusterRole", "escalate", rule([RBAC], ["clusterroles"], ["escalate"]))),
+    ("bind", role("Role", "bind", rule([RBAC], ["roles"], ["bind"]), namespace="api")),
+    ("impersonate", role("ClusterRole", "impersonate", rule([""], ["serviceaccounts"], ["impersonate"]))),
+    ("star-on-rbac", role("ClusterRole", "rbac-star", rule([RBAC], ["clusterroles"], ["*"]))),
+    ("star-on-any-group", role("ClusterRole", "any-group", rule(["*"], ["deployments"], ["*"]))),
+    ("star-on-users", role("ClusterRole", "users", rule([""], ["users"], ["*"]))),
+    ("star-on-uids", role("ClusterRole", "uids", rule(["authentication.k8s.io"], ["uids"], ["*"]))),
+    (
+        "second-rule",
+        role("ClusterRole", "mixed", rule([""], ["pods"], ["get"]), rule([""], ["serviceaccounts"], ["*"])),
+    ),
+]
+
+
+@pytest.mark.parametrize("obj", [o for _, o in REFUSED_ROLES], ids=[i for i, _ in REFUSED_ROLES])
+def test_argocd_may_not_create_a_role_that_grants_wholesale_or_escalates(policies, obj):
+    verdict = admit(policies, obj)
+    assert not verdict.allowed
+    assert verdict.message.startswith(f"{obj['kind']} {obj['metadata']['name']} grants")
+    assert admit(policies, obj, user=OPERATOR).allowed
+
+
+def test_argocd_may_not_create_a_cluster_role_that_aggregates_others(policies):
+    """cluster-admin carries `kubernetes.io/bootstrapping: rbac-defaults`: an aggregating ClusterRole
+    selecting it would be given `*` on `*` by the controller-manager, which no policy judges."""
+    selector = {"matchLabels": {"kubernetes.io/bootstrapping": "rbac-defaults"}}
+    obj = role("ClusterRole", "gatherer", aggregationRule={"clusterRoleSelectors": [selector]})
+    verdict = admit(policies, obj)
+    assert not verdict.allowed and "aggregates" in verdict.message
+    # Labels that add a role's rules to admin/edit/view (kube-prometheus-stack's) are not aggregation.
+    labelled = role("ClusterRole", "monitoring-edit", rule(["monitoring.coreos.com"], ["prometheuses"], ["*"]))
+    labelled["metadata"]["labels"] = {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}
+    assert admit(policies, labelled).allowed
+
+
+def test_the_requester_is_argocds_application_controller_of_the_chart():
+    # argo-cd chart 10.1.1: controller.serviceAccount.name, in the release's namespace.
+    assert ARGOCD_CONTROLLER == "system:serviceaccount:argocd:argocd-application-controller"
+
+
+def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespaces_and_fail_closed(policies):
+    judged = set()
+    for spec in policies:
+        assert spec["failurePolicy"] == "Fail"
+        for rule_ in spec["matchConstraints"]["resourceRules"]:
+            assert rule_["apiVersions"] == ["*"] and set(rule_["operations"]) == {"CREATE", "UPDATE"}
+            judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
+    assert judged == {(GROUP[kind], plural) for kind, plural in PLURAL.items()}
+
+
+def namespace(name: str, level: str | None) -> dict:
+    labels = {"pod-security.kubernetes.io/enforce": level} if level else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, **({"labels": labels} if level else {})},
+    }
+
+
+def test_argocd_may_label_privileged_only_the_namespaces_the_setting_lists(policies, fresh):
+    """A Namespace in Git, or an Application's managedNamespaceMetadata, could otherwise undo the
+    cluster's `baseline` default with one label."""
+    verdict = admit(policies, namespace("evil", "privileged"))
+    assert not verdict.allowed and "privilegedNamespaces" in verdict.message
+    assert not admit(policies, namespace("api", "privileged"), operation="UPDATE").allowed
+    for allowed in (namespace("evil", None), namespace("evil", "baseline"), namespace("evil", "restricted")):
+        assert admit(policies, allowed).allowed, allowed
+    other = namespace("evil", None)
+    other["metadata"]["labels"] = {"team": "x"}
+    assert admit(policies, other).allowed
+    # pi5 lists monitoring: kube-prometheus-stack's node exporter reads the host.
+    assert admit(policies, namespace("monitoring", "privileged")).allowed
+    assert not admit(denying_policies(fresh), namespace("monitoring", "privileged")).allowed
+    assert admit(policies, namespace("evil", "privileged"), user=OPERATOR).allowed
