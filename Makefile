@@ -13,29 +13,39 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan lock
+.PHONY: test lint pytest up plan cli help lock
 
-test: lint pytest
+# Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
+test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
 
-lint: $(VENV)/.installed
+help:  ## this list
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check; \
 	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
-pytest: $(VENV)/.installed
+pytest: $(VENV)/.installed  ## the tests alone
 	$(PY) -m pytest
 
 # The whole platform offline: no CLI, network or credentials. `make plan OUT=plan-out` also writes files.
-plan: $(VENV)/.installed
+plan: $(VENV)/.installed  ## the platform offline (STACK=pi5; OUT=plan-out also writes files)
 	$(PY) -m spitikos plan --stack $(STACK) $(if $(OUT),--out $(OUT))
 
 # Deploy a stack (`make up STACK=lab`) with the program's dependencies from the same .venv the
 # tests use. The stack is created only on the local file backend, never on a shared one.
-up: $(VENV)/.installed
+up: $(VENV)/.installed  ## deploy STACK (default pi5) with the pinned Pulumi CLI
 	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
+
+# Install the pinned Pulumi CLI into .pulumi-cli/ when none is found, and print the line that
+# puts it on PATH: the README's and the runbook's `pulumi` commands need it there.
+cli:  ## install the pinned Pulumi CLI (when missing) and print the `export PATH=...` line
+	@STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
+	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up cli
 
 # Installed from the lock, every file checked against its sha256: a release replaced on the index,
 # or a dependency missing from the lock, stops the install. (No `pip install --upgrade pip`: that
@@ -48,7 +58,7 @@ $(VENV)/.installed: requirements-dev.lock
 # After a change to requirements*.txt: pin every transitive dependency, with the hashes of all its
 # files on PyPI (any platform, Python 3.11 and later), into the two locks, with the pinned uv.
 LOCK := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
-lock: $(VENV)/.installed
+lock: $(VENV)/.installed  ## after editing requirements*.txt: pin every dependency, with hashes, into the locks
 	$(LOCK) requirements.txt -o requirements.lock
 	$(LOCK) requirements-dev.txt -o requirements-dev.lock
 
@@ -56,11 +66,11 @@ lock: $(VENV)/.installed
 
 # The reviewed snapshot of the platform (tests/snapshots/pi5/): rewrite it after an intended change,
 # then review its diff. The tests fail on any difference.
-snapshot: $(VENV)/.installed
-	$(PY) -c 'from spitikos.plan import write_snapshot; print("Wrote", write_snapshot("pi5"))'
+snapshot: $(VENV)/.installed  ## rewrite tests/snapshots/pi5/ after an intended change
+	@$(PY) -c 'from spitikos.plan import rewrite_snapshot; print(rewrite_snapshot("pi5"))'
 
 # Mutation testing of components/ (see [tool.mutmut] in pyproject.toml); long, so never part of `make test` or CI.
-mutants: $(VENV)/.installed
+mutants: $(VENV)/.installed  ## mutation testing (long: never in make test or CI)
 	$(VENV)/bin/pip install --quiet -r requirements-mutants.txt
 	rm -rf mutants
 	# mutmut exits non-zero only when it could not run (stats, clean tests); survivors are listed below.
@@ -71,10 +81,10 @@ mutants: $(VENV)/.installed
 
 # The organization's patches (docs/migration/) applied to fresh clones of its repositories.
 # Needs the network: without it, says so and fails (exit 2). The offline check is `make test`.
-migration-check:
+migration-check:  ## apply the organization's patches (docs/migration/) to fresh clones (needs the network)
 	tools/migration-check
 
 # The organization's files the tests hold the patches against (tests/fixtures/spitikos/SOURCES.yaml),
 # fetched again; MOVE="charts=<commit> ..." moves repositories to other commits first.
-refresh-fixtures: $(VENV)/.installed
+refresh-fixtures: $(VENV)/.installed  ## fetch the organization's files the patch tests hold again (MOVE=...)
 	$(PY) tools/refresh_fixtures.py $(MOVE)

@@ -4,9 +4,12 @@ import pulumi
 
 from components.platform import Platform, PlatformArgs
 from components.settings import load_settings
+from spitikos.failfast import failing_fast
 
 settings = load_settings()
-platform = Platform("spitikos", PlatformArgs(settings=settings))
+# A component that raises fails the run at once with its traceback, instead of hanging.
+with failing_fast():
+    platform = Platform("spitikos", PlatformArgs(settings=settings))
 
 pulumi.export("nodeAddress", platform.node_address)
 pulumi.export("kubeconfig", platform.kubeconfig)

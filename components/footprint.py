@@ -17,7 +17,11 @@ K3S_SYSTEM_MI = 512
 """An estimate for k3s itself (server, containerd) and its bundled CoreDNS, metrics-server
 and local-path provisioner, none of which this stack sizes."""
 APPLICATION_RESERVE_MI = 2560
-"""What must stay free for the applications Argo CD deploys."""
+"""What must stay free for the applications Argo CD deploys: a sizing target, not a measurement.
+The real organization's charts (spitikos/charts) run kube-prometheus-stack, whose Prometheus
+alone requests 512Mi (limit 1Gi), Grafana, Vault, the api and the homepage beside the platform."""
+NODE_CPU_MILLIS = 4000
+"""Every Raspberry Pi 5 has four Cortex-A76 cores."""
 
 _MEMORY_UNITS = {
     "Ki": 1 / 1024,

@@ -45,39 +45,12 @@ class Platform(pulumi.ComponentResource):
         cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        def node(n: s.NodeSettings) -> NodeArgs:
-            return NodeArgs(
-                host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
-            )
-
-        self.cluster = K3sCluster(
-            f"{name}-k3s",
-            K3sClusterArgs(
-                server=node(cfg.server),
-                agents=[node(a) for a in cfg.agents],
-                version=cfg.k3s_version,
-                tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
-                uninstall_on_destroy=cfg.uninstall_on_destroy,
-                kubeconfig_renewal=cfg.kubeconfig_renewal,
-            ),
-            opts=child,
-        )
+        self.cluster = K3sCluster(f"{name}-k3s", cluster_args(cfg), opts=child)
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
         nodes = 1 + len(cfg.agents)
-        self.ingress = IngressNginx(
-            f"{name}-ingress-nginx",
-            IngressNginxArgs(
-                provider=kube,
-                client_namespace=tunnel.NAMESPACE,
-                node_count=nodes,
-                unreachable_namespaces=[
-                    n for n in self.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
-                ],
-            ),
-            opts=child,
-        )
+        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
@@ -86,11 +59,7 @@ class Platform(pulumi.ComponentResource):
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
         self.guard = ClusterGuard(
             f"{name}-guard",
-            ClusterGuardArgs(
-                provider=kube,
-                allowed_admin_bindings=cfg.allowed_admin_bindings,
-                privileged_namespaces=cfg.privileged_namespaces,
-            ),
+            ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
             opts=child,
         )
 
@@ -98,68 +67,15 @@ class Platform(pulumi.ComponentResource):
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
         cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
 
-        # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
-        # alias keeps the value, so nothing is replaced.
-        docs_token = random.RandomPassword(
-            f"{name}-docs-sync-token",
-            length=40,
-            special=False,
-            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
-        )
-        self.docs_sync_token = pulumi.Output.secret(docs_token.result)
+        self.docs_sync_token = self._docs_sync_token(name)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
-        # Argo CD reads these over SSH with read-only deploy keys: the seed's, the charts', the root's.
-        argocd_repositories = list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
         self.github = GitHub(
-            f"{name}-github",
-            GitHubArgs(
-                provider=github_provider,
-                owner=cfg.github.owner,
-                repositories=cfg.github.repositories,
-                central_repository=s.CENTRAL_REPOSITORY,
-                charts_repository=s.CHARTS_REPOSITORY,
-                deploy_key_repositories=argocd_repositories,
-                application_repositories=cfg.github.application_repositories,
-                webhooks=[
-                    WebhookArgs(
-                        s.CHARTS_REPOSITORY,
-                        f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}",
-                        charts_webhook_secret,
-                    ),
-                ],
-                release_token=cfg.github.release_token,
-                visibility=cfg.github.visibility,
-                required_reviews=cfg.github.required_reviews,
-                adopt_existing=cfg.github.adopt_existing,
-                docs_sync=DocsSyncArgs(
-                    s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", self.docs_sync_token
-                ),
-            ),
-            opts=child,
+            f"{name}-github", github_args(cfg, github_provider, charts_webhook_secret, self.docs_sync_token), opts=child
         )
-
-        self.argocd = ArgoCd(
-            f"{name}-argocd",
-            ArgoCdArgs(
-                provider=kube,
-                hostname=cfg.argocd_hostname,
-                root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
-                owner=cfg.github.owner,
-                ingress_class=self.ingress.ingress_class,
-                ingress_namespace=ingress_nginx.NAMESPACE,
-                ingress_controller=self.ingress.release,
-                repositories=[
-                    RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
-                    for repo in argocd_repositories
-                ],
-                platform_namespaces=self.platform_namespaces(),
-                admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
-            ),
-            opts=child,
-        )
+        self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
         resolve_charts_webhook_secret(self.argocd.webhook_secret)
 
         self.api = AppNamespace(
@@ -171,31 +87,42 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-
         self.tunnel = Tunnel(
-            f"{name}-tunnel",
-            TunnelArgs(
-                cloudflare=cloudflare_provider,
-                kubernetes=kube,
-                account_id=cfg.cloudflare.account_id,
-                zones=cfg.zones,
-                ingress_url=self.ingress.service_url,
-                hostnames=cfg.hostnames,
-                protected_hostnames=cfg.protected_hostnames,
-                # GitHub must reach Argo CD's webhook even when the UI is behind Access.
-                public_paths={cfg.argocd_hostname: [ARGOCD_WEBHOOK_PATH]},
-                node_address=cfg.server.host,
-                node_ssh_port=cfg.server.port,
-                ssh_hostname=cfg.ssh_hostname,
-                kube_api_hostname=cfg.kube_api_hostname,
-                access_emails=cfg.access_emails,
-            ),
-            opts=child,
+            f"{name}-tunnel", tunnel_args(cfg, cloudflare_provider, kube, self.ingress.service_url), opts=child
         )
 
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
+
+    def _docs_sync_token(self, name: str) -> pulumi.Output[str]:
+        """The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
+        alias keeps the value, so nothing is replaced."""
+        token = random.RandomPassword(
+            f"{name}-docs-sync-token",
+            length=40,
+            special=False,
+            opts=pulumi.ResourceOptions(parent=self, aliases=[pulumi.Alias(name=f"{name}-docs-webhook-secret")]),
+        )
+        return pulumi.Output.secret(token.result)
+
+    def _argocd_args(self, cfg: s.Settings, kube: pulumi.ProviderResource) -> ArgoCdArgs:
+        """Argo CD behind NGINX, reading the seed, charts and the root's repository with GitHub's deploy keys."""
+        return ArgoCdArgs(
+            provider=kube,
+            hostname=cfg.argocd_hostname,
+            root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
+            owner=cfg.github.owner,
+            ingress_class=self.ingress.ingress_class,
+            ingress_namespace=ingress_nginx.NAMESPACE,
+            ingress_controller=self.ingress.release,
+            repositories=[
+                RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
+                for repo in argocd_repositories(cfg)
+            ],
+            platform_namespaces=self.platform_namespaces(),
+            admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
+        )
 
     @staticmethod
     def owned_namespaces() -> list[str]:
@@ -213,3 +140,88 @@ def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulu
     """The `platform-env` Secret: what the platform hands an application (the README's contract
     table, held to this by tests/test_stack.py), plus what that application alone needs."""
     return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}
+
+
+def ingress_args(kube: pulumi.ProviderResource, nodes: int) -> IngressNginxArgs:
+    """NGINX for the tunnel's cloudflared; no other platform namespace but Argo CD's may reach it."""
+    return IngressNginxArgs(
+        provider=kube,
+        client_namespace=tunnel.NAMESPACE,
+        node_count=nodes,
+        unreachable_namespaces=[
+            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+        ],
+    )
+
+
+def argocd_repositories(cfg: s.Settings) -> list[str]:
+    """What Argo CD reads over SSH with read-only deploy keys: the seed's, the charts', the root's."""
+    return list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
+
+
+def cluster_args(cfg: s.Settings) -> K3sClusterArgs:
+    """The server and agents, reached over SSH with the stack's key."""
+
+    def node(n: s.NodeSettings) -> NodeArgs:
+        return NodeArgs(
+            host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
+        )
+
+    return K3sClusterArgs(
+        server=node(cfg.server),
+        agents=[node(a) for a in cfg.agents],
+        version=cfg.k3s_version,
+        tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
+        uninstall_on_destroy=cfg.uninstall_on_destroy,
+        kubeconfig_renewal=cfg.kubeconfig_renewal,
+    )
+
+
+def github_args(
+    cfg: s.Settings,
+    provider: github.Provider,
+    charts_webhook_secret: pulumi.Input[str],
+    docs_sync_token: pulumi.Input[str],
+) -> GitHubArgs:
+    """The repositories, Argo CD's deploy keys, the charts webhook (its secret shared with Argo CD)
+    and the token docs' sync workflow sends the api."""
+    return GitHubArgs(
+        provider=provider,
+        owner=cfg.github.owner,
+        repositories=cfg.github.repositories,
+        central_repository=s.CENTRAL_REPOSITORY,
+        charts_repository=s.CHARTS_REPOSITORY,
+        deploy_key_repositories=argocd_repositories(cfg),
+        application_repositories=cfg.github.application_repositories,
+        webhooks=[
+            WebhookArgs(
+                s.CHARTS_REPOSITORY, f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}", charts_webhook_secret
+            ),
+        ],
+        release_token=cfg.github.release_token,
+        visibility=cfg.github.visibility,
+        required_reviews=cfg.github.required_reviews,
+        adopt_existing=cfg.github.adopt_existing,
+        docs_sync=DocsSyncArgs(s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", docs_sync_token),
+    )
+
+
+def tunnel_args(
+    cfg: s.Settings, provider: cloudflare.Provider, kube: pulumi.ProviderResource, ingress_url: str
+) -> TunnelArgs:
+    return TunnelArgs(
+        cloudflare=provider,
+        kubernetes=kube,
+        account_id=cfg.cloudflare.account_id,
+        zones=cfg.zones,
+        ingress_url=ingress_url,
+        hostnames=cfg.hostnames,
+        protected_hostnames=cfg.protected_hostnames,
+        # GitHub must reach Argo CD's webhook even when the UI is behind Access.
+        public_paths={cfg.argocd_hostname: [ARGOCD_WEBHOOK_PATH]},
+        node_address=cfg.server.host,
+        node_ssh_port=cfg.server.port,
+        ssh_hostname=cfg.ssh_hostname,
+        kube_api_hostname=cfg.kube_api_hostname,
+        access_emails=cfg.access_emails,
+    )

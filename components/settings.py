@@ -21,6 +21,7 @@ from typing import Any
 import pulumi
 
 from components import versions
+from components.footprint import memory_mi
 
 NAMESPACE = "spitikos"
 
@@ -132,6 +133,8 @@ class Settings:
     `RoleBinding/<namespace>/<name>` (components/guard.py refuses every other)."""
     privileged_namespaces: tuple[str, ...]
     """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
+    node_memory_mi: int = 4096
+    """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
 
     @property
     def kubernetes_minor(self) -> str:
@@ -233,6 +236,31 @@ class _Reader:
             close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
             hint = f": did you mean {known[close[0]]!r}?" if close else ""
             self.problems.append(f"{full}: is not a setting of this stack{hint}")
+        self.provider_keys()
+
+    def provider_keys(self) -> None:
+        """A provider's own key (`cloudflare:apiToken`) does nothing here, and may be a token in plain text.
+
+        The program makes these providers itself from `spitikos:` settings (the kubeconfig from the
+        node), and an explicit provider never reads the stack's `<package>:` keys.
+        """
+        for full in sorted(k for k in _stack_config_keys() if k.split(":", 1)[0] in PROVIDER_NAMESPACES):
+            package = full.split(":", 1)[0]
+            self.problems.append(
+                f"{full}: is not read: the program makes its {package} provider from {PROVIDER_SETTING[package]}; "
+                "remove it from the stack file (and revoke it if it is a token in plain text)"
+            )
+
+
+# The packages whose providers the program makes itself (components/platform.py, k3s.py), and the
+# setting each one takes its credentials from. `random`, `tls` and `command` use default providers,
+# which hold no credentials; their keys are left alone.
+PROVIDER_SETTING = {
+    "cloudflare": "`spitikos:cloudflareApiToken`",
+    "github": "`spitikos:githubOwner` and `spitikos:githubToken`",
+    "kubernetes": "the kubeconfig it reads from the node",
+}
+PROVIDER_NAMESPACES = frozenset(PROVIDER_SETTING)
 
 
 def _stack_config_keys() -> set[str]:
@@ -332,6 +360,9 @@ def _node(reader: _Reader, key: str, entry: str, user: str, port: int) -> NodeSe
     if entry_user is not None and not _LINUX_USER_RE.fullmatch(entry_user):
         reader.fail(key, f"{entry_user!r} is not a valid user name")
         return None
+    if entry_port is not None and not 1 <= int(entry_port) <= 65535:
+        reader.fail(key, f"the port of {entry!r} is out of range (1 to 65535)")
+        return None
     stable = name if name is not None else re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")
     if not _AGENT_KEY_RE.fullmatch(stable):
         reader.fail(key, f"{stable!r} is not a node name (lower-case letters, digits and '-', at most 32)")
@@ -427,7 +458,7 @@ def _hostnames(r: _Reader, domain: str, zones: tuple[str, ...]) -> _Hostnames:
                 close = difflib.get_close_matches(needed, public, n=1, cutoff=0.6)
                 hint = f" (is {close[0]!r} a typo of it?)" if close else ""
                 r.fail("hostnames", f"must include {needed!r}, the `{key}`{hint}")
-    for name in protected:
+    for name in protected if public else ():  # with no `hostnames`, that one problem says it all
         if name not in public:
             r.fail("protectedHostnames", f"{name!r} is not one of `hostnames`")
     return _Hostnames(public, api, argocd, protected, ssh, kube_api)
@@ -481,7 +512,7 @@ def _github(r: _Reader) -> GitHubSettings:
     )
 
 
-def _root(r: _Reader, repositories: tuple[str, ...]) -> RootSource:
+def _root(r: _Reader, repositories: tuple[str, ...], adopt_existing: bool) -> RootSource:
     repository = r.string("rootRepository", default=CENTRAL_REPOSITORY) or CENTRAL_REPOSITORY
     if repository not in repositories:
         r.fail("rootRepository", f"{repository!r} is not one of `repositories`")
@@ -491,7 +522,34 @@ def _root(r: _Reader, repositories: tuple[str, ...]) -> RootSource:
     revision = r.string("rootRevision", default="main") or "main"
     if not _GIT_REF_RE.fullmatch(revision):
         r.fail("rootRevision", f"{revision!r} is not a branch, tag or commit")
+    if not adopt_existing and (repository, path) != (CENTRAL_REPOSITORY, DEFAULT_ROOT_PATH):
+        # Created repositories start empty but for the seed (argocd/apps in `spitikos`): the root
+        # Application would find nothing to deploy, and stay empty without saying why.
+        r.fail(
+            "rootPath" if repository == CENTRAL_REPOSITORY else "rootRepository",
+            f"{path!r} of {repository!r} will not exist: with adoptExistingRepositories false the repositories "
+            f"are created empty, and only {DEFAULT_ROOT_PATH!r} of {CENTRAL_REPOSITORY!r} is seeded; "
+            "use that (the defaults), or adopt repositories that hold it",
+        )
     return RootSource(repository=repository, path=path, revision=revision)
+
+
+# The preflight refuses a node with less (components/k3s.py), and no Pi 5 has more than 16 GB.
+_NODE_MEMORY_RANGE_MI = (3 * 1024, 16 * 1024)
+
+
+def _node_memory(r: _Reader) -> int:
+    """`nodeMemory` in MiB: a Kubernetes quantity like `4Gi` or `8192Mi`."""
+    raw = r.string("nodeMemory", default="4Gi") or "4Gi"
+    try:
+        value = round(memory_mi(raw))
+    except ValueError:
+        r.fail("nodeMemory", f"{raw!r} is not a memory quantity like '4Gi' or '8Gi'")
+        return 4096
+    low, high = _NODE_MEMORY_RANGE_MI
+    if not low <= value <= high:
+        r.fail("nodeMemory", f"{raw!r} is out of range (3Gi to 16Gi: a Raspberry Pi 5 the preflight accepts)")
+    return value
 
 
 def _rfc3339(r: _Reader, name: str) -> str:
@@ -539,10 +597,11 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     access_emails = _access_emails(r, hosts)
     cloudflare = _cloudflare(r)
     github = _github(r)
-    root = _root(r, github.repositories)
+    root = _root(r, github.repositories, github.adopt_existing)
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
     allowed_admin_bindings = _allowed_admin_bindings(r)
     privileged_namespaces = _privileged_namespaces(r)
+    node_memory_mi = _node_memory(r)
     r.unknown_keys()
 
     if r.problems:
@@ -569,4 +628,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         argocd_admin_password_rotated_at=rotated_at,
         allowed_admin_bindings=allowed_admin_bindings,
         privileged_namespaces=privileged_namespaces,
+        node_memory_mi=node_memory_mi,
     )

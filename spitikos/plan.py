@@ -13,7 +13,15 @@ from typing import Any
 
 import yaml
 
-from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI, NODE_MEMORY_MI, Footprint, containers
+from components.footprint import (
+    APPLICATION_RESERVE_MI,
+    K3S_SYSTEM_MI,
+    NODE_CPU_MILLIS,
+    NODE_MEMORY_MI,
+    Footprint,
+    containers,
+    memory_mi,
+)
 from spitikos.engine import Recording, Registration, is_secret, run_file
 from spitikos.stack import ROOT, offline_config
 
@@ -35,23 +43,27 @@ def is_slow(reg: Registration) -> bool:
 
 
 def critical_path(weights: Mapping[str, float], deps: Mapping[str, Iterable[str]]) -> tuple[float, list[str]]:
-    """The heaviest chain through a dependency graph: (its weight, its nodes from first to last)."""
-    best: dict[str, float] = {}
+    """The heaviest chain through a dependency graph: (its weight, its nodes from first to last).
+
+    Between chains of equal weight, the one with more steps wins: the chain shown is then the
+    whole wait (e.g. the node's preflight before its install), not a shortcut picked by name.
+    """
+    best: dict[str, tuple[float, int]] = {}
     previous: dict[str, str | None] = {}
 
-    def visit(node: str, trail: frozenset[str]) -> float:
+    def visit(node: str, trail: frozenset[str]) -> tuple[float, int]:
         if node in best:
             return best[node]
         if node in trail:
             raise ValueError(f"dependency cycle through {node}")
-        via, heaviest = None, 0.0
+        via, heaviest = None, (0.0, 0)
         for dep in sorted(deps.get(node, ())):
             if dep not in weights:
                 continue
-            weight = visit(dep, trail | {node})
-            if via is None or weight > heaviest:
-                via, heaviest = dep, weight
-        best[node] = weights[node] + heaviest
+            found = visit(dep, trail | {node})
+            if via is None or found > heaviest:
+                via, heaviest = dep, found
+        best[node] = (weights[node] + heaviest[0], heaviest[1] + 1)
         previous[node] = via
         return best[node]
 
@@ -65,7 +77,7 @@ def critical_path(weights: Mapping[str, float], deps: Mapping[str, Iterable[str]
     while current is not None:
         path.append(current)
         current = previous[current]
-    return best[end], path[::-1]
+    return best[end][0], path[::-1]
 
 
 def waves(nodes: Iterable[str], deps: Mapping[str, Iterable[str]]) -> list[list[str]]:
@@ -103,6 +115,12 @@ class Plan:
     stack: str
     recording: Recording
     placeholders: list[str]
+    node_memory_mi: float = NODE_MEMORY_MI
+    """The server's memory (the stack's `nodeMemory`), which the applications' room is sized against."""
+
+    @property
+    def left_for_applications_mi(self) -> float:
+        return self.node_memory_mi - K3S_SYSTEM_MI - self.total_footprint().memory_requests_mi
 
     @property
     def resources(self) -> list[Registration]:
@@ -161,13 +179,13 @@ class Plan:
                 for r in sorted(self.resources, key=lambda r: r.urn)
             ],
             "footprint": {
-                "nodeMemoryMi": NODE_MEMORY_MI,
+                "nodeMemoryMi": round(self.node_memory_mi),
                 "k3sSystemMi": K3S_SYSTEM_MI,
                 "memoryRequestsMi": round(total.memory_requests_mi),
                 "memoryLimitsMi": round(total.memory_limits_mi),
                 "cpuRequestsMillis": round(total.cpu_requests_millis),
                 "cpuLimitsMillis": round(total.cpu_limits_millis),
-                "leftForApplicationsMi": round(total.left_for_applications_mi),
+                "leftForApplicationsMi": round(self.left_for_applications_mi),
             },
             "criticalPath": {"slowSteps": weight, "chain": [r.urn for r in path]},
             "waves": [sorted(r.urn for r in wave) for wave in self.waves()],
@@ -178,19 +196,103 @@ def build(stack: str = "pi5", root: Path | None = None) -> Plan:
     root = root or ROOT
     config, secret_keys, placeholders = offline_config(stack, root)
     recording = run_file(root / "__main__.py", config, secret_keys)
-    return Plan(stack, recording, placeholders)
+    return Plan(stack, recording, placeholders, _node_memory_mi(config))
+
+
+def _node_memory_mi(config: Mapping[str, str]) -> float:
+    """The stack's `nodeMemory` (its default is in `Pulumi.yaml`); the settings have refused a bad one."""
+    return memory_mi(config.get("spitikos:nodeMemory") or f"{NODE_MEMORY_MI}Mi")
 
 
 def from_recording(recording: Recording, stack: str = "pi5", root: Path | None = None) -> Plan:
     """The plan of a run that already happened (the tests' session run) with `offline_config(stack)`."""
-    return Plan(stack, recording, offline_config(stack, root or ROOT)[2])
+    config, _, placeholders = offline_config(stack, root or ROOT)
+    return Plan(stack, recording, placeholders, _node_memory_mi(config))
 
 
 def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
+    lines += _summary(plan)
     lines += _tree(plan)
     lines += ["", *_footprint(plan), "", *_schedule(plan), "", *_collisions(plan)]
     return "\n".join(lines) + "\n"
+
+
+ACCESS_APPLICATION = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
+DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+# Rough minutes per slow step on a Pi 5 over a home connection, for the deploy estimate: the node
+# install downloads k3s and starts it; a release pulls its images and waits for them; the root
+# Application waits for Argo CD to sync. Estimates, not measurements (nothing here runs live).
+SLOW_STEP_MINUTES = {"node install": 8, "chart release": 5, "root Application": 3}
+
+
+def slow_kind(reg: Registration) -> str:
+    if reg.type == RELEASE:
+        return "chart release"
+    return "node install" if reg.type == "command:remote:Command" else "root Application"
+
+
+def estimated_minutes(plan: Plan) -> int:
+    """The critical path's slow steps, in minutes: what a first `pulumi up` waits at least."""
+    return sum(SLOW_STEP_MINUTES[slow_kind(r)] for r in plan.critical_path()[1] if is_slow(r))
+
+
+def _summary(plan: Plan) -> list[str]:
+    """What a reviewer asks first: how much of each part, which nodes and hostnames, how long."""
+    counts: dict[str, int] = defaultdict(int)
+    for reg in plan.resources:
+        if reg.parent in plan.recording.registrations:  # the platform itself is no part of it
+            counts[plan.component_of(reg)] += 1
+    behind_access = {r.values.get("domain") for r in plan.recording.of_type(ACCESS_APPLICATION)}
+    hostnames = sorted({r.values.get("name") for r in plan.recording.of_type(DNS_RECORD)})
+    marked = [f"{h} [Access]" if h in behind_access else h for h in hostnames]
+    nodes = [
+        f"{reg.name.removesuffix('-install')} {c['user']}@{c['host']}:{c['port']}"
+        for reg in sorted(plan.recording.of_type("command:remote:Command"), key=lambda r: r.name)
+        if reg.name.endswith("-install") and isinstance(c := reg.values.get("connection"), dict)
+    ]
+    _, path = plan.critical_path()
+    steps = ", ".join(f"{r.name} ~{SLOW_STEP_MINUTES[slow_kind(r)]} min" for r in path if is_slow(r))
+    return [
+        "Summary:",
+        f"  Resources per component: {', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}.",
+        f"  Nodes (SSH; only the private key is secret): {'; '.join(nodes) or 'none'}.",
+        f"  Hostnames ({len(hostnames)}; [Access] = behind Cloudflare Access): {', '.join(marked)}.",
+        f"  Estimated first deploy: about {estimated_minutes(plan)} min of slow steps in a row ({steps}),",
+        "    after the node is prepared (README, First run). An estimate: nothing here runs live.",
+        "",
+    ]
+
+
+def mermaid(plan: Plan) -> str:
+    """A picture of the components (resources each, what waits for what) and the critical path's
+    slow steps, as Markdown with a Mermaid chart: GitHub draws it in the snapshot's diff view."""
+    top = {r.urn for r in plan.resources if r.parent not in plan.recording.registrations}
+    part = {r.urn: plan.component_of(r) for r in plan.resources if r.urn not in top}
+    names = sorted(set(part.values()))
+    ids = {name: f"c{i}" for i, name in enumerate(names)}
+    lines = ["flowchart LR"]
+    for name in names:
+        count = sum(1 for p in part.values() if p == name)
+        lines.append(f'  {ids[name]}["{name}<br/>{count} resource{"" if count == 1 else "s"}"]')
+    edges = sorted(
+        {(part[dep], part[urn]) for urn, deps in plan.graph.items() if urn in part for dep in deps if dep in part}
+    )
+    lines += [f"  {ids[a]} -.-> {ids[b]}" for a, b in edges if a != b]
+    slow = [r for r in plan.critical_path()[1] if is_slow(r)]
+    for i, reg in enumerate(slow):
+        lines.append(f'  s{i}[["{reg.name}<br/>{slow_kind(reg)} ~{SLOW_STEP_MINUTES[slow_kind(reg)]} min"]]')
+        lines.append(f"  {ids[part[reg.urn]]} --- s{i}")
+    lines += [f"  s{i} ==> s{i + 1}" for i in range(len(slow) - 1)]
+    lines.append("  classDef slow fill:#fde68a,stroke:#b45309")
+    if slow:
+        lines.append(f"  class {','.join(f's{i}' for i in range(len(slow)))} slow")
+    return (
+        f"# Offline plan of `{plan.stack}`: components and the critical path\n\n"
+        "Each box is a component (its resources counted); a dotted arrow: something in one waits for "
+        "something in the other. The thick chain is the critical path's slow steps, in order.\n\n"
+        "```mermaid\n" + "\n".join(lines) + "\n```\n"
+    )
 
 
 def _collisions(plan: Plan) -> list[str]:
@@ -231,12 +333,31 @@ def _footprint(plan: Plan) -> list[str]:
     for name, f in sorted(footprints.items()):
         lines.append(_footprint_row(row, name, f))
     lines.append(_footprint_row(row, "total", total))
-    left = total.left_for_applications_mi
+    left = plan.left_for_applications_mi
     lines.append(
-        f"  Node: {NODE_MEMORY_MI} MiB (a 4 GB Pi 5) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
+        f"  Node: {plan.node_memory_mi:.0f} MiB (nodeMemory) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
         f"{total.memory_requests_mi:.0f} MiB = {left:.0f} MiB left for applications "
         f"({'meets' if left >= APPLICATION_RESERVE_MI else 'BELOW'} the {APPLICATION_RESERVE_MI} MiB reserve)."
     )
+    lines += _footprint_notes(total)
+    return lines
+
+
+def _footprint_notes(total: Footprint) -> list[str]:
+    """What the two figures above mean, and what the CPU limits add up to against the cores."""
+    lines = [
+        f"  The reserve: room the applications Argo CD deploys need (in pi5, kube-prometheus-stack's Prometheus "
+        f"alone requests 512Mi), a sizing target ({APPLICATION_RESERVE_MI} MiB), not a measurement.",
+    ]
+    cores = NODE_CPU_MILLIS // 1000
+    if total.cpu_limits_millis > NODE_CPU_MILLIS:
+        lines.append(
+            f"  CPU: limits add up to {total.cpu_limits_millis:.0f}m against {cores} cores ({NODE_CPU_MILLIS}m): "
+            f"OVERCOMMITTED, allowed (a limit caps a burst; requests, {total.cpu_requests_millis:.0f}m, are what "
+            "the scheduler reserves), but parts bursting together throttle one another."
+        )
+    else:
+        lines.append(f"  CPU: limits add up to {total.cpu_limits_millis:.0f}m, within {cores} cores.")
     return lines
 
 
@@ -290,7 +411,7 @@ def files(plan: Plan) -> dict[str, str]:
     for reg in sorted(plan.resources, key=lambda r: r.urn):
         if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
             continue
-        obj = redact(reg.inputs)
+        obj = manifest(reg)
         meta = obj.get("metadata", {})
         name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
         out[f"kubernetes/{name.lower()}.yaml"] = to_yaml(obj)
@@ -312,9 +433,37 @@ def files(plan: Plan) -> dict[str, str]:
     return out
 
 
+# What `--out` writes, and so may remove when a later plan no longer has it: nothing else in DIR.
+OWNED = ("plan.txt", "plan.md", "plan.json", "tunnel.yaml", "kubernetes/*.yaml")
+
+
+def manifest(reg: Registration) -> dict:
+    """A Kubernetes object as `--out` writes it: its inputs, each secret redacted."""
+    return _secret_keys_shown(redact(reg.inputs), reg)
+
+
+def _secret_keys_shown(obj: dict, reg: Registration) -> dict:
+    """A Secret whose `data`/`stringData` is secret as a whole still lists its keys, each value
+    redacted: a valid manifest, and the reviewer sees which keys (`REDIS_URL`, ...) it holds."""
+    if obj.get("kind") != "Secret":
+        return obj
+    shown = dict(obj)
+    for field in ("data", "stringData"):
+        if shown.get(field) == REDACTED and isinstance(reg.values.get(field), dict):
+            shown[field] = dict.fromkeys(sorted(reg.values[field]), REDACTED)
+    return shown
+
+
 def write(plan: Plan, out: Path) -> list[Path]:
-    """Writes `files(plan)` under `out`."""
-    return _write_files(files(plan), out)
+    """Writes the plan's text and `files(plan)` under `out`. Files an earlier run wrote that this plan
+    no longer has (an object removed, renamed) are removed, so the folder is this plan alone; other
+    files in `out` are left alone."""
+    texts = snapshot(plan)
+    for pattern in OWNED:
+        for old in out.glob(pattern):
+            if old.is_file() and old.relative_to(out).as_posix() not in texts:
+                old.unlink()
+    return _write_files(texts, out)
 
 
 def _write_files(texts: dict[str, str], out: Path) -> list[Path]:
@@ -333,7 +482,44 @@ SNAPSHOTS = ROOT / "tests" / "snapshots"
 def snapshot(plan: Plan) -> dict[str, str]:
     """What is committed under tests/snapshots/<stack>/: the plan's text (resource tree, footprint,
     schedule) and every file `--out` writes. Secrets are redacted; everything is sorted."""
-    return {"plan.txt": render(plan), **files(plan)}
+    return {"plan.txt": render(plan), "plan.md": mermaid(plan), **files(plan)}
+
+
+def snapshot_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What a rewrite changed, file by file, like `git diff --stat`: `M plan.txt (+2 -1)`, `A ...`, `D ...`."""
+    import difflib
+
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None or new is None:
+            text = new if old is None else old
+            changes.append(f"{'A' if old is None else 'D'} {name} ({text.count(chr(10))} lines)")
+            continue
+        diff = list(difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=0))
+        added = sum(1 for d in diff if d.startswith("+") and not d.startswith("+++"))
+        removed = sum(1 for d in diff if d.startswith("-") and not d.startswith("---"))
+        changes.append(f"M {name} (+{added} -{removed})")
+    return changes
+
+
+def rewrite_snapshot(stack: str = "pi5", directory: Path | None = None) -> str:
+    """`make snapshot`: rewrites the snapshot and says what changed, so the reviewer knows what to read."""
+    directory = directory or SNAPSHOTS / stack
+    before = (
+        {p.relative_to(directory).as_posix(): p.read_text() for p in directory.rglob("*") if p.is_file()}
+        if directory.exists()
+        else {}
+    )
+    write_snapshot(stack, directory)
+    after = {p.relative_to(directory).as_posix(): p.read_text() for p in directory.rglob("*") if p.is_file()}
+    changes = snapshot_changes(before, after)
+    if not changes:
+        return f"{directory}: unchanged (this change does nothing to the platform of {stack})."
+    files_changed = f"{len(changes)} file{'' if len(changes) == 1 else 's'} changed"
+    return "\n".join([f"{directory}: {files_changed}; review, then commit them:", *changes])
 
 
 def write_snapshot(stack: str = "pi5", directory: Path | None = None) -> Path:

@@ -38,16 +38,52 @@ PLACEHOLDER_VALUES = {
 }
 
 
+class _CliLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """A safe loader that reads values as the Pulumi CLI does: an unquoted `2027-01-15` stays the
+    text `2027-01-15` (the CLI's YAML library keeps timestamp-like values as strings when it does
+    not decode into a time), not a `datetime.date` no config value can be."""
+
+
+_CliLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @lru_cache(maxsize=32)
 def _parse(text: str) -> Any:
     # libyaml's loader is ~10x faster than the pure-Python one, and the same file is read for
     # every offline run: parse each distinct text once. Callers must not mutate the result.
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=_CliLoader)  # noqa: S506 - a safe loader
 
 
 def read_yaml(path: Path) -> Any:
-    """A YAML file's data, parsed once per distinct content."""
-    return _parse(path.read_text())
+    """A YAML file's data, parsed once per distinct content; a syntax error is one line naming the file."""
+    try:
+        return _parse(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise StackFileError(f"{path.name}: {where}not valid YAML ({problem}): fix the file") from None
+
+
+def _stack_config(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, or one line saying what is wrong with the file."""
+    data = read_yaml(path)
+    if data is None:
+        raise StackFileError(
+            f"{path.name}: is empty: it needs a `config:` mapping of `spitikos:` keys, like Pulumi.example.yaml's"
+        )
+    if not isinstance(data, dict) or not isinstance(data.get("config", {}), dict):
+        raise StackFileError(
+            f"{path.name}: needs a `config:` mapping of `spitikos:` keys at the top, like Pulumi.example.yaml's"
+        )
+    values = data.get("config") or {}
+    for key in values:
+        if ":" not in str(key):
+            raise StackFileError(f"{path.name}: {key}: a key needs its namespace: write it as `spitikos:{key}`")
+    return values
 
 
 def _as_config_string(value: Any) -> str:
@@ -80,7 +116,7 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     path = root / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
-    values = read_yaml(path).get("config") or {}
+    values = _stack_config(path)
     secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
     plain_secrets = [k for k in secret_keys(root) if k in values and k not in secure]
     if plain_secrets:
@@ -91,8 +127,14 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
                 for key in plain_secrets
             )
         )
-    # Encrypted values need the passphrase; offline runs use placeholders instead.
-    return {k: _as_config_string(v) for k, v in values.items() if k not in secure}
+    # Encrypted values need the passphrase; offline runs use placeholders instead. An encrypted key
+    # no setting declares secret still reaches the settings, which refuse it (a typo, a provider's).
+    declared = set(secret_keys(root))
+    return {
+        k: f"{PLACEHOLDER}-encrypted" if k in secure else _as_config_string(v)
+        for k, v in values.items()
+        if k not in secure or k not in declared
+    }
 
 
 def known_stacks(root: Path = ROOT) -> list[str]:

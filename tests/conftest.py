@@ -35,27 +35,14 @@ def stack_config(stack: str = "pi5") -> dict[str, str]:
     return offline_config(stack)[0]
 
 
-# A new operator's stack: one zone, repositories created and seeded, the seed's app of apps,
-# nothing behind Access. pi5 (the real organization) covers adoption, zones and Access.
-FRESH = {
-    "spitikos:domain": "spitikos.dev",
-    "spitikos:zones": "[]",
-    "spitikos:hostnames": '["spitikos.dev", "api.spitikos.dev", "argocd.spitikos.dev"]',
-    "spitikos:protectedHostnames": "[]",
-    "spitikos:sshHostname": "",
-    "spitikos:kubeApiHostname": "",
-    "spitikos:accessEmails": "[]",
-    "spitikos:adoptExistingRepositories": "false",
-    "spitikos:repositories": '["spitikos", "api", "docs", "charts"]',
-    "spitikos:rootRepository": "spitikos",
-    "spitikos:rootPath": "argocd/apps",
-    "spitikos:allowedAdminBindings": "[]",
-    "spitikos:privilegedNamespaces": "[]",
-}
+# A new operator's stack: Pulumi.example.yaml (example.org), the file the README tells a newcomer
+# to copy. One zone, repositories created and seeded, the seed's app of apps, nothing behind
+# Access. pi5 (the real organization) covers adoption, zones and Access.
+EXAMPLE = "example"
 
 
 def fresh_config(**overrides: str) -> dict[str, str]:
-    return {**stack_config(), **FRESH, **{f"spitikos:{k}": v for k, v in overrides.items()}}
+    return {**stack_config(EXAMPLE), **{f"spitikos:{k}": v for k, v in overrides.items()}}
 
 
 def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None = None):
@@ -71,7 +58,7 @@ def stack():
 
 @pytest.fixture(scope="session")
 def fresh():
-    """One run of a new operator's stack (see FRESH), shared by every test module."""
+    """One run of the example stack (Pulumi.example.yaml), shared by every test module."""
     return run_main(fresh_config())
 
 
@@ -82,7 +69,7 @@ AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 @pytest.fixture(scope="session")
 def with_agent_and_host_key():
     """The pi5 stack plus an agent, with the server's SSH host key pinned: one run, shared."""
-    agents = ["10.0.0.201", f"pi3=10.0.0.202 {AGENT_HOST_KEY}"]
+    agents = ["10.0.0.201", f"pi3=ubuntu@10.0.0.202:2222 {AGENT_HOST_KEY}"]
     config = {**stack_config(), "spitikos:agents": json.dumps(agents), "spitikos:nodeHostKey": HOST_KEY}
     return run_main(config)
 

@@ -27,6 +27,7 @@ esac
 # Serves an "installer" that records its arguments and puts the stub pulumi where it was told.
 STUB_CURL = """#!/bin/sh
 echo "curl $*" >> "$CALLS"
+if [ -n "$STUB_OFFLINE" ]; then echo "curl: (6) Could not resolve host: get.pulumi.com" >&2; exit 6; fi
 cat <<'INSTALLER'
 echo "installer $*" >> "$CALLS"
 while [ $# -gt 0 ]; do [ "$1" = --install-root ] && root=$2; shift; done
@@ -55,10 +56,10 @@ def with_pulumi_on_path(machine):
     (machine / "bin" / "pulumi").symlink_to(machine / "stub-pulumi")
 
 
-def make_up(machine, *args, **env):
+def make_up(machine, *args, target="up", **env):
     calls = machine / "calls"
     calls.touch()
-    make = ["make", "--no-print-directory", "-s", "up", f"VENV={machine / 'venv'}", f"PULUMI_ROOT={machine / 'cli'}"]
+    make = ["make", "--no-print-directory", "-s", target, f"VENV={machine / 'venv'}", f"PULUMI_ROOT={machine / 'cli'}"]
     result = subprocess.run(
         [*make, *args],
         cwd=ROOT,
@@ -133,6 +134,45 @@ def test_make_up_can_be_told_not_to_install_and_then_says_exactly_how(machine):
     )
     assert command in result.stderr
     assert calls == []
+
+
+def test_make_up_offline_says_what_to_do_instead_of_only_curls_error(machine):
+    result, calls = make_up(machine, STUB_OFFLINE="1")
+    assert result.returncode != 0
+    assert calls == ["curl -fsSL https://get.pulumi.com"]
+    lines = result.stderr.splitlines()
+    assert "curl: (6)" not in lines[0].split(" (")[0]  # never curl's bare line alone
+    assert "could not download Pulumi's installer from https://get.pulumi.com (curl: (6) Could not resolve" in lines[0]
+    assert "is this machine offline?" in lines[0]
+    assert "install Pulumi" in lines[1] and "PULUMI_INSTALL=no" in lines[1]
+    assert not (machine / "cli" / "bin").exists()
+
+
+def test_make_cli_installs_the_pinned_cli_and_prints_how_to_put_it_on_path(machine):
+    result, calls = make_up(machine, target="cli")
+    assert result.returncode == 0, result.stderr
+    root = machine / "cli"
+    assert calls[1] == f"installer --version {PULUMI_VERSION} --install-root {root} --no-edit-path"
+    assert calls[-1] == "pulumi version"  # nothing deployed, no stack selected
+    assert f'export PATH="{root}/bin:$PATH"' in result.stdout.splitlines()
+    # Run again: nothing downloaded, the same line printed.
+    (machine / "calls").unlink()
+    again, calls = make_up(machine, target="cli")
+    assert calls == ["pulumi version"] and f'export PATH="{root}/bin:$PATH"' in again.stdout
+
+
+def test_the_installed_cli_stays_out_of_git_even_before_its_own_gitignore_exists():
+    assert ".pulumi-cli/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_make_help_lists_every_target_and_plain_make_is_the_whole_check():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    listed = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert {line.split()[1] for line in listed.splitlines()} == targets
+    # Plain `make` is `make test`, which the README's first lines give as the whole check.
+    default = subprocess.run(["make", "-n"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "-m pytest" in default and "ruff check" in default and "actionlint" in default
 
 
 def test_make_up_warns_when_the_cli_on_path_is_not_the_pinned_version(machine):

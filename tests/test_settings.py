@@ -15,7 +15,7 @@ from components.settings import SettingsError, load_settings
 def load(overrides: dict[str, str | None], secret_keys: list[str] | None = None):
     config = stack_config()
     for key, value in overrides.items():
-        full = f"spitikos:{key}"
+        full = key if ":" in key else f"spitikos:{key}"  # another namespace's key is given whole
         if value is None:
             config.pop(full, None)
         else:
@@ -224,6 +224,38 @@ BAD_INPUTS = [
     ),
     ("gha-pat-missing", {"ghaPat": None}, "spitikos:ghaPat: is required but not set"),
     (
+        "agent-port-too-high",
+        {"agents": '["pi2=10.0.0.201:99999"]'},
+        "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range (1 to 65535)",
+    ),
+    ("agent-port-zero", {"agents": '["10.0.0.201:0"]'}, "spitikos:agents: the port of '10.0.0.201:0' is out of range"),
+    (
+        "provider-token-in-plain-text",
+        {"cloudflare:apiToken": "x" * 40},
+        "cloudflare:apiToken: is not read: the program makes its cloudflare provider from "
+        "`spitikos:cloudflareApiToken`; remove it from the stack file (and revoke it if it is a token in plain text)",
+    ),
+    ("provider-github-owner", {"github:owner": "spitikos"}, "github:owner: is not read: the program makes its github"),
+    ("provider-kubeconfig", {"kubernetes:kubeconfig": "~/.kube/config"}, "kubernetes:kubeconfig: is not read"),
+    (
+        "root-in-a-created-repository",
+        {"adoptExistingRepositories": "false"},
+        "spitikos:rootRepository: 'charts/argocd' of 'charts' will not exist: with adoptExistingRepositories false "
+        "the repositories are created empty, and only 'argocd/apps' of 'spitikos' is seeded",
+    ),
+    (
+        "root-elsewhere-in-the-seeded-repository",
+        {"adoptExistingRepositories": "false", "rootRepository": "spitikos", "rootPath": "apps"},
+        "spitikos:rootPath: 'apps' of 'spitikos' will not exist",
+    ),
+    ("node-memory-unit", {"nodeMemory": "4GB"}, "spitikos:nodeMemory: '4GB' is not a memory quantity like '4Gi'"),
+    ("node-memory-small", {"nodeMemory": "2Gi"}, "spitikos:nodeMemory: '2Gi' is out of range (3Gi to 16Gi"),
+    (
+        "rotated-at-a-bare-date",
+        {"argocdAdminPasswordRotatedAt": "2027-01-15"},
+        "spitikos:argocdAdminPasswordRotatedAt: '2027-01-15' is not a UTC time like '2026-12-01T09:30:00Z'",
+    ),
+    (
         "admin-binding-without-kind",
         {"allowedAdminBindings": '["admin-user-binding"]'},
         "spitikos:allowedAdminBindings: 'admin-user-binding' is not 'ClusterRoleBinding/<name>' or "
@@ -353,6 +385,105 @@ def test_each_required_hostname_is_named_when_all_are_missing():
     assert missing == [
         "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
         "spitikos:hostnames: must include 'argocd.taehoonlee.cloud', the `argocdHostname`",
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides,only",
+    [
+        (
+            {"hostnames": "[]"},
+            "spitikos:hostnames: is required: the public hostnames, at least Argo CD's and the api's",
+        ),
+        ({"agents": '["pi2=10.0.0.201:99999"]'}, "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range"),
+        ({"cloudflare:apiToken": "x" * 40}, "cloudflare:apiToken: is not read"),
+    ],
+    ids=["empty-hostnames", "agent-port", "provider-key"],
+)
+def test_one_mistake_is_one_line(overrides, only):
+    """Errors do not cascade: an empty `hostnames` says nothing about `protectedHostnames`."""
+    with pytest.raises(SettingsError) as raised:
+        load(overrides)
+    assert len(raised.value.problems) == 1 and raised.value.problems[0].startswith(only), raised.value.problems
+
+
+def test_keys_of_packages_with_default_providers_are_left_alone():
+    """`random`, `tls` and `command` hold no credentials; the stack may configure their default providers."""
+    load({"tls:proxy": '{"fromEnv": true}'})
+
+
+def test_a_root_of_your_own_is_accepted_when_the_repositories_are_adopted():
+    s = load({"adoptExistingRepositories": "true", "rootRepository": "charts", "rootPath": "charts/argocd"})
+    assert (s.root.repository, s.root.path) == ("charts", "charts/argocd")
+    fresh = load({"adoptExistingRepositories": "false", "rootRepository": "spitikos", "rootPath": "argocd/apps/"})
+    assert (fresh.root.repository, fresh.root.path) == ("spitikos", "argocd/apps")
+
+
+def test_an_agent_port_at_the_edges_is_accepted():
+    s = load({"agents": '["a=10.0.0.201:1", "b=10.0.0.202:65535"]'})
+    assert [a.port for a in s.agents] == [1, 65535]
+
+
+# Stack files as an operator writes them: each mistake is one line naming the file (and the key).
+STACK_FILES = [
+    ("yaml-syntax", "config:\n  spitikos:domain: [a\n", "Pulumi.bad.yaml: line 3, column 1: not valid YAML ("),
+    ("yaml-tab", "config:\n\tspitikos:domain: a\n", "Pulumi.bad.yaml: line 2, column 1: not valid YAML ("),
+    ("empty", "", "Pulumi.bad.yaml: is empty: it needs a `config:` mapping of `spitikos:` keys"),
+    ("comments-only", "# my stack\n", "Pulumi.bad.yaml: is empty"),
+    ("not-a-mapping", "- spitikos:domain\n", "Pulumi.bad.yaml: needs a `config:` mapping"),
+    (
+        "key-without-namespace",
+        "config:\n  nodeSshPort: 2222\n",
+        "Pulumi.bad.yaml: nodeSshPort: a key needs its namespace: write it as `spitikos:nodeSshPort`",
+    ),
+]
+
+
+def _stack_root(tmp_path, text: str):
+    from conftest import ROOT
+
+    (tmp_path / "Pulumi.yaml").symlink_to(ROOT / "Pulumi.yaml")
+    (tmp_path / "Pulumi.bad.yaml").write_text(text)
+    return tmp_path
+
+
+@pytest.mark.parametrize("text,message", [(t, m) for _, t, m in STACK_FILES], ids=[i for i, _, _ in STACK_FILES])
+def test_a_broken_stack_file_is_one_line_naming_the_file(tmp_path, text, message):
+    from spitikos.stack import StackFileError, offline_config
+
+    with pytest.raises(StackFileError) as raised:
+        offline_config("bad", _stack_root(tmp_path, text))
+    assert str(raised.value).startswith(message) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_unquoted_dates_reach_the_settings_as_the_cli_hands_them(tmp_path):
+    """The runbook's `kubeconfigRenewal 2027-01-15` is text to the CLI; offline it once crashed on a date."""
+    from spitikos.stack import stack_values
+
+    text = (
+        "config:\n  spitikos:kubeconfigRenewal: 2027-01-15\n"
+        "  spitikos:argocdAdminPasswordRotatedAt: 2026-12-01T09:30:00Z\n"
+    )
+    config = stack_values("bad", _stack_root(tmp_path, text))
+    assert config["spitikos:kubeconfigRenewal"] == "2027-01-15"
+    assert config["spitikos:argocdAdminPasswordRotatedAt"] == "2026-12-01T09:30:00Z"
+    pulumi.runtime.set_all_config({**stack_config(), **config}, list(DUMMY_SECRETS))
+    s = load_settings()
+    assert (s.kubeconfig_renewal, s.argocd_admin_password_rotated_at) == ("2027-01-15", "2026-12-01T09:30:00Z")
+
+
+def test_an_encrypted_key_no_setting_declares_secret_is_still_refused(tmp_path):
+    """Offline runs drop encrypted values; an encrypted typo or provider token must not vanish with them."""
+    from spitikos.stack import stack_values
+
+    text = "config:\n  cloudflare:apiToken:\n    secure: AAABAxyz\n  spitikos:githubTokn:\n    secure: AAABAabc\n"
+    config = stack_values("bad", _stack_root(tmp_path, text))
+    pulumi.runtime.set_all_config({**stack_config(), **config}, list(DUMMY_SECRETS))
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert [p.split(":", 2)[:2] for p in raised.value.problems] == [
+        ["spitikos", "githubTokn"],
+        ["cloudflare", "apiToken"],
     ]
 
 

@@ -66,6 +66,15 @@ def test_an_agent_in_the_settings_joins_the_cluster(with_agent_and_host_key):
             assert not any(s in command.values.get(key, "") for s in known), f"{command.name} {key} holds a secret"
 
 
+def test_each_nodes_address_and_port_show_in_the_plan(with_agent_and_host_key):
+    """Only a connection's private key is secret: the plan's summary names every node's user, host and port."""
+    from spitikos import plan as offline
+
+    text = offline.render(offline.Plan("pi5", with_agent_and_host_key, []))
+    summary = text.split("Summary:\n", 1)[1].split("\n\n", 1)[0]
+    assert "spitikos-k3s-agent-pi3 ubuntu@10.0.0.202:2222; spitikos-k3s-server ubuntu@10.0.0.200:22." in summary
+
+
 def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_agent_and_host_key):
     commands = with_agent_and_host_key.of_type("command:remote:Command")
     server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]

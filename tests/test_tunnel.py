@@ -260,9 +260,9 @@ def test_dns_records_keep_names_derived_from_their_hostnames(fresh, stack):
     """A renamed resource is a deleted and re-created record on the next `pulumi up`."""
     names = sorted(r.name for r in fresh.of_type(DNS))
     assert names == [
-        "spitikos-tunnel-dns-api-spitikos-dev",
-        "spitikos-tunnel-dns-argocd-spitikos-dev",
-        "spitikos-tunnel-dns-spitikos-dev",
+        "spitikos-tunnel-dns-api-example-org",
+        "spitikos-tunnel-dns-argocd-example-org",
+        "spitikos-tunnel-dns-example-org",
     ]
     real = {r.values["name"]: r.name for r in stack.of_type(DNS)}
     assert real["*.taehoonlee.cloud"] == "spitikos-tunnel-dns-wildcard-taehoonlee-cloud"
