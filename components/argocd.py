@@ -92,6 +92,8 @@ class ArgoCdArgs:
     ingress_class: str = "nginx"
     ingress_controller: pulumi.Resource | None = None
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
+    app_repository_urls: Sequence[str] = ()
+    """More Git URLs (patterns) the applications may come from, besides the owner's repositories."""
     admin_password_rotated_at: str = ""
     """An RFC 3339 time; changing it generates a new admin password and revokes every session
     issued before it (Argo CD's `admin.passwordMtime`)."""
@@ -166,7 +168,9 @@ class ArgoCd(pulumi.ComponentResource):
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
-            for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
+            for project in app_projects(
+                args.root.repository_url, args.owner, args.platform_namespaces, args.app_repository_urls
+            )
         ]
         root = root_application(args.root)
         self.root_application = k8s.apiextensions.CustomResource(
@@ -288,9 +292,12 @@ def argocd_values(
     }
 
 
-def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:
+def app_projects(
+    root_repository_url: str, owner: str, platform_namespaces: Sequence[str], more_sources: Sequence[str] = ()
+) -> list[dict]:
     """`root` may only create Applications in argocd; `default`, which the applications name,
-    may deploy anywhere but the platform's namespaces, from the owner's repositories."""
+    may deploy anywhere but the platform's namespaces, from the owner's repositories (none without
+    GitHub) and `more_sources`."""
     denied = [NAMESPACE, *(ns for ns in platform_namespaces if ns != NAMESPACE)]
     return [
         {
@@ -314,7 +321,10 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
             "spec": {
                 "description": "Applications found in Git. The platform's namespaces and objects are Pulumi's.",
-                "sourceRepos": [f"https://github.com/{owner}/*", f"git@github.com:{owner}/*"],
+                "sourceRepos": [
+                    *([f"https://github.com/{owner}/*", f"git@github.com:{owner}/*"] if owner else []),
+                    *more_sources,
+                ],
                 # A `!` entry refuses whatever the allow entries admit, in any order.
                 "destinations": [
                     *({"server": IN_CLUSTER, "namespace": f"!{ns}"} for ns in denied),

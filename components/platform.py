@@ -13,6 +13,7 @@ from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
@@ -49,18 +50,23 @@ class Platform(pulumi.ComponentResource):
                 host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
             )
 
-        self.cluster = K3sCluster(
-            f"{name}-k3s",
-            K3sClusterArgs(
-                server=node(cfg.server),
-                agents=[node(a) for a in cfg.agents],
-                version=cfg.k3s_version,
-                tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
-                uninstall_on_destroy=cfg.uninstall_on_destroy,
-                kubeconfig_renewal=cfg.kubeconfig_renewal,
-            ),
-            opts=child,
-        )
+        # Your own cluster (`kubeconfig`), or k3s installed on the node over SSH.
+        self.cluster: K3sCluster | ExistingCluster
+        if cfg.parts.kubeconfig is not None:
+            self.cluster = ExistingCluster(f"{name}-cluster", ExistingClusterArgs(cfg.parts.kubeconfig), opts=child)
+        else:
+            self.cluster = K3sCluster(
+                f"{name}-k3s",
+                K3sClusterArgs(
+                    server=node(cfg.server),
+                    agents=[node(a) for a in cfg.agents],
+                    version=cfg.k3s_version,
+                    tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
+                    uninstall_on_destroy=cfg.uninstall_on_destroy,
+                    kubeconfig_renewal=cfg.kubeconfig_renewal,
+                ),
+                opts=child,
+            )
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
@@ -72,14 +78,20 @@ class Platform(pulumi.ComponentResource):
         )
         self.redis = Redis(
             f"{name}-redis",
-            RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
+            RedisArgs(
+                provider=kube,
+                platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE],
+                # On a cluster the stack is given, its default StorageClass (kind's is `standard`).
+                **({"storage_class": None} if cfg.parts.existing_cluster else {}),
+            ),
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
 
         # Outside: GitHub and Cloudflare do not wait for the node.
-        github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
-        cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
+        # Each only when the stack builds it (`github`, `cloudflare`).
+        self.github: GitHub | None = None
+        self.tunnel: Tunnel | None = None
 
         # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
         # alias keeps the value, so nothing is replaced.
@@ -96,47 +108,49 @@ class Platform(pulumi.ComponentResource):
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
         # Argo CD reads these over SSH with read-only deploy keys: the seed's, the charts', the root's.
         argocd_repositories = list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
-        self.github = GitHub(
-            f"{name}-github",
-            GitHubArgs(
-                provider=github_provider,
-                owner=cfg.github.owner,
-                repositories=cfg.github.repositories,
-                central_repository=s.CENTRAL_REPOSITORY,
-                charts_repository=s.CHARTS_REPOSITORY,
-                deploy_key_repositories=argocd_repositories,
-                application_repositories=cfg.github.application_repositories,
-                webhooks=[
-                    WebhookArgs(
-                        s.CHARTS_REPOSITORY,
-                        f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}",
-                        charts_webhook_secret,
+        if cfg.parts.github:
+            github_provider = github.Provider(
+                f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child
+            )
+            self.github = GitHub(
+                f"{name}-github",
+                GitHubArgs(
+                    provider=github_provider,
+                    owner=cfg.github.owner,
+                    repositories=cfg.github.repositories,
+                    central_repository=s.CENTRAL_REPOSITORY,
+                    charts_repository=s.CHARTS_REPOSITORY,
+                    deploy_key_repositories=argocd_repositories,
+                    application_repositories=cfg.github.application_repositories,
+                    webhooks=[
+                        WebhookArgs(
+                            s.CHARTS_REPOSITORY,
+                            f"https://{cfg.argocd_hostname}{ARGOCD_WEBHOOK_PATH}",
+                            charts_webhook_secret,
+                        ),
+                    ],
+                    release_token=cfg.github.release_token,
+                    visibility=cfg.github.visibility,
+                    required_reviews=cfg.github.required_reviews,
+                    adopt_existing=cfg.github.adopt_existing,
+                    docs_sync=DocsSyncArgs(
+                        s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", self.docs_sync_token
                     ),
-                ],
-                release_token=cfg.github.release_token,
-                visibility=cfg.github.visibility,
-                required_reviews=cfg.github.required_reviews,
-                adopt_existing=cfg.github.adopt_existing,
-                docs_sync=DocsSyncArgs(
-                    s.DOCS_REPOSITORY, f"https://{cfg.api_hostname}{DOCS_SYNC_PATH}", self.docs_sync_token
                 ),
-            ),
-            opts=child,
-        )
+                opts=child,
+            )
 
         self.argocd = ArgoCd(
             f"{name}-argocd",
             ArgoCdArgs(
                 provider=kube,
                 hostname=cfg.argocd_hostname,
-                root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
+                root=RootSource(self._root_url(cfg), cfg.root.path, cfg.root.revision),
                 owner=cfg.github.owner,
                 ingress_class=self.ingress.ingress_class,
                 ingress_controller=self.ingress.release,
-                repositories=[
-                    RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
-                    for repo in argocd_repositories
-                ],
+                repositories=self._deploy_keys(argocd_repositories),
+                app_repository_urls=self._app_sources(cfg),
                 platform_namespaces=self.platform_namespaces(),
                 admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
             ),
@@ -154,30 +168,53 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.tunnel = Tunnel(
-            f"{name}-tunnel",
-            TunnelArgs(
-                cloudflare=cloudflare_provider,
-                kubernetes=kube,
-                account_id=cfg.cloudflare.account_id,
-                zones=cfg.zones,
-                ingress_url=self.ingress.service_url,
-                hostnames=cfg.hostnames,
-                protected_hostnames=cfg.protected_hostnames,
-                # GitHub must reach Argo CD's webhook even when the UI is behind Access.
-                public_paths={cfg.argocd_hostname: [ARGOCD_WEBHOOK_PATH]},
-                node_address=cfg.server.host,
-                node_ssh_port=cfg.server.port,
-                ssh_hostname=cfg.ssh_hostname,
-                kube_api_hostname=cfg.kube_api_hostname,
-                access_emails=cfg.access_emails,
-            ),
-            opts=child,
-        )
+        if cfg.parts.cloudflare:
+            cloudflare_provider = cloudflare.Provider(
+                f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child
+            )
+            self.tunnel = Tunnel(
+                f"{name}-tunnel",
+                TunnelArgs(
+                    cloudflare=cloudflare_provider,
+                    kubernetes=kube,
+                    account_id=cfg.cloudflare.account_id,
+                    zones=cfg.zones,
+                    ingress_url=self.ingress.service_url,
+                    hostnames=cfg.hostnames,
+                    protected_hostnames=cfg.protected_hostnames,
+                    # GitHub must reach Argo CD's webhook even when the UI is behind Access.
+                    public_paths={cfg.argocd_hostname: [ARGOCD_WEBHOOK_PATH]},
+                    node_address=cfg.server.host,
+                    node_ssh_port=cfg.server.port,
+                    ssh_hostname=cfg.ssh_hostname,
+                    kube_api_hostname=cfg.kube_api_hostname,
+                    access_emails=cfg.access_emails,
+                ),
+                opts=child,
+            )
 
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
+
+    def _root_url(self, cfg: s.Settings) -> str:
+        """The root's repository over SSH (read with its deploy key), or, without GitHub, the URL given."""
+        if self.github is None:
+            return cfg.parts.root_repository_url or ""
+        return self.github.ssh_urls[cfg.root.repository]
+
+    def _deploy_keys(self, repositories: list[str]) -> list[RepositoryCredential]:
+        """Argo CD's read-only deploy keys; none without GitHub (the root's URL is public)."""
+        if self.github is None:
+            return []
+        return [RepositoryCredential(r, self.github.ssh_urls[r], self.github.deploy_keys[r]) for r in repositories]
+
+    @staticmethod
+    def _app_sources(cfg: s.Settings) -> list[str]:
+        """What the applications may come from besides the owner's repositories: without GitHub,
+        the root's own repository."""
+        own = [] if cfg.parts.github else [cfg.parts.root_repository_url or ""]
+        return [*own, *cfg.parts.app_repository_urls]
 
     @staticmethod
     def owned_namespaces() -> list[str]:
