@@ -13,14 +13,14 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan
+.PHONY: test lint pytest up plan e2e
 
 test: lint pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check tools/e2e; \
 	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
@@ -36,6 +36,11 @@ plan: $(VENV)/.installed
 up: $(VENV)/.installed
 	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
+
+# The in-cluster platform up, checked and destroyed with the real CLI on whatever cluster KUBECONFIG
+# points at (README, "What the e2e run proves"); CI runs it on kind. Installs the pinned CLI if missing.
+e2e: $(VENV)/.installed
+	PY='$(PY)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' tools/e2e
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	python3 -m venv $(VENV)
