@@ -201,3 +201,23 @@ def test_destroy_may_leave_the_protected_and_what_it_needs_only():
     }
     assert e2e.left_after_destroy(state) == ["left after destroy, and not protected: argocd"]
     assert json.loads(json.dumps(state))  # plain JSON, as `pulumi stack export` prints
+
+
+def test_the_e2e_workflow_runs_make_e2e_on_kind_for_pull_requests_and_daily_with_no_secret():
+    import yaml
+
+    text = (ROOT / ".github" / "workflows" / "e2e.yaml").read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow.pop(True)  # YAML 1.1 reads the key `on` as True
+    assert "pull_request" in triggers and triggers["schedule"][0]["cron"]
+    assert workflow["permissions"] == {"contents": "read"}
+    assert "secrets." not in text and "environment" not in workflow["jobs"]["kind"]
+    steps = workflow["jobs"]["kind"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert "make e2e" in runs
+    kind_at = next(i for i, r in enumerate(runs) if r.startswith("kind create cluster"))
+    assert kind_at < runs.index("make e2e")
+    after = steps[runs.index("make e2e") + 1 :]
+    assert after and all(s.get("if") == "failure()" for s in after)
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in after)
+    assert any("kubectl get" in s.get("run", "") for s in after)
