@@ -147,6 +147,8 @@ class Plan:
             "disclaimer": DISCLAIMER,
             "stack": self.stack,
             "placeholders": self.placeholders,
+            # Only for a stack that leaves a part out (pi5's reviewed snapshot has no such key).
+            **({"skipped": skipped(self)} if skipped(self) else {}),
             "resources": [
                 {
                     "urn": r.urn,

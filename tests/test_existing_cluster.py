@@ -73,4 +73,5 @@ def test_the_plan_says_what_is_skipped(own_cluster, stack):
     assert skipped(plan) == list(OPTIONAL_PARTS.values())
     (line,) = [x for x in render(plan).splitlines() if "skipped:" in x]
     assert "node bootstrap" in line and "Cloudflare" in line and "GitHub" in line
+    assert plan.to_json()["skipped"] == skipped(plan)
     assert skipped(from_recording(stack)) == []
