@@ -13,7 +13,7 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan cli help lock
+.PHONY: test lint pytest up plan cli help lock e2e
 
 # Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
@@ -24,7 +24,7 @@ help:  ## this list
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check; \
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check tools/e2e; \
 	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
@@ -40,6 +40,11 @@ plan: $(VENV)/.installed  ## the platform offline (STACK=pi5; OUT=plan-out also 
 up: $(VENV)/.installed  ## deploy STACK (default pi5) with the pinned Pulumi CLI
 	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
+
+# The in-cluster platform up, checked and destroyed with the real CLI on whatever cluster KUBECONFIG
+# points at (README, "What the e2e run proves"); CI runs it on kind. Installs the pinned CLI if missing.
+e2e: $(VENV)/.installed  ## the in-cluster platform up, checked and destroyed on the cluster KUBECONFIG points at
+	PY='$(PY)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' tools/e2e
 
 # Install the pinned Pulumi CLI into .pulumi-cli/ when none is found, and print the line that
 # puts it on PATH: the README's and the runbook's `pulumi` commands need it there.

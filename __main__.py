@@ -15,7 +15,10 @@ pulumi.export("nodeAddress", platform.node_address)
 pulumi.export("kubeconfig", platform.kubeconfig)
 pulumi.export("argocdUrl", platform.argocd.url)
 pulumi.export("argocdAdminPassword", platform.argocd.admin_password)
-pulumi.export("tunnelId", platform.tunnel.tunnel_id)
-pulumi.export("publicHostnames", [r.hostname for r in platform.tunnel.routes])
 pulumi.export("redisAddress", platform.redis.address)
-pulumi.export("repositories", platform.github.ssh_urls)
+# Only for the parts the stack builds (`cloudflare`, `github`).
+if platform.tunnel is not None:
+    pulumi.export("tunnelId", platform.tunnel.tunnel_id)
+    pulumi.export("publicHostnames", [r.hostname for r in platform.tunnel.routes])
+if platform.github is not None:
+    pulumi.export("repositories", platform.github.ssh_urls)

@@ -138,6 +138,8 @@ class ArgoCdArgs:
     """Where NGINX's controller runs: its pods are the only ones that reach the server."""
     ingress_controller: pulumi.Resource | None = None
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
+    app_repository_urls: Sequence[str] = ()
+    """More Git URLs (patterns) the applications may come from, besides the owner's repositories."""
     admin_password_rotated_at: str = ""
     """An RFC 3339 time; changing it generates a new admin password and revokes every session
     issued before it (Argo CD's `admin.passwordMtime`)."""
@@ -232,7 +234,9 @@ class ArgoCd(pulumi.ComponentResource):
         after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
-            for project in app_projects(args.root.repository_url, args.owner, args.platform_namespaces)
+            for project in app_projects(
+                args.root.repository_url, args.owner, args.platform_namespaces, args.app_repository_urls
+            )
         ]
         root = root_application(args.root)
         return k8s.apiextensions.CustomResource(
@@ -419,9 +423,12 @@ def with_pinned_images(values: dict) -> dict:
     return pinned
 
 
-def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequence[str]) -> list[dict]:
+def app_projects(
+    root_repository_url: str, owner: str, platform_namespaces: Sequence[str], more_sources: Sequence[str] = ()
+) -> list[dict]:
     """`root` may only create Applications in argocd; `default`, which the applications name,
-    may deploy anywhere but the platform's namespaces, from the owner's repositories."""
+    may deploy anywhere but the platform's namespaces, from the owner's repositories (none without
+    GitHub) and `more_sources`."""
     denied = [NAMESPACE, *(ns for ns in platform_namespaces if ns != NAMESPACE)]
     return [
         {
@@ -445,7 +452,10 @@ def app_projects(root_repository_url: str, owner: str, platform_namespaces: Sequ
             },
             "spec": {
                 "description": "Applications found in Git. The platform's namespaces and objects are Pulumi's.",
-                "sourceRepos": [f"https://github.com/{owner}/*", f"git@github.com:{owner}/*"],
+                "sourceRepos": [
+                    *([f"https://github.com/{owner}/*", f"git@github.com:{owner}/*"] if owner else []),
+                    *more_sources,
+                ],
                 # A `!` entry refuses whatever the allow entries admit, in any order.
                 "destinations": [
                     *({"server": IN_CLUSTER, "namespace": f"!{ns}"} for ns in denied),

@@ -13,6 +13,7 @@ from components import argocd, ingress_nginx, keda, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
@@ -39,13 +40,17 @@ class Platform(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     """Secret."""
     node_address: str
+    github: GitHub | None
+    """None when the stack builds no GitHub part (`github: false`)."""
+    tunnel: Tunnel | None
+    """None when the stack builds no Cloudflare part (`cloudflare: false`)."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:platform:Platform", name, None, opts)
         cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        self.cluster = K3sCluster(f"{name}-k3s", cluster_args(cfg), opts=child)
+        self.cluster = self._cluster(name, cfg)
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
@@ -53,7 +58,12 @@ class Platform(pulumi.ComponentResource):
         self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
         self.redis = Redis(
             f"{name}-redis",
-            RedisArgs(provider=kube, platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE]),
+            RedisArgs(
+                provider=kube,
+                platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE],
+                # On a cluster the stack is given, its default StorageClass (kind's is `standard`).
+                **({"storage_class": None} if cfg.parts.existing_cluster else {}),
+            ),
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
@@ -63,18 +73,14 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Outside: GitHub and Cloudflare do not wait for the node.
-        github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
-        cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
-
+        # Outside: GitHub and Cloudflare do not wait for the node; each only when the stack builds
+        # it (`github`, `cloudflare`).
         self.docs_sync_token = self._docs_sync_token(name)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
-        self.github = GitHub(
-            f"{name}-github", github_args(cfg, github_provider, charts_webhook_secret, self.docs_sync_token), opts=child
-        )
+        self.github = self._github(name, cfg, charts_webhook_secret) if cfg.parts.github else None
         self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
         resolve_charts_webhook_secret(self.argocd.webhook_secret)
 
@@ -87,13 +93,31 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.tunnel = Tunnel(
-            f"{name}-tunnel", tunnel_args(cfg, cloudflare_provider, kube, self.ingress.service_url), opts=child
-        )
+
+        self.tunnel = self._tunnel(name, cfg, kube) if cfg.parts.cloudflare else None
 
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
+
+    def _cluster(self, name: str, cfg: s.Settings) -> K3sCluster | ExistingCluster:
+        """Your own cluster (`kubeconfig`), or k3s installed on the node over SSH."""
+        child = pulumi.ResourceOptions(parent=self)
+        if cfg.parts.kubeconfig is not None:
+            return ExistingCluster(f"{name}-cluster", ExistingClusterArgs(cfg.parts.kubeconfig), opts=child)
+        return K3sCluster(f"{name}-k3s", cluster_args(cfg), opts=child)
+
+    def _github(self, name: str, cfg: s.Settings, charts_webhook_secret: pulumi.Input[str]) -> GitHub:
+        child = pulumi.ResourceOptions(parent=self)
+        provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
+        return GitHub(
+            f"{name}-github", github_args(cfg, provider, charts_webhook_secret, self.docs_sync_token), opts=child
+        )
+
+    def _tunnel(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> Tunnel:
+        child = pulumi.ResourceOptions(parent=self)
+        provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
+        return Tunnel(f"{name}-tunnel", tunnel_args(cfg, provider, kube, self.ingress.service_url), opts=child)
 
     def _docs_sync_token(self, name: str) -> pulumi.Output[str]:
         """The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
@@ -107,22 +131,40 @@ class Platform(pulumi.ComponentResource):
         return pulumi.Output.secret(token.result)
 
     def _argocd_args(self, cfg: s.Settings, kube: pulumi.ProviderResource) -> ArgoCdArgs:
-        """Argo CD behind NGINX, reading the seed, charts and the root's repository with GitHub's deploy keys."""
+        """Argo CD behind NGINX, reading the seed, charts and the root's repository with GitHub's
+        deploy keys (or, without GitHub, the root's public URL)."""
         return ArgoCdArgs(
             provider=kube,
             hostname=cfg.argocd_hostname,
-            root=RootSource(self.github.ssh_urls[cfg.root.repository], cfg.root.path, cfg.root.revision),
+            root=RootSource(self._root_url(cfg), cfg.root.path, cfg.root.revision),
             owner=cfg.github.owner,
             ingress_class=self.ingress.ingress_class,
             ingress_namespace=ingress_nginx.NAMESPACE,
             ingress_controller=self.ingress.release,
-            repositories=[
-                RepositoryCredential(repo, self.github.ssh_urls[repo], self.github.deploy_keys[repo])
-                for repo in argocd_repositories(cfg)
-            ],
+            repositories=self._deploy_keys(argocd_repositories(cfg)),
+            app_repository_urls=self._app_sources(cfg),
             platform_namespaces=self.platform_namespaces(),
             admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
         )
+
+    def _root_url(self, cfg: s.Settings) -> str:
+        """The root's repository over SSH (read with its deploy key), or, without GitHub, the URL given."""
+        if self.github is None:
+            return cfg.parts.root_repository_url or ""
+        return self.github.ssh_urls[cfg.root.repository]
+
+    def _deploy_keys(self, repositories: list[str]) -> list[RepositoryCredential]:
+        """Argo CD's read-only deploy keys; none without GitHub (the root's URL is public)."""
+        if self.github is None:
+            return []
+        return [RepositoryCredential(r, self.github.ssh_urls[r], self.github.deploy_keys[r]) for r in repositories]
+
+    @staticmethod
+    def _app_sources(cfg: s.Settings) -> list[str]:
+        """What the applications may come from besides the owner's repositories: without GitHub,
+        the root's own repository."""
+        own = [] if cfg.parts.github else [cfg.parts.root_repository_url or ""]
+        return [*own, *cfg.parts.app_repository_urls]
 
     @staticmethod
     def owned_namespaces() -> list[str]:

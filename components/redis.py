@@ -51,7 +51,8 @@ class RedisArgs:
     storage: str = "2Gi"
     # Below the container's memory limit, leaving room for the fork that writes snapshots.
     max_memory: str = "128mb"
-    storage_class: str = "local-path"
+    storage_class: str | None = "local-path"
+    """k3s's local-path; None: the cluster's default StorageClass (on a cluster the stack is given)."""
 
 
 def redis_conf(max_memory: str) -> str:
@@ -162,7 +163,7 @@ class Redis(pulumi.ComponentResource):
             metadata=self._meta("redis-data"),
             spec={
                 "accessModes": ["ReadWriteOnce"],
-                "storageClassName": args.storage_class,
+                **({"storageClassName": args.storage_class} if args.storage_class else {}),
                 "resources": {"requests": {"storage": args.storage}},
             },
             opts=pulumi.ResourceOptions(parent=self, protect=True),

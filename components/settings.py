@@ -108,6 +108,32 @@ class RootSource:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """Which parts the stack builds: a k3s node over SSH or a cluster it is given, Cloudflare, GitHub."""
+
+    kubeconfig: pulumi.Output[str] | None = None
+    """An existing cluster's kubeconfig (secret): the stack builds on it and sets up no node."""
+    cloudflare: bool = True
+    github: bool = True
+    root_repository_url: str | None = None
+    """Without GitHub: the Git URL (https, public) the root Application reads."""
+    app_repository_urls: tuple[str, ...] = ()
+    """More Git URLs (Argo CD `sourceRepos` patterns) the applications may come from."""
+
+    @property
+    def existing_cluster(self) -> bool:
+        return self.kubeconfig is not None
+
+    def skipped(self) -> list[str]:
+        """What this stack does not build, for the plan."""
+        return [
+            *(["the node bootstrap (k3s over SSH): `kubeconfig` names the cluster"] if self.existing_cluster else []),
+            *([] if self.cloudflare else ["Cloudflare (tunnel, DNS, Access, cloudflared): `cloudflare: false`"]),
+            *([] if self.github else ["GitHub (repositories, deploy keys, webhooks, secrets): `github: false`"]),
+        ]
+
+
+@dataclass(frozen=True)
 class Settings:
     domain: str
     zones: tuple[str, ...]
@@ -135,6 +161,7 @@ class Settings:
     """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
     node_memory_mi: int = 4096
     """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
+    parts: Parts = Parts()
 
     @property
     def kubernetes_minor(self) -> str:
@@ -153,12 +180,16 @@ class _Reader:
         self.config = config
         self.problems: list[str] = []
         self.read: set[str] = set()
+        self.off: set[str] = set()
+        """Keys of parts the stack switched off: what the usual checks say of them is moot, as each
+        one set gets its own refusal instead (`_refuse_switched_off`)."""
 
     def key(self, name: str) -> str:
         return f"{NAMESPACE}:{name}"
 
     def fail(self, name: str, message: str) -> None:
-        self.problems.append(f"{self.key(name)}: {message}")
+        if name not in self.off:
+            self.problems.append(f"{self.key(name)}: {message}")
 
     def raw(self, name: str) -> str | None:
         self.read.add(name)
@@ -219,6 +250,13 @@ class _Reader:
         if check is not None and (problem := check(raw)) is not None:
             self.fail(name, problem)
         return pulumi.Output.secret(raw)
+
+    def optional_secret(self, name: str, check: Callable[[str], str | None] | None = None) -> pulumi.Output[str] | None:
+        """A secret that may be unset (None); when set, it must be encrypted and pass `check`."""
+        raw = self.raw(name)
+        if raw is None or raw.strip() == "":
+            return None
+        return self.secret(name, check)
 
     def config_is_secret(self, name: str) -> bool:
         from pulumi.runtime.config import is_config_secret
@@ -512,7 +550,7 @@ def _github(r: _Reader) -> GitHubSettings:
     )
 
 
-def _root(r: _Reader, repositories: tuple[str, ...], adopt_existing: bool) -> RootSource:
+def _root(r: _Reader, repositories: tuple[str, ...], adopt_existing: bool, github: bool = True) -> RootSource:
     repository = r.string("rootRepository", default=CENTRAL_REPOSITORY) or CENTRAL_REPOSITORY
     if repository not in repositories:
         r.fail("rootRepository", f"{repository!r} is not one of `repositories`")
@@ -522,7 +560,7 @@ def _root(r: _Reader, repositories: tuple[str, ...], adopt_existing: bool) -> Ro
     revision = r.string("rootRevision", default="main") or "main"
     if not _GIT_REF_RE.fullmatch(revision):
         r.fail("rootRevision", f"{revision!r} is not a branch, tag or commit")
-    if not adopt_existing and (repository, path) != (CENTRAL_REPOSITORY, DEFAULT_ROOT_PATH):
+    if github and not adopt_existing and (repository, path) != (CENTRAL_REPOSITORY, DEFAULT_ROOT_PATH):
         # Created repositories start empty but for the seed (argocd/apps in `spitikos`): the root
         # Application would find nothing to deploy, and stay empty without saying why.
         r.fail(
@@ -584,9 +622,131 @@ def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
     return tuple(n for n in namespaces if _NAMESPACE_RE.fullmatch(n))
 
 
+# --- parts the stack may leave out: an existing cluster, no Cloudflare, no GitHub ------------------
+
+# Each part's keys with Pulumi.yaml's default (the CLI hands the program the defaults): a key of a
+# switched-off part that differs from it is refused, each in one line.
+NODE_KEYS: dict[str, Any] = {
+    "nodeHost": "",
+    "nodeUser": "ubuntu",
+    "nodeSshPort": 22,
+    "nodeHostKey": "",
+    "sshPrivateKey": "",
+    "agents": [],
+    "k3sVersion": "",
+    "uninstallOnDestroy": False,
+    "kubeconfigRenewal": "",
+    "sshHostname": "",
+    # Routed to the node's API server, whose certificate names it (k3s `--tls-san`): no node, no route.
+    "kubeApiHostname": "",
+}
+CLOUDFLARE_KEYS: dict[str, Any] = {
+    "zones": [],
+    "hostnames": [],
+    "protectedHostnames": [],
+    "sshHostname": "",
+    "kubeApiHostname": "",
+    "accessEmails": [],
+    "cloudflareAccountId": "",
+    "cloudflareApiToken": "",
+}
+GITHUB_KEYS: dict[str, Any] = {
+    "githubOwner": "",
+    "githubToken": "",
+    "ghaPat": "",
+    "repositories": list(REQUIRED_REPOSITORIES),
+    "rootRepository": CENTRAL_REPOSITORY,
+    "adoptExistingRepositories": False,
+    "repositoryVisibility": "public",
+    "requiredReviews": 0,
+}
+_WHY_OFF = {
+    "node": "`kubeconfig` is set: the stack builds on that cluster and sets up no node",
+    "cloudflare": "`cloudflare` is false: there is no tunnel, DNS or Access",
+    "github": "`github` is false: the stack manages no GitHub repository (the root's Git URL is `rootRepositoryUrl`)",
+}
+
+
+def _kubeconfig_problem(value: str) -> str | None:
+    """A kubeconfig the provider can use: clusters, users, and a current context among its contexts."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return "is not YAML (paste the whole kubeconfig file: `pulumi config set --secret kubeconfig < FILE`)"
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) and data[k] for k in _KUBECONFIG_LISTS):
+        return "is not a kubeconfig (it needs `clusters`, `users` and `contexts`)"
+    contexts = {c.get("name") for c in data["contexts"] if isinstance(c, dict)}
+    if data.get("current-context") not in contexts:
+        return "has no `current-context` among its `contexts`: the provider would not know which cluster to use"
+    return None
+
+
+_KUBECONFIG_LISTS = ("clusters", "users", "contexts")
+
+
+def _git_url_problem(url: str) -> str | None:
+    """A public https Git URL: no credentials in it (Argo CD reads it anonymously)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in url):
+        return f"{url!r} is not an https Git URL like 'https://github.com/OWNER/REPO.git'"
+    if parts.username or parts.password:
+        return "holds credentials; give a public repository's URL (nothing in config may carry a secret in plain text)"
+    return None
+
+
+def _parts(r: _Reader) -> Parts:
+    kubeconfig = r.optional_secret("kubeconfig", _kubeconfig_problem)
+    cloudflare = r.boolean("cloudflare", default=True)
+    github = r.boolean("github", default=True)
+    url = r.string("rootRepositoryUrl")
+    if url is not None and (problem := _git_url_problem(url)) is not None:
+        r.fail("rootRepositoryUrl", problem)
+    if github and url is not None:
+        r.fail("rootRepositoryUrl", "is for stacks with `github: false`; with GitHub, `rootRepository` names the root")
+    if not github and url is None:
+        r.fail("rootRepositoryUrl", "is required with `github: false`: the Git URL (https) of the root Application")
+    app_urls = r.strings("appRepositoryUrls")
+    for app_url in app_urls:
+        if (problem := _git_url_problem(app_url.replace("*", "x"))) is not None:
+            r.fail("appRepositoryUrls", problem)
+    r.off = {
+        *(NODE_KEYS if kubeconfig is not None else ()),
+        *(() if cloudflare else CLOUDFLARE_KEYS),
+        *(() if github else GITHUB_KEYS),
+    }
+    return Parts(kubeconfig, cloudflare, github, url, app_urls)
+
+
+def _is_default(raw: str | None, default: Any) -> bool:
+    """The value the CLI handed over is Pulumi.yaml's default (or unset)."""
+    if raw is None or raw.strip() == "":
+        return True
+    try:
+        return json.loads(raw) == default
+    except json.JSONDecodeError:
+        return raw.strip() == default
+
+
+def _refuse_switched_off(r: _Reader, parts: Parts) -> None:
+    """One line for each key set for a part the stack does not build."""
+    tables = [("node", NODE_KEYS, parts.existing_cluster), ("cloudflare", CLOUDFLARE_KEYS, not parts.cloudflare)]
+    tables.append(("github", GITHUB_KEYS, not parts.github))
+    refused: set[str] = set()
+    for part, keys, off in tables:
+        for key, default in keys.items():
+            if off and key not in refused and not _is_default(r.config.get(key), default):
+                r.problems.append(f"{r.key(key)}: is set, but {_WHY_OFF[part]}")
+                refused.add(key)
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsError` naming each bad key."""
     r = _Reader(config or pulumi.Config(NAMESPACE))
+    parts = _parts(r)
     domain, zones = _zones(r)
     server, agents = _nodes(r)
     k3s_version = _k3s_version(r)
@@ -597,11 +757,13 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     access_emails = _access_emails(r, hosts)
     cloudflare = _cloudflare(r)
     github = _github(r)
-    root = _root(r, github.repositories, github.adopt_existing)
+    # Without GitHub the root is `rootRepositoryUrl`, a repository the stack does not create.
+    root = _root(r, github.repositories, github.adopt_existing, parts.github)
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
     allowed_admin_bindings = _allowed_admin_bindings(r)
     privileged_namespaces = _privileged_namespaces(r)
     node_memory_mi = _node_memory(r)
+    _refuse_switched_off(r, parts)
     r.unknown_keys()
 
     if r.problems:
@@ -629,4 +791,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         allowed_admin_bindings=allowed_admin_bindings,
         privileged_namespaces=privileged_namespaces,
         node_memory_mi=node_memory_mi,
+        parts=parts,
     )

@@ -404,6 +404,9 @@ def run(
     """Runs `program` under fresh mocks and config; returns everything it registered."""
     mocks = PlatformMocks()
     monitor = EngineMonitor(mocks)
+    # A new root Stack resource per run: set_mocks keeps the one it finds, and with it every
+    # earlier run's exports.
+    pulumi.runtime.settings.reset_options(project=PROJECT, stack=STACK)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=STACK, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys))
     holder: dict[str, Any] = {}

@@ -165,6 +165,8 @@ class Plan:
             "disclaimer": DISCLAIMER,
             "stack": self.stack,
             "placeholders": self.placeholders,
+            # Only for a stack that leaves a part out (pi5's reviewed snapshot has no such key).
+            **({"skipped": skipped(self)} if skipped(self) else {}),
             "resources": [
                 {
                     "urn": r.urn,
@@ -214,7 +216,7 @@ def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
     lines += _summary(plan)
     lines += _tree(plan)
-    lines += ["", *_footprint(plan), "", *_schedule(plan), "", *_collisions(plan)]
+    lines += ["", *_footprint(plan), *_skipped(plan), "", *_schedule(plan), "", *_collisions(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -293,6 +295,26 @@ def mermaid(plan: Plan) -> str:
         "something in the other. The thick chain is the critical path's slow steps, in order.\n\n"
         "```mermaid\n" + "\n".join(lines) + "\n```\n"
     )
+
+
+# The parts a stack may leave out, by the component that builds each (spitikos settings `Parts`).
+OPTIONAL_PARTS = {
+    "spitikos:k3s:K3sCluster": "the node bootstrap (k3s over SSH; the cluster is the given kubeconfig's)",
+    "spitikos:tunnel:Tunnel": "Cloudflare (tunnel, DNS, Access, cloudflared)",
+    "spitikos:github:GitHub": "GitHub (repositories, deploy keys, webhooks, secrets)",
+}
+
+
+def skipped(plan: Plan) -> list[str]:
+    """The optional parts this stack's run did not build."""
+    built = {r.type for r in plan.resources}
+    return [what for token, what in OPTIONAL_PARTS.items() if token not in built]
+
+
+def _skipped(plan: Plan) -> list[str]:
+    """One line under the footprint: what is not built (and so not counted above)."""
+    parts = skipped(plan)
+    return [f"  skipped: {'; '.join(parts)}."] if parts else []
 
 
 def _collisions(plan: Plan) -> list[str]:

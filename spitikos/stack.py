@@ -31,8 +31,27 @@ PLACEHOLDER_SECRETS = {
     "spitikos:cloudflareApiToken": f"{PLACEHOLDER}-cloudflare-api-token",
     "spitikos:githubToken": f"{PLACEHOLDER}-github-token-0000",
     "spitikos:ghaPat": f"{PLACEHOLDER}-release-token-0000",
+    "spitikos:kubeconfig": (
+        "apiVersion: v1\nkind: Config\ncurrent-context: placeholder\n"
+        "clusters: [{name: placeholder, cluster: {server: 'https://placeholder.invalid:6443'}}]\n"
+        "users: [{name: placeholder, user: {token: PLACEHOLDER-token}}]\n"
+        "contexts: [{name: placeholder, context: {cluster: placeholder, user: placeholder}}]\n"
+    ),
 }
-# Non-secret values each operator sets for their own account, used only when the stack lacks them.
+# Secrets of a part a stack may leave out get a placeholder only when the stack builds that part:
+# a kubeconfig when no nodeHost is set (tools/e2e sets the real one before `pulumi up`), the SSH key
+# when one is, and the Cloudflare and GitHub tokens unless the part is off.
+PART_SECRETS: dict[str, Any] = {
+    "spitikos:kubeconfig": lambda v: not v.get("spitikos:nodeHost"),
+    "spitikos:sshPrivateKey": lambda v: bool(v.get("spitikos:nodeHost")),
+    "spitikos:cloudflareApiToken": lambda v: v.get("spitikos:cloudflare") != "false",
+    "spitikos:githubToken": lambda v: v.get("spitikos:github") != "false",
+    "spitikos:ghaPat": lambda v: v.get("spitikos:github") != "false",
+}
+SECRET_MARK = "Secret."  # noqa: S105 - a word of a description, not a password
+"""How Pulumi.yaml marks a secret that has a default (see the comment there)."""
+# Non-secret values each operator sets for their own account, used only when the stack lacks them
+# (and, for Cloudflare's account, builds Cloudflare).
 PLACEHOLDER_VALUES = {
     "spitikos:cloudflareAccountId": "0" * 32,
 }
@@ -106,9 +125,14 @@ def project_defaults(root: Path = ROOT) -> dict[str, str]:
 
 
 def secret_keys(root: Path = ROOT) -> list[str]:
-    """The keys `Pulumi.yaml`'s config schema declares `secret: true`, keyed as the CLI keys them."""
+    """The keys `Pulumi.yaml`'s config schema declares secret (`secret: true`, or a description that
+    starts with "Secret."), keyed as the CLI keys them."""
     project = read_yaml(root / "Pulumi.yaml")
-    return sorted(f"{project['name']}:{key}" for key, spec in project["config"].items() if spec.get("secret"))
+    return sorted(
+        f"{project['name']}:{key}"
+        for key, spec in project["config"].items()
+        if spec.get("secret") or str(spec.get("description", "")).startswith(SECRET_MARK)
+    )
 
 
 def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
@@ -145,8 +169,12 @@ def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[
     """(config, secret keys, keys filled with placeholders) for an offline run of `stack`."""
     values = {**project_defaults(root), **stack_values(stack, root)}
     secrets = {
-        k: PLACEHOLDER_SECRETS.get(k, f"{PLACEHOLDER}-{k.split(':', 1)[1]}-0000000000") for k in secret_keys(root)
+        k: PLACEHOLDER_SECRETS.get(k, f"{PLACEHOLDER}-{k.split(':', 1)[1]}-0000000000")
+        for k in secret_keys(root)
+        if PART_SECRETS.get(k, lambda _: True)(values)
     }
-    filled = [k for k in PLACEHOLDER_VALUES if k not in values] + list(secrets)
-    config = {**PLACEHOLDER_VALUES, **values, **secrets}
+    builds_cloudflare = values.get("spitikos:cloudflare") != "false"
+    unset = {k: v for k, v in PLACEHOLDER_VALUES.items() if not values.get(k) and builds_cloudflare}
+    filled = list(unset) + list(secrets)
+    config = {**values, **unset, **secrets}
     return config, list(secrets), filled

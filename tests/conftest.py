@@ -62,6 +62,14 @@ def fresh():
     return run_main(fresh_config())
 
 
+@pytest.fixture(scope="session")
+def own_cluster():
+    """One run of the e2e stack (Pulumi.e2e.yaml): a cluster it is given by kubeconfig, no Cloudflare,
+    no GitHub, the root at a public Git URL. Every bring-your-own-cluster test shares it."""
+    config, secret_keys, _ = offline_config("e2e")
+    return run_main(config, secret_keys)
+
+
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
 AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 

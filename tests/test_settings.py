@@ -80,6 +80,60 @@ def test_settings_span_zones_with_wildcards_and_default_hostnames():
     assert moved.argocd_hostname == "argocd.taehoonlee.cloud"  # covered by the wildcard
 
 
+KUBECONFIG = DUMMY_SECRETS["spitikos:kubeconfig"]
+OFF = {"cloudflare": "is set, but `cloudflare` is false", "github": "is set, but `github` is false"}
+NO_NODE = "is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node"
+# Parts switched off, on the pi5 stack's settings: each key set for an absent part is one line.
+OWN_CLUSTER_BAD_INPUTS = [
+    ("node-host", {"kubeconfig": KUBECONFIG}, f"spitikos:nodeHost: {NO_NODE}"),
+    ("ssh-key", {"kubeconfig": KUBECONFIG}, f"spitikos:sshPrivateKey: {NO_NODE}"),
+    ("agents", {"kubeconfig": KUBECONFIG, "agents": '["10.0.0.201"]'}, f"spitikos:agents: {NO_NODE}"),
+    ("ssh-hostname", {"kubeconfig": KUBECONFIG}, f"spitikos:sshHostname: {NO_NODE}"),
+    ("own-kube-api-hostname", {"kubeconfig": KUBECONFIG}, f"spitikos:kubeApiHostname: {NO_NODE}"),
+    ("k3s-version", {"kubeconfig": KUBECONFIG, "k3sVersion": "v1.35.5+k3s1"}, f"spitikos:k3sVersion: {NO_NODE}"),
+    ("not-yaml", {"kubeconfig": "{not: [yaml"}, "spitikos:kubeconfig: is not YAML"),
+    ("not-a-kubeconfig", {"kubeconfig": "clusters: []"}, "spitikos:kubeconfig: is not a kubeconfig"),
+    (
+        "no-current-context",
+        {"kubeconfig": KUBECONFIG.replace("current-context: placeholder", "current-context: gone")},
+        "spitikos:kubeconfig: has no `current-context` among its `contexts`",
+    ),
+    ("protected-hostnames", {"cloudflare": "false"}, f"spitikos:protectedHostnames: {OFF['cloudflare']}"),
+    ("hostnames", {"cloudflare": "false"}, f"spitikos:hostnames: {OFF['cloudflare']}"),
+    ("cf-ssh-hostname", {"cloudflare": "false"}, f"spitikos:sshHostname: {OFF['cloudflare']}"),
+    ("kube-api-hostname", {"cloudflare": "false"}, f"spitikos:kubeApiHostname: {OFF['cloudflare']}"),
+    ("cloudflare-token", {"cloudflare": "false"}, f"spitikos:cloudflareApiToken: {OFF['cloudflare']}"),
+    ("cloudflare-not-bool", {"cloudflare": "no"}, "spitikos:cloudflare: 'no' is not true or false"),
+    ("github-token", {"github": "false"}, f"spitikos:githubToken: {OFF['github']}"),
+    ("github-owner", {"github": "false"}, f"spitikos:githubOwner: {OFF['github']}"),
+    ("root-repository", {"github": "false"}, f"spitikos:rootRepository: {OFF['github']}"),
+    (
+        "root-without-github-or-url",
+        {"github": "false"},
+        "spitikos:rootRepositoryUrl: is required with `github: false`",
+    ),
+    (
+        "root-url-with-github",
+        {"rootRepositoryUrl": "https://example.com/r.git"},
+        "spitikos:rootRepositoryUrl: is for stacks with `github: false`",
+    ),
+    (
+        "root-url-over-ssh",
+        {"github": "false", "rootRepositoryUrl": "git@github.com:o/r.git"},
+        "spitikos:rootRepositoryUrl: 'git@github.com:o/r.git' is not an https Git URL",
+    ),
+    (
+        "root-url-with-credentials",
+        {"github": "false", "rootRepositoryUrl": "https://x:ghp_0123456789abcdef@github.com/o/r.git"},
+        "spitikos:rootRepositoryUrl: holds credentials",
+    ),
+    (
+        "app-url-over-ssh",
+        {"appRepositoryUrls": '["git@github.com:o/*"]'},
+        "spitikos:appRepositoryUrls: 'git@github.com:o/x' is not an https Git URL",
+    ),
+]
+
 BAD_INPUTS = [
     ("domain-not-a-domain", {"domain": "not_a_domain"}, "spitikos:domain: 'not_a_domain' is not a domain name"),
     ("domain-missing", {"domain": None}, "spitikos:domain: is required but not set"),
@@ -286,6 +340,7 @@ BAD_INPUTS = [
         {"allowedAdminBindings": '["ClusterRoleBinding/a", "ClusterRoleBinding/a"]'},
         "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",
     ),
+    *[(f"own-cluster-{i}", o, m) for i, o, m in OWN_CLUSTER_BAD_INPUTS],
 ]
 
 
@@ -331,9 +386,11 @@ def test_every_key_the_cli_requires_is_in_the_stack_file_or_set_by_the_operator(
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
     required = {f"spitikos:{k}" for k, spec in declared.items() if "default" not in spec}
     in_stack_file = set(yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"])
-    secrets = {f"spitikos:{k}" for k, spec in declared.items() if spec.get("secret")}
+    secrets = {f"spitikos:{k}" for k, spec in declared.items() if spec["description"].startswith("Secret.")}
     set_by_operator = {"spitikos:cloudflareAccountId"}
-    assert required - in_stack_file - secrets == set_by_operator
+    # What a stack may leave out with its part has a default, so only the domain is required everywhere.
+    assert required - in_stack_file == set()
+    assert required == {"spitikos:domain"}
     readme = (ROOT / "README.md").read_text()
     for key in secrets | set_by_operator:
         assert f"pulumi config set {'--secret ' if key in secrets else ''}{key.split(':')[1]}" in readme
@@ -519,4 +576,51 @@ def test_agents_can_be_given_their_host_keys():
         load({"agents": json.dumps(["pi2=10.0.0.201 ssh-ed25519 AAAA!"])})
     assert bad.value.problems == [
         "spitikos:agents: 'pi2=10.0.0.201': 'ssh-ed25519 AAAA!' is not an SSH host key like 'ssh-ed25519 AAAA...'"
+    ]
+
+
+def load_e2e(overrides: dict[str, str]):
+    """The e2e stack's settings (own cluster, no Cloudflare, no GitHub) with `overrides`."""
+    from spitikos.stack import offline_config
+
+    config, secrets, _ = offline_config("e2e")
+    config = {**config, **{f"spitikos:{k}": v for k, v in overrides.items()}}
+    pulumi.runtime.set_all_config(config, secrets)
+    return load_settings()
+
+
+def test_the_e2e_stack_builds_on_its_kubeconfig_without_cloudflare_or_github():
+    s = load_e2e({})
+    assert s.parts.existing_cluster and not s.parts.cloudflare and not s.parts.github
+    assert s.parts.root_repository_url == "https://github.com/spitikos/spitikos-infra.git"
+    assert s.parts.skipped() == [
+        "the node bootstrap (k3s over SSH): `kubeconfig` names the cluster",
+        "Cloudflare (tunnel, DNS, Access, cloudflared): `cloudflare: false`",
+        "GitHub (repositories, deploy keys, webhooks, secrets): `github: false`",
+    ]
+    assert (s.argocd_hostname, s.api_hostname) == ("argocd.spitikos.test", "api.spitikos.test")
+
+
+def test_a_key_of_an_absent_part_is_one_line_and_nothing_else():
+    """The usual checks of that key (hostnames must hold the api's ...) would only be noise."""
+    with pytest.raises(SettingsError) as raised:
+        load_e2e({"hostnames": '["x.spitikos.test"]', "nodeUser": "pi", "githubToken": "ghp_0123456789abcdefghij"})
+    assert raised.value.problems == [
+        "spitikos:nodeUser: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
+        "spitikos:hostnames: is set, but `cloudflare` is false: there is no tunnel, DNS or Access",
+        "spitikos:githubToken: is set, but `github` is false: the stack manages no GitHub repository"
+        " (the root's Git URL is `rootRepositoryUrl`)",
+    ]
+    assert "ghp_" not in str(raised.value)
+
+
+def test_a_kubeconfig_in_plain_text_is_refused():
+    from spitikos.stack import offline_config
+
+    config, _, _ = offline_config("e2e")
+    pulumi.runtime.set_all_config(config, [])
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert raised.value.problems == [
+        "spitikos:kubeconfig: must be stored encrypted: `pulumi config set --secret kubeconfig ...`"
     ]
