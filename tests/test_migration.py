@@ -10,6 +10,7 @@ creates. Helm is not installed: the root chart's Applications are rendered by te
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -20,10 +21,12 @@ import pytest
 import yaml
 from conftest import ROOT
 from gotemplate import render
+from test_guard import admit, denying_policies
 from test_stack import permits_cluster_object, permits_namespace, projects
 
-from components import argocd, ingress_nginx
+from components import argocd, ingress_nginx, k3s
 from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE, RELEASE_ENVIRONMENT
+from components.guard import ENFORCE_LABEL
 from components.platform import DOCS_SYNC_PATH
 from spitikos.engine import mock_zone_id
 
@@ -203,6 +206,166 @@ def test_kube_prometheus_stack_puts_nothing_in_kube_system_and_its_switches_reac
     for exporter in KUBE_SYSTEM_EXPORTERS:
         assert values["kube-prometheus-stack"][exporter]["enabled"] is False, exporter
     assert not permits_namespace(projects(stack)[argocd.APPS_PROJECT], "kube-system")
+
+
+# --- Pod Security: each app's namespace gets the level its pods need --------------------------
+
+# The level each real app's pods need, read in its chart and the upstream charts at the versions
+# charts 7b7f06e pins (docs/migration/README.md, "Pod Security of the apps").
+POD_SECURITY = {
+    "api": "baseline",  # _common's Deployment; Vault's injected agent (vault-k8s 1.7.0) drops ALL, non-root
+    "homepage": "baseline",  # _common's Deployment: no securityContext, host namespace or volume
+    "vault": "baseline",  # vault 0.30.1: uid 100, no capability added (the chart sets disable_mlock)
+    "kubernetes-dashboard": "baseline",  # 7.13.0, kong 2.46.0: non-root, drop ALL, no host access
+    "kube-prometheus-stack": "privileged",  # prometheus-node-exporter 4.47.3: hostNetwork, hostPID, hostPath
+}
+# Upstream switches that start pods with host access, with their defaults at the pinned versions.
+HOST_ACCESS_SWITCHES = {
+    "kube-prometheus-stack": [("kube-prometheus-stack.nodeExporter.enabled", True)],  # node exporter
+    "vault": [("vault.csi.enabled", False)],  # vault-csi-provider: hostPath to the CSI driver's sockets
+}
+# Baseline's capabilities (Pod Security Standards): anything else added needs `privileged`.
+BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD"}
+BASELINE_CAPABILITIES |= {"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def beyond_baseline(values, path: str = "") -> list[str]:
+    """Where a chart's values ask for what baseline refuses: host namespaces, ports or paths, a
+    privileged container, a capability outside baseline's list."""
+    found: list[str] = []
+    if isinstance(values, dict):
+        for key, value in values.items():
+            at = f"{path}.{key}" if path else str(key)
+            if key in ("hostNetwork", "hostPID", "hostIPC", "privileged") and value is True:
+                found.append(at)
+            elif key in ("hostPath", "hostPort") and value:
+                found.append(at)
+            elif key == "capabilities" and isinstance(value, dict):
+                found += [f"{at}.add: {c}" for c in value.get("add") or [] if c not in BASELINE_CAPABILITIES]
+            else:
+                found += beyond_baseline(value, at)
+    elif isinstance(values, list):
+        for i, item in enumerate(values):
+            found += beyond_baseline(item, f"{path}[{i}]")
+    return found
+
+
+def switched_on(values, path: str, default: bool) -> bool:
+    """A dotted path's value in a chart's values, or the upstream default where they leave it out."""
+    for key in path.split("."):
+        if not isinstance(values, dict) or key not in values:
+            return default
+        values = values[key]
+    return bool(values)
+
+
+def needed_level(charts: Path, app: dict) -> str:
+    values = read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml")
+    host_access = beyond_baseline(values) or [
+        path
+        for path, default in HOST_ACCESS_SWITCHES.get(app["metadata"]["name"], [])
+        if switched_on(values, path, default)
+    ]
+    return "privileged" if host_access else "baseline"
+
+
+def namespace_labels(app: dict) -> dict[str, str]:
+    """What Argo CD puts on the destination namespace (Argo CD v3.4 sync-options.md, "Namespace
+    Metadata": spec.syncPolicy.managedNamespaceMetadata, only with CreateNamespace=true)."""
+    policy = app["spec"]["syncPolicy"]
+    if "CreateNamespace=true" not in policy.get("syncOptions", []):
+        return {}
+    return (policy.get("managedNamespaceMetadata") or {}).get("labels") or {}
+
+
+def applied_namespace(app: dict) -> dict:
+    """The Namespace Argo CD's controller applies for an Application's managedNamespaceMetadata (the
+    API server adds the name label; Argo CD, its server-side-apply annotation: controller/sync_namespace.go)."""
+    name = app["spec"]["destination"]["namespace"]
+    metadata = app["spec"]["syncPolicy"]["managedNamespaceMetadata"]
+    labels = {"kubernetes.io/metadata.name": name, **metadata.get("labels", {})}
+    annotations = {**metadata.get("annotations", {}), "argocd.argoproj.io/sync-options": "ServerSideApply=true"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+    }
+
+
+def pi5_privileged_namespaces() -> list[str]:
+    return yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:privilegedNamespaces"]
+
+
+def test_each_apps_namespace_enforces_the_pod_security_level_its_pods_need(stack, patched):
+    apps = {a["metadata"]["name"]: a for a in applications(patched["charts"])}
+    assert set(POD_SECURITY) == set(apps), "find what Pod Security level a new app's pods need"
+    default = json.loads(k3s.pod_security_config())["plugins"][0]["configuration"]["defaults"]["enforce"]
+    program = {
+        r.values["metadata"]["name"]: r.values["metadata"]["labels"][ENFORCE_LABEL]
+        for r in stack.kubernetes("Namespace")
+    }
+    for name, app in apps.items():
+        assert needed_level(patched["charts"], app) == POD_SECURITY[name], name
+        namespace = app["spec"]["destination"]["namespace"]
+        labels = namespace_labels(app)
+        if namespace in program:  # the program's namespace (api): its label, which Argo CD must not fight
+            assert "managedNamespaceMetadata" not in app["spec"]["syncPolicy"], name
+        enforced = labels.get(ENFORCE_LABEL) or program.get(namespace) or default
+        assert enforced == POD_SECURITY[name], f"{name}: namespace {namespace} enforces {enforced}"
+    # Unpatched, nothing labels monitoring: the node exporter would be refused under the default.
+    assert default == "baseline"
+    assert "managedNamespaceMetadata" not in str(read_yaml(FIXTURES / "charts", f"{ROOT_CHART}/values.yaml"))
+
+
+def test_the_beyond_baseline_check_sees_host_access_in_values(patched, tmp_path):
+    """The check above fails when an app's values turn host access on."""
+    assert beyond_baseline({"a": {"hostNetwork": True, "capabilities": {"add": ["IPC_LOCK", "CHOWN"]}}}) == [
+        "a.hostNetwork",
+        "a.capabilities.add: IPC_LOCK",
+    ]
+    assert beyond_baseline({"volumes": [{"hostPath": {"path": "/"}}], "hostPort": 0, "hostPID": False}) == [
+        "volumes[0].hostPath"
+    ]
+    vault = {"spec": {"source": {"path": "charts/vault"}}, "metadata": {"name": "vault"}}
+    values = read_yaml(patched["charts"], "charts/vault/values.yaml")
+    assert not switched_on(values, "vault.csi.enabled", False)
+    values["vault"]["csi"] = {"enabled": True}
+    (tmp_path / "charts/vault").mkdir(parents=True)
+    (tmp_path / "charts/vault/values.yaml").write_text(yaml.safe_dump(values))
+    assert needed_level(tmp_path, vault) == "privileged"
+
+
+def test_argocd_may_label_privileged_exactly_the_namespaces_pi5_lists(stack, fresh, patched):
+    apps = applications(patched["charts"])
+    labelling = [a for a in apps if "managedNamespaceMetadata" in a["spec"]["syncPolicy"]]
+    privileged = {
+        a["spec"]["destination"]["namespace"]
+        for a in labelling
+        if namespace_labels(a).get(ENFORCE_LABEL) == "privileged"
+    }
+    assert privileged == {"monitoring"} and privileged <= set(pi5_privileged_namespaces())
+    policies = denying_policies(stack)
+    for app in labelling:
+        # Argo CD ignores managedNamespaceMetadata without CreateNamespace=true.
+        assert "CreateNamespace=true" in app["spec"]["syncPolicy"]["syncOptions"]
+        namespace = applied_namespace(app)
+        for operation in ("CREATE", "UPDATE"):  # a new namespace, or the one the hand-made root made
+            assert admit(policies, namespace, operation=operation).allowed, app["metadata"]["name"]
+        if namespace["metadata"]["name"] in privileged:
+            # A stack that lists nothing refuses the same request.
+            assert not admit(denying_policies(fresh), namespace).allowed
+
+
+def test_an_application_labelling_an_unlisted_namespace_privileged_is_refused(stack, patched):
+    values = read_yaml(patched["charts"], f"{ROOT_CHART}/values.yaml")
+    vault = next(a for a in values["applications"] if a["name"] == "vault")
+    assert vault["namespace"] not in pi5_privileged_namespaces()
+    vault["managedNamespaceMetadata"] = {"labels": {ENFORCE_LABEL: "privileged"}}
+    template = (patched["charts"] / ROOT_CHART / "templates" / "applications.yaml").read_text()
+    rendered = [d for d in yaml.safe_load_all(render(template, values)) if d]
+    app = next(a for a in rendered if a["metadata"]["name"] == "vault")
+    verdict = admit(denying_policies(stack), applied_namespace(app), operation="UPDATE")
+    assert not verdict.allowed and "privilegedNamespaces" in verdict.message
 
 
 # --- KEDA's query has data: Prometheus scrapes the platform's NGINX ----------------------------
