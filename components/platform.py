@@ -9,15 +9,16 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, ingress_nginx, keda, redis, tunnel
+from components import argocd, ingress_nginx, keda, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
-from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
+from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
+from components.r2 import BackupBucket, BackupBucketArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
 
@@ -50,6 +51,7 @@ class Platform(pulumi.ComponentResource):
                 host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
             )
 
+        self.backup_bucket = self._backup_bucket(name, cfg)
         self.cluster = K3sCluster(
             f"{name}-k3s",
             K3sClusterArgs(
@@ -59,13 +61,16 @@ class Platform(pulumi.ComponentResource):
                 tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
                 uninstall_on_destroy=cfg.uninstall_on_destroy,
                 kubeconfig_renewal=cfg.kubeconfig_renewal,
+                etcd=cfg.backup.etcd,
+                etcd_snapshots=etcd_snapshots(self.backup_bucket),
+                servers=[node(n) for n in cfg.backup.servers],
             ),
             opts=child,
         )
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        nodes = 1 + len(cfg.agents)
+        nodes = 1 + len(cfg.agents) + len(cfg.backup.servers)
         self.ingress = IngressNginx(
             f"{name}-ingress-nginx",
             IngressNginxArgs(
@@ -197,6 +202,20 @@ class Platform(pulumi.ComponentResource):
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
+    def _backup_bucket(self, name: str, cfg: s.Settings) -> BackupBucket | None:
+        """The R2 bucket and its object-only credentials, when the stack backs anything up. Its own
+        provider: the bucket exists before the cluster, whose etcd snapshots go there."""
+        if not cfg.backup.bucket:
+            return None
+        provider = cloudflare.Provider(
+            f"{name}-cloudflare-backups", api_token=cfg.cloudflare.api_token, opts=pulumi.ResourceOptions(parent=self)
+        )
+        return BackupBucket(
+            f"{name}-backups",
+            BackupBucketArgs(provider=provider, account_id=cfg.cloudflare.account_id, bucket=cfg.backup.bucket),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     @staticmethod
     def owned_namespaces() -> list[str]:
         """`platform_namespaces` spelled out: k3s's own by name, for selectors that take no globs."""
@@ -207,6 +226,20 @@ class Platform(pulumi.ComponentResource):
         """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never
         deploy into. Application namespaces Pulumi prepares (`api`) are the applications' to use."""
         return [argocd.NAMESPACE, ingress_nginx.NAMESPACE, redis.NAMESPACE, keda.NAMESPACE, tunnel.NAMESPACE, "kube-*"]
+
+
+def etcd_snapshots(bucket: BackupBucket | None) -> EtcdSnapshotArgs | None:
+    """etcd snapshots to the backup bucket, under its etcd prefix (used only with datastore etcd)."""
+    if bucket is None:
+        return None
+    return EtcdSnapshotArgs(
+        endpoint=bucket.endpoint,
+        bucket=bucket.bucket,
+        folder=r2.ETCD_PREFIX,
+        region=r2.REGION,
+        access_key_id=bucket.access_key_id,
+        secret_access_key=bucket.secret_access_key,
+    )
 
 
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
