@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -9,10 +10,11 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, ingress_nginx, keda, r2, redis, tunnel
+from components import argocd, backup, ingress_nginx, keda, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.backup import VolumeBackups, VolumeBackupsArgs
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
@@ -51,7 +53,8 @@ class Platform(pulumi.ComponentResource):
                 host=n.host, user=n.user, port=n.port, private_key=cfg.ssh_private_key, host_key=n.host_key, key=n.key
             )
 
-        self.backup_bucket = self._backup_bucket(name, cfg)
+        # etcd snapshots go to the backup bucket, whose keys exist only once Cloudflare is set up below.
+        snapshots, resolve_snapshot_keys = etcd_snapshots(cfg)
         self.cluster = K3sCluster(
             f"{name}-k3s",
             K3sClusterArgs(
@@ -62,7 +65,7 @@ class Platform(pulumi.ComponentResource):
                 uninstall_on_destroy=cfg.uninstall_on_destroy,
                 kubeconfig_renewal=cfg.kubeconfig_renewal,
                 etcd=cfg.backup.etcd,
-                etcd_snapshots=etcd_snapshots(self.backup_bucket),
+                etcd_snapshots=snapshots,
                 servers=[node(n) for n in cfg.backup.servers],
             ),
             opts=child,
@@ -102,6 +105,8 @@ class Platform(pulumi.ComponentResource):
         # Outside: GitHub and Cloudflare do not wait for the node.
         github_provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
         cloudflare_provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
+        self.backup_bucket = self._backup_bucket(name, cfg, cloudflare_provider, resolve_snapshot_keys)
+        self.volume_backups = self._volume_backups(name, cfg, kube, nodes)
 
         # The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
         # alias keeps the value, so nothing is replaced.
@@ -202,17 +207,33 @@ class Platform(pulumi.ComponentResource):
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
-    def _backup_bucket(self, name: str, cfg: s.Settings) -> BackupBucket | None:
-        """The R2 bucket and its object-only credentials, when the stack backs anything up. Its own
-        provider: the bucket exists before the cluster, whose etcd snapshots go there."""
+    def _backup_bucket(
+        self,
+        name: str,
+        cfg: s.Settings,
+        provider: cloudflare.Provider,
+        resolve_snapshot_keys: Callable[[BackupBucket], None],
+    ) -> BackupBucket | None:
+        """The R2 bucket and its object-only credentials, when the stack backs anything up."""
         if not cfg.backup.bucket:
             return None
-        provider = cloudflare.Provider(
-            f"{name}-cloudflare-backups", api_token=cfg.cloudflare.api_token, opts=pulumi.ResourceOptions(parent=self)
-        )
-        return BackupBucket(
+        bucket = BackupBucket(
             f"{name}-backups",
             BackupBucketArgs(provider=provider, account_id=cfg.cloudflare.account_id, bucket=cfg.backup.bucket),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        resolve_snapshot_keys(bucket)
+        return bucket
+
+    def _volume_backups(
+        self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource, nodes: int
+    ) -> VolumeBackups | None:
+        """VolSync and a restic backup of each listed claim, to the bucket."""
+        if self.backup_bucket is None or not cfg.backup.volumes:
+            return None
+        return VolumeBackups(
+            f"{name}-volume-backups",
+            VolumeBackupsArgs(provider=kube, bucket=self.backup_bucket, volumes=cfg.backup.volumes, node_count=nodes),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -225,21 +246,38 @@ class Platform(pulumi.ComponentResource):
     def platform_namespaces() -> list[str]:
         """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never
         deploy into. Application namespaces Pulumi prepares (`api`) are the applications' to use."""
-        return [argocd.NAMESPACE, ingress_nginx.NAMESPACE, redis.NAMESPACE, keda.NAMESPACE, tunnel.NAMESPACE, "kube-*"]
+        return [
+            argocd.NAMESPACE,
+            ingress_nginx.NAMESPACE,
+            redis.NAMESPACE,
+            keda.NAMESPACE,
+            tunnel.NAMESPACE,
+            backup.NAMESPACE,
+            "kube-*",
+        ]
 
 
-def etcd_snapshots(bucket: BackupBucket | None) -> EtcdSnapshotArgs | None:
-    """etcd snapshots to the backup bucket, under its etcd prefix (used only with datastore etcd)."""
-    if bucket is None:
-        return None
-    return EtcdSnapshotArgs(
-        endpoint=bucket.endpoint,
-        bucket=bucket.bucket,
+def etcd_snapshots(cfg: s.Settings) -> tuple[EtcdSnapshotArgs | None, Callable[[BackupBucket], None]]:
+    """etcd snapshots to the backup bucket, under its etcd prefix (used with datastore etcd alone), and
+    what hands them the bucket's keys once it exists (deferred Outputs: no cycle among resources)."""
+    if not cfg.backup.bucket:
+        return None, lambda _bucket: None
+    access_key_id, resolve_access_key_id = pulumi.deferred_output()
+    secret_access_key, resolve_secret_access_key = pulumi.deferred_output()
+
+    def resolve(bucket: BackupBucket) -> None:
+        resolve_access_key_id(bucket.access_key_id)
+        resolve_secret_access_key(bucket.secret_access_key)
+
+    snapshots = EtcdSnapshotArgs(
+        endpoint=r2.endpoint(cfg.cloudflare.account_id),
+        bucket=cfg.backup.bucket,
         folder=r2.ETCD_PREFIX,
         region=r2.REGION,
-        access_key_id=bucket.access_key_id,
-        secret_access_key=bucket.secret_access_key,
+        access_key_id=pulumi.Output.secret(access_key_id),
+        secret_access_key=pulumi.Output.secret(secret_access_key),
     )
+    return snapshots, resolve
 
 
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:

@@ -29,6 +29,11 @@ OBJECT_PERMISSION_GROUPS = ("Workers R2 Storage Bucket Item Read", "Workers R2 S
 REGION = "auto"
 
 
+def endpoint(account_id: str) -> str:
+    """R2's S3 endpoint for the account, without a scheme (as k3s's `etcd-s3-endpoint` takes it)."""
+    return f"{account_id}.r2.cloudflarestorage.com"
+
+
 def bucket_resource(account_id: str, bucket: str, jurisdiction: str = "default") -> str:
     """A token policy's resource key for one bucket's objects."""
     return f"com.cloudflare.edge.r2.bucket.{account_id}_{jurisdiction}_{bucket}"
@@ -60,7 +65,7 @@ class BackupBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: BackupBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:r2:BackupBucket", name, None, opts)
         self.bucket = args.bucket
-        self.endpoint = f"{args.account_id}.r2.cloudflarestorage.com"
+        self.endpoint = endpoint(args.account_id)
         self._child = pulumi.ResourceOptions(parent=self, provider=args.provider)
         bucket = self._bucket(name, args)
         self._lifecycle(name, args, bucket)

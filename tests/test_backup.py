@@ -198,7 +198,7 @@ BAD = [
         {"backupBucket": "spitikos-backups", "backupVolumes": '["kube-system/x"]'},
         "spitikos:backupVolumes: 'kube-system/x' is in the platform's namespace",
     ),
-    ({"backupVolumes": '["vault/data-vault-0"]'}, "spitikos:backupVolumes: needs `backupBucket`"),
+    ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
 ]
 
 
@@ -208,3 +208,91 @@ def test_bad_backup_settings_are_one_line_each_naming_the_key(overrides, message
         load(overrides)
     (problem,) = [p for p in raised.value.problems if p.startswith(message)]
     assert "\n" not in problem
+
+
+# --- volume backups (pi5 backs up Vault's data) ---------------------------------------------
+
+SOURCE = "kubernetes:volsync.backube/v1alpha1:ReplicationSource"
+# volsync 0.16.0, helm/volsync/templates/volsync.backube_replicationsources.yaml: spec.restic's fields.
+RESTIC_SOURCE_FIELDS = {
+    "accessModes", "cacheAccessModes", "cacheCapacity", "cacheStorageClassName", "capacity", "copyMethod",
+    "customCA", "moverAffinity", "moverPodLabels", "moverResources", "moverSecurityContext",
+    "moverServiceAccount", "moverVolumes", "pruneIntervalDays", "repository", "retain", "storageClassName",
+    "unlock", "volumeSnapshotClassName",
+}  # fmt: skip
+
+
+def test_vaults_claim_is_backed_up_on_a_schedule_with_retention_by_a_restricted_mover(stack):
+    source = stack.one(SOURCE).values
+    assert source["metadata"]["namespace"] == "vault"
+    spec = source["spec"]
+    assert spec["sourcePVC"] == "data-vault-0" and spec["trigger"] == {"schedule": "15 */6 * * *"}
+    restic = spec["restic"]
+    assert set(restic) <= RESTIC_SOURCE_FIELDS
+    assert restic["copyMethod"] == "Direct", "local-path volumes have no CSI snapshots"
+    assert restic["retain"] == {"hourly": 4, "daily": 7, "weekly": 4} and restic["pruneIntervalDays"] == 7
+    # Pod Security `restricted`, as Vault's own pod runs (chart 0.30.1): it reads Vault's files as their owner.
+    assert restic["moverSecurityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 100,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert restic["moverResources"]["limits"]["memory"]
+    # Never privileged: VolSync elevates a mover only for a namespace annotated so.
+    for reg in stack.all():
+        assert "volsync.backube/privileged-movers" not in json.dumps(reg.values), reg.name
+
+
+def test_each_claim_has_its_own_repository_and_password_secret_from_birth(stack):
+    secret = stack.one("kubernetes:core/v1:Secret", "spitikos-volume-backups-vault-data-vault-0-restic")
+    data = secret.values["stringData"]
+    assert secret.values["metadata"] == {
+        **secret.values["metadata"],
+        "name": "data-vault-0-restic",
+        "namespace": "vault",
+    }
+    assert stack.one(SOURCE).values["spec"]["restic"]["repository"] == "data-vault-0-restic"
+    assert (
+        data["RESTIC_REPOSITORY"]
+        == f"s3:https://{ACCOUNT}.r2.cloudflarestorage.com/spitikos-backups/volumes/vault/data-vault-0"
+    )
+    for key in ("RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert secret.input_is_secret("stringData", key), key
+    token = stack.one(TOKEN)
+    assert data["AWS_ACCESS_KEY_ID"] == token.state["id"]
+    assert data["AWS_SECRET_ACCESS_KEY"] == hashlib.sha256(plain(token.state["value"]).encode()).hexdigest()
+    password = stack.one("random:index/randomPassword:RandomPassword", suffix="data-vault-0-restic-password")
+    assert password.protect, "losing the password loses the backups"
+
+
+def test_volsync_starts_after_the_snapshot_crd_sized_for_the_pi_and_leaves_vaults_namespace_alone(stack):
+    release = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-volume-backups-volsync").values
+    assert (release["chart"], release["version"]) == ("volsync", "0.16.0")
+    assert release["values"]["resources"]["requests"] == {"cpu": "20m", "memory": "40Mi"}
+    crd = stack.one("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
+    assert crd.values["metadata"]["name"] == "volumesnapshots.snapshot.storage.k8s.io" and crd.retain_on_delete
+    assert crd.urn in stack.one("kubernetes:helm.sh/v3:Release", "spitikos-volume-backups-volsync").dependencies
+    # Vault's namespace is Argo CD's: a patch that only makes sure it exists, with no Pod Security label.
+    patch = stack.one("kubernetes:core/v1:NamespacePatch").values
+    assert patch["metadata"] == {"name": "vault", "labels": {"spitikos.dev/volume-backups": "true"}}
+
+
+def test_a_restore_writes_the_claim_then_fills_it_from_the_latest_backup():
+    import kubernetes_validate
+
+    from components.backup import RESTORE_TRIGGER, Volume, restore_manifests
+
+    claim, destination = restore_manifests(Volume("vault", "data-vault-0"), "1Gi")
+    kubernetes_validate.validate(claim, desired_version="1.35", strict=True)
+    assert claim["metadata"] == {"name": "data-vault-0", "namespace": "vault"}
+    assert "dataSourceRef" not in claim["spec"], "VolSync's populator needs VolumeSnapshots, which local-path lacks"
+    restic = destination["spec"]["restic"]
+    assert destination["spec"]["trigger"] == {"manual": RESTORE_TRIGGER}, "once, not on a schedule"
+    assert (restic["destinationPVC"], restic["copyMethod"], restic["repository"]) == (
+        "data-vault-0",
+        "Direct",
+        "data-vault-0-restic",
+    )
+    assert restic["moverSecurityContext"]["runAsUser"] == 100
