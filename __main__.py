@@ -16,3 +16,6 @@ pulumi.export("tunnelId", platform.tunnel.tunnel_id)
 pulumi.export("publicHostnames", [r.hostname for r in platform.tunnel.routes])
 pulumi.export("redisAddress", platform.redis.address)
 pulumi.export("repositories", platform.github.ssh_urls)
+# Only with datastore etcd: a restore of a snapshot needs it (docs/operations.md, "The Pi died").
+if platform.cluster.server_token is not None:
+    pulumi.export("k3sServerToken", platform.cluster.server_token)

@@ -69,7 +69,9 @@ class Volume:
 
     @classmethod
     def parse(cls, entry: str) -> Volume:
-        namespace, claim = entry.split("/", 1)
+        namespace, slash, claim = entry.partition("/")
+        if not (slash and namespace and claim):
+            raise ValueError(f"{entry!r} is not NAMESPACE/CLAIM")
         return cls(namespace, claim)
 
     @property

@@ -16,6 +16,7 @@ alone unless the stack opts in to uninstalling.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ SERVER_TOKEN_FILE = "/etc/rancher/k3s/spitikos-server-token"  # noqa: S105 - a p
 # The S3 settings of etcd snapshots: a k3s config drop-in (k3s reads config.yaml.d/*.yaml after
 # config.yaml), root's alone, never flags: flags show in `ps` and in the systemd unit file.
 ETCD_SNAPSHOT_CONFIG = "/etc/rancher/k3s/config.yaml.d/spitikos-etcd-snapshots.yaml"
+
+# What `k3s etcd-snapshot ls` names a snapshot: the base name, the node's name, a timestamp.
+_SNAPSHOT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}")
 
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
@@ -305,6 +309,29 @@ def joining_server_flags(first_flags: Sequence[str], first_host: str, own_host: 
         if flag != "--cluster-init" and not flag.startswith("--agent-token-file=")
     ]
     return [*flags, f"--server={url}", f"--token-file={SERVER_TOKEN_FILE}"]
+
+
+def etcd_restore_script(snapshot: str) -> str:
+    """Brings the first server's datastore back from an etcd snapshot in the bucket (k3s's
+    `--cluster-reset --cluster-reset-restore-path`, with the S3 settings from the config drop-in),
+    with the original cluster's server token on standard input: k3s decrypts the snapshot's bootstrap
+    data with it. The token goes to a root-only temporary file, removed at the end, never to argv."""
+    if not _SNAPSHOT_NAME_RE.fullmatch(snapshot):
+        raise ValueError(f"{snapshot!r} is not a snapshot name as `k3s etcd-snapshot ls` prints it")
+    return f"""set -eu
+snapshot={shlex.quote(snapshot)}
+token=$(sudo -n mktemp /etc/rancher/k3s/restore-token.XXXXXX)
+trap 'sudo -n rm -f "$token"' EXIT
+sudo -n sh -c "umask 077 && cat > $token"
+sudo -n test -s {ETCD_SNAPSHOT_CONFIG} </dev/null \
+  || {{ echo "no {ETCD_SNAPSHOT_CONFIG}: run pulumi up with datastore etcd and backupBucket first" >&2; exit 1; }}
+sudo -n systemctl stop k3s </dev/null
+timeout {INSTALL_TIMEOUT} sudo -n k3s server --cluster-reset --etcd-s3 --cluster-reset-restore-path="$snapshot" \
+  --token-file="$token" </dev/null \
+  || {{ echo "k3s could not restore $snapshot: see the output above" >&2; exit 1; }}
+sudo -n systemctl start k3s </dev/null
+echo "restored $snapshot; k3s started"
+"""
 
 
 def uninstall_script(service: str) -> str:

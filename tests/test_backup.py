@@ -296,3 +296,36 @@ def test_a_restore_writes_the_claim_then_fills_it_from_the_latest_backup():
         "data-vault-0-restic",
     )
     assert restic["moverSecurityContext"]["runAsUser"] == 100
+
+
+def test_the_etcd_restore_takes_the_token_on_stdin_and_resets_from_the_bucket(tmp_path):
+    from components.k3s import etcd_restore_script
+
+    log, tokens, seen = tmp_path / "calls.log", tmp_path / "tokens", tmp_path / "seen"
+    tokens.mkdir()
+    env = _stub_bin(
+        tmp_path,
+        {
+            # sudo runs its command from PATH (the stubs); mktemp makes the token file in the test's folder.
+            "sudo": f'shift; echo "sudo $*" >> {log}; exec env "$@"',
+            "mktemp": f'umask 077; f={tokens}/restore-token.$$; : > "$f"; echo "$f"',
+            "test": "exit 0",
+            "systemctl": f'echo "systemctl $*" >> {log}',
+            "k3s": f'echo "k3s $*" >> {log}; for a; do case $a in --token-file=*) cp "${{a#*=}}" {seen}; esac; done',
+            "timeout": 'shift; "$@"',
+        },
+    )
+    script = etcd_restore_script("etcd-snapshot-pi5-1764561600.zip")
+    assert "TOKEN" not in script
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, input="K10abc::server:TOKEN")
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    k3s = next(c for c in calls if c.startswith("k3s "))
+    assert "--cluster-reset" in k3s and "--etcd-s3" in k3s
+    assert "--cluster-reset-restore-path=etcd-snapshot-pi5-1764561600.zip" in k3s and "TOKEN" not in k3s
+    assert seen.read_text() == "K10abc::server:TOKEN", "the original cluster's token reaches k3s"
+    order = [c for c in calls if c.startswith(("systemctl", "k3s"))]
+    assert order == ["systemctl stop k3s", k3s, "systemctl start k3s"]
+    assert list(tokens.iterdir()) == [], "the token file is removed"
+    with pytest.raises(ValueError):
+        etcd_restore_script("x; rm -rf /")
