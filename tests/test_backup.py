@@ -329,3 +329,20 @@ def test_the_etcd_restore_takes_the_token_on_stdin_and_resets_from_the_bucket(tm
     assert list(tokens.iterdir()) == [], "the token file is removed"
     with pytest.raises(ValueError):
         etcd_restore_script("x; rm -rf /")
+
+
+def test_the_plan_says_what_is_backed_up_where_and_how_often_and_what_is_not(stack, ha):
+    from spitikos import plan as offline
+
+    pi5 = "\n".join(offline._backups(offline.from_recording(stack)))
+    assert "Backups (R2 bucket: spitikos-backups):" in pi5
+    assert "volume vault/data-vault-0: restic, cron '15 */6 * * *', keeps 4 hourly, 7 daily, 4 weekly" in pi5
+    assert "cluster state: NOT backed up (datastore sqlite)" in pi5 and "NOT backed up: Redis (a cache)" in pi5
+    grown = offline.from_recording(ha)
+    text = "\n".join(offline._backups(grown))
+    assert "cluster state (etcd): cron '0 */6 * * *', compressed, keeps 8 on each server and 28 in " in text
+    assert "from 3 server(s)" in text
+    assert not any(s in text for s in ha.generated_secrets()), "the plan prints no key"
+    # Three servers install one after another, in parallel with the releases: still 3 slow steps.
+    assert grown.critical_path()[0] == 3
+    assert grown.total_footprint().memory_requests_mi <= 1024
