@@ -346,3 +346,16 @@ def test_the_plan_says_what_is_backed_up_where_and_how_often_and_what_is_not(sta
     # Three servers install one after another, in parallel with the releases: still 3 slow steps.
     assert grown.critical_path()[0] == 3
     assert grown.total_footprint().memory_requests_mi <= 1024
+
+
+def test_bad_backup_settings_stop_the_program_before_any_resource_exists():
+    from conftest import HA, run_main, stack_config
+
+    config = {**stack_config(), **HA, "spitikos:servers": json.dumps(["10.0.0.206"])}
+    config["spitikos:backupVolumes"] = json.dumps(["argocd/redis-data"])
+    with pytest.raises(SettingsError) as raised:
+        run_main(config)
+    assert [p.split(":")[1] for p in raised.value.problems] == ["servers", "backupVolumes"]
+    from pulumi.runtime import settings
+
+    assert settings.SETTINGS.monitor.registrations == {}
