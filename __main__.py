@@ -22,3 +22,6 @@ if platform.tunnel is not None:
     pulumi.export("publicHostnames", [r.hostname for r in platform.tunnel.routes])
 if platform.github is not None:
     pulumi.export("repositories", platform.github.ssh_urls)
+# Only with datastore etcd: a restore of a snapshot needs it (docs/operations.md, "The Pi died").
+if platform.cluster.server_token is not None:
+    pulumi.export("k3sServerToken", platform.cluster.server_token)

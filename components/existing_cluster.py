@@ -24,6 +24,8 @@ class ExistingCluster(pulumi.ComponentResource):
     """The kubeconfig as given. Secret."""
     provider: k8s.Provider
     """The Kubernetes provider every in-cluster component uses."""
+    server_token: pulumi.Output[str] | None = None
+    """None: the stack keeps no k3s server token for a cluster it did not set up."""
 
     def __init__(self, name: str, args: ExistingClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:cluster:ExistingCluster", name, None, opts)

@@ -85,6 +85,8 @@ CHART_PARTS: dict[str, tuple[Part, ...]] = {
         Part("defaultBackend.resources", "defaultBackend.enabled", on_by_default=False),
     ),
     # keda 2.20.2: sizes live under `resources`, one block per workload.
+    # volsync 0.16.0: the controller alone (its movers are Jobs, sized in each ReplicationSource).
+    "volsync": (Part("resources"),),
     "keda": (
         Part("resources.operator"),
         Part("resources.metricServer"),

@@ -16,6 +16,7 @@ alone unless the stack opts in to uninstalling.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,17 @@ POD_SECURITY_FILE = "/etc/rancher/k3s/pod-security.yaml"
 # applications' carry or get their own level.
 POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system",)
 
+# etcd (datastore `etcd`): the server token k3s generated, read back into state (a restore and every
+# joining server need it), and where a joining server keeps it (written from standard input, 0600).
+SERVER_TOKEN_PATH = "/var/lib/rancher/k3s/server/token"  # noqa: S105 - a path, not a secret
+SERVER_TOKEN_FILE = "/etc/rancher/k3s/spitikos-server-token"  # noqa: S105 - a path, not a secret
+# The S3 settings of etcd snapshots: a k3s config drop-in (k3s reads config.yaml.d/*.yaml after
+# config.yaml), root's alone, never flags: flags show in `ps` and in the systemd unit file.
+ETCD_SNAPSHOT_CONFIG = "/etc/rancher/k3s/config.yaml.d/spitikos-etcd-snapshots.yaml"
+
+# What `k3s etcd-snapshot ls` names a snapshot: the base name, the node's name, a timestamp.
+_SNAPSHOT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,250}")
+
 CMDLINE_FIX = "add 'cgroup_enable=memory cgroup_memory=1' to the single line of /boot/firmware/cmdline.txt, then reboot"
 
 
@@ -83,6 +95,31 @@ class K3sClusterArgs:
     """Run k3s's uninstall script (which wipes the node's volumes) when an install resource is deleted."""
     kubeconfig_renewal: str = ""
     """Change it (any text, e.g. a date) to read the kubeconfig again, after k3s renewed its certificates."""
+    etcd: bool = False
+    """Embedded etcd instead of SQLite: `--cluster-init` (k3s migrates SQLite to etcd in place)."""
+    etcd_snapshots: EtcdSnapshotArgs | None = None
+    """Where etcd snapshots go off the node (etcd only)."""
+    servers: Sequence[NodeArgs] = field(default_factory=list)
+    """Servers that join the first, one after the other (etcd only; 0 or 2 of them)."""
+
+
+@dataclass
+class EtcdSnapshotArgs:
+    """etcd snapshots on a schedule, compressed, kept on each server and in an S3 bucket (R2)."""
+
+    endpoint: str
+    """The S3 endpoint without a scheme, e.g. `<account>.r2.cloudflarestorage.com`."""
+    bucket: str
+    folder: str
+    region: str
+    access_key_id: pulumi.Input[str]
+    secret_access_key: pulumi.Input[str]
+    schedule: str = "0 */6 * * *"
+    """k3s's `etcd-snapshot-schedule-cron`: every 6 hours."""
+    retention: int = 8
+    """Snapshots kept on each server (2 days at 6 hours)."""
+    s3_retention: int = 28
+    """Snapshots kept in the bucket (7 days): k3s's `etcd-s3-retention` (v1.31.12, v1.32.8, v1.33.4, v1.34.0 on)."""
 
 
 def preflight_script(role: str) -> str:
@@ -219,6 +256,84 @@ fi
 """
 
 
+def etcd_snapshot_config(args: EtcdSnapshotArgs) -> pulumi.Output[str]:
+    """The drop-in's text (JSON, which k3s reads as the YAML it is): k3s's own keys for scheduled,
+    compressed snapshots uploaded to S3 (docs.k3s.io/cli/etcd-snapshot). Secret: it holds the keys."""
+
+    def render(keys: list[str]) -> str:
+        access_key, secret_key = keys
+        config = {
+            "etcd-snapshot-schedule-cron": args.schedule,
+            "etcd-snapshot-retention": args.retention,
+            "etcd-snapshot-compress": True,
+            "etcd-s3": True,
+            "etcd-s3-endpoint": args.endpoint,
+            "etcd-s3-region": args.region,
+            "etcd-s3-bucket": args.bucket,
+            "etcd-s3-folder": args.folder,
+            "etcd-s3-access-key": access_key,
+            "etcd-s3-secret-key": secret_key,
+            "etcd-s3-retention": args.s3_retention,
+        }
+        return json.dumps(config, indent=2) + "\n"
+
+    return pulumi.Output.secret(pulumi.Output.all(args.access_key_id, args.secret_access_key).apply(render))
+
+
+def config_file_script(path: str, service: str = "k3s") -> str:
+    """Writes standard input to `path`, root's alone (0600, in a 0700 directory when it creates it),
+    and restarts a running `service` when the file changed: k3s reads its config only when it starts.
+    The content never appears in the script, in argv, or in the output."""
+    directory = path.rsplit("/", 1)[0]
+    write = (
+        f"umask 077 && mkdir -p {directory} && cat > {path}.new && chmod 0600 {path}.new && "
+        f"if cmp -s {path}.new {path}; then rm -f {path}.new; else mv {path}.new {path} && echo changed; fi"
+    )
+    return f"""set -eu
+written=$(sudo -n sh -c {shlex.quote(write)})
+if [ "$written" = changed ] && systemctl is-active --quiet {service} </dev/null; then
+  sudo -n sh -c 'systemctl restart {service}' </dev/null
+fi
+echo "{path} is in place"
+"""
+
+
+def joining_server_flags(first_flags: Sequence[str], first_host: str, own_host: str, url: str) -> list[str]:
+    """A joining server's flags: the first server's, critical ones included (k3s refuses a server whose
+    `--disable`, `--secrets-encryption` and the like differ), its own address in its certificate
+    instead of the first's, and the first's URL and the server token instead of `--cluster-init`
+    and the agent token file (joining servers read the agent token from the datastore)."""
+    flags = [
+        f"--tls-san={own_host}" if flag == f"--tls-san={first_host}" else flag
+        for flag in first_flags
+        if flag != "--cluster-init" and not flag.startswith("--agent-token-file=")
+    ]
+    return [*flags, f"--server={url}", f"--token-file={SERVER_TOKEN_FILE}"]
+
+
+def etcd_restore_script(snapshot: str) -> str:
+    """Brings the first server's datastore back from an etcd snapshot in the bucket (k3s's
+    `--cluster-reset --cluster-reset-restore-path`, with the S3 settings from the config drop-in),
+    with the original cluster's server token on standard input: k3s decrypts the snapshot's bootstrap
+    data with it. The token goes to a root-only temporary file, removed at the end, never to argv."""
+    if not _SNAPSHOT_NAME_RE.fullmatch(snapshot):
+        raise ValueError(f"{snapshot!r} is not a snapshot name as `k3s etcd-snapshot ls` prints it")
+    return f"""set -eu
+snapshot={shlex.quote(snapshot)}
+token=$(sudo -n mktemp /etc/rancher/k3s/restore-token.XXXXXX)
+trap 'sudo -n rm -f "$token"' EXIT
+sudo -n sh -c "umask 077 && cat > $token"
+sudo -n test -s {ETCD_SNAPSHOT_CONFIG} </dev/null \
+  || {{ echo "no {ETCD_SNAPSHOT_CONFIG}: run pulumi up with datastore etcd and backupBucket first" >&2; exit 1; }}
+sudo -n systemctl stop k3s </dev/null
+timeout {INSTALL_TIMEOUT} sudo -n k3s server --cluster-reset --etcd-s3 --cluster-reset-restore-path="$snapshot" \
+  --token-file="$token" </dev/null \
+  || {{ echo "k3s could not restore $snapshot: see the output above" >&2; exit 1; }}
+sudo -n systemctl start k3s </dev/null
+echo "restored $snapshot; k3s started"
+"""
+
+
 def uninstall_script(service: str) -> str:
     script = "/usr/local/bin/k3s-uninstall.sh" if service == "k3s" else "/usr/local/bin/k3s-agent-uninstall.sh"
     return f"if [ -x {script} ]; then {script}; fi"
@@ -284,12 +399,16 @@ class K3sCluster(pulumi.ComponentResource):
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
         server_flags += [f"--kube-apiserver-arg=admission-control-config-file={POD_SECURITY_FILE}"]
+        server_flags += ["--cluster-init"] if args.etcd else []
         installer_sha256 = versions.K3S_INSTALLER_SHA256.get(args.version)
         script = pod_security_script(pod_security_config()) + install_script(
             args.version, server_flags, token_file=TOKEN_FILE, installer_sha256=installer_sha256
         )
-        install = self._install(f"{name}-server", connection, script, "k3s")
+        snapshot_config = self._etcd_snapshot_config(f"{name}-server", connection, args)
+        install = self._install(f"{name}-server", connection, script, "k3s", after=snapshot_config)
         self.install = install
+        self.server_token = self._server_token(name, connection, install, args)
+        self.server_installs = self._join_servers(name, args, server_flags, install)
 
         # Read again when the install is replaced (a new machine), the version changes (an upgrade
         # may renew the certificates), or the operator asks (k3s renews them on the node yearly).
@@ -299,8 +418,21 @@ class K3sCluster(pulumi.ComponentResource):
         )
         self.kubeconfig = pulumi.Output.secret(raw_kubeconfig.apply(lambda k: rewrite_kubeconfig(k, server.host)))
 
+        self.agent_installs = self._agents(name, args, install, installer_sha256)
+
+        self.provider = k8s.Provider(
+            f"{name}-kubernetes",
+            kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({"kubeconfig": self.kubeconfig, "server_address": self.server_address})
+
+    def _agents(
+        self, name: str, args: K3sClusterArgs, install: remote.Command, installer_sha256: str | None
+    ) -> list[remote.Command]:
+        """Each agent joins the first server with the agent-only token, once that server runs."""
         server_url = f"https://{url_host(self.server_address)}:{API_PORT}"
-        self.agent_installs = [
+        return [
             self._install(
                 f"{name}-agent-{agent.label}",
                 self._pinned_connection(f"{name}-agent-{agent.label}", agent),
@@ -317,13 +449,6 @@ class K3sCluster(pulumi.ComponentResource):
             )
             for agent in args.agents
         ]
-
-        self.provider = k8s.Provider(
-            f"{name}-kubernetes",
-            kubeconfig=self.kubeconfig,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.register_outputs({"kubeconfig": self.kubeconfig, "server_address": self.server_address})
 
     def _pinned_connection(self, prefix: str, node: NodeArgs) -> remote.ConnectionArgs:
         """A connection that refuses any host key but the node's: the configured one, or the one
@@ -357,6 +482,7 @@ class K3sCluster(pulumi.ComponentResource):
         script: str,
         service: str,
         after: Sequence[pulumi.Resource] = (),
+        stdin: pulumi.Input[str] | None = None,
     ) -> remote.Command:
         role = "server" if service == "k3s" else "agent"
         preflight = remote.Command(
@@ -370,9 +496,9 @@ class K3sCluster(pulumi.ComponentResource):
             connection=connection,
             create=script,
             update=script,
-            # The agent token on standard input: never in the command's text, which pulumi-command
-            # prints when a command fails, nor in any process's argv on the node.
-            stdin=self.agent_token,
+            # The agent token (a joining server's: the server token) on standard input: never in the
+            # command's text, which pulumi-command prints when a command fails, nor in any argv on the node.
+            stdin=self.agent_token if stdin is None else stdin,
             delete=uninstall_script(service) if self.uninstall_on_destroy else None,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -380,6 +506,59 @@ class K3sCluster(pulumi.ComponentResource):
                 custom_timeouts=pulumi.CustomTimeouts(create="25m", update="25m"),
             ),
         )
+
+    def _etcd_snapshot_config(
+        self, prefix: str, connection: remote.ConnectionArgs, args: K3sClusterArgs
+    ) -> list[remote.Command]:
+        """The snapshots' S3 settings, as a config drop-in written from standard input before k3s
+        (re)starts; removed again when the stack stops sending snapshots to the bucket."""
+        if not (args.etcd and args.etcd_snapshots):
+            return []
+        script = config_file_script(ETCD_SNAPSHOT_CONFIG)
+        dropin = remote.Command(
+            f"{prefix}-etcd-snapshots",
+            connection=connection,
+            create=script,
+            update=script,
+            stdin=etcd_snapshot_config(args.etcd_snapshots),
+            delete=f"sudo -n rm -f {ETCD_SNAPSHOT_CONFIG}",
+            logging=remote.Logging.STDERR,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return [dropin]
+
+    def _server_token(
+        self, name: str, connection: remote.ConnectionArgs, install: remote.Command, args: K3sClusterArgs
+    ) -> pulumi.Output[str] | None:
+        """The token k3s generated on the first server, kept in state as a secret: joining servers
+        need it, and so does restoring an etcd snapshot (it encrypts the bootstrap data in it).
+        Read back rather than set: a token given to a server that already has one stops it."""
+        if not args.etcd:
+            return None
+        return self._read_secret(name, "token", connection, SERVER_TOKEN_PATH, install, [install.id])
+
+    def _join_servers(
+        self, name: str, args: K3sClusterArgs, first_flags: Sequence[str], first: remote.Command
+    ) -> list[remote.Command]:
+        """Each joining server, one after the other (etcd adds one member at a time), with the first's
+        critical flags, its own address in its certificate, and the server token on standard input."""
+        installs: list[remote.Command] = []
+        previous = first
+        url = f"https://{url_host(args.server.host)}:{API_PORT}"
+        for server in args.servers:
+            prefix = f"{name}-server-{server.label}"
+            connection = self._pinned_connection(prefix, server)
+            flags = joining_server_flags(first_flags, args.server.host, server.host, url)
+            script = pod_security_script(pod_security_config()) + install_script(
+                args.version,
+                flags,
+                token_file=SERVER_TOKEN_FILE,
+                installer_sha256=versions.K3S_INSTALLER_SHA256.get(args.version),
+            )
+            after = [previous, *self._etcd_snapshot_config(prefix, connection, args)]
+            previous = self._install(prefix, connection, script, "k3s", after=after, stdin=self.server_token)
+            installs.append(previous)
+        return installs
 
     def _read_secret(
         self,

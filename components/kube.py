@@ -118,6 +118,7 @@ def chart(
     namespace: pulumi.Input[str],
     values: dict[str, Any],
     provider: k8s.Provider | None = None,
+    depends_on: list[pulumi.Resource] | None = None,
 ) -> k8s.helm.v3.Release:
     """An upstream chart at a pinned version, rolled back if it does not become ready."""
     return k8s.helm.v3.Release(
@@ -134,7 +135,7 @@ def chart(
             max_history=5,
             timeout=900,
         ),
-        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=depends_on),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
@@ -9,16 +10,18 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, ingress_nginx, keda, redis, tunnel
+from components import argocd, backup, ingress_nginx, keda, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.backup import VolumeBackups, VolumeBackupsArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
-from components.k3s import K3sCluster, K3sClusterArgs, NodeArgs
+from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
+from components.r2 import BackupBucket, BackupBucketArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
 
@@ -50,31 +53,24 @@ class Platform(pulumi.ComponentResource):
         cfg = args.settings
         child = pulumi.ResourceOptions(parent=self)
 
-        self.cluster = self._cluster(name, cfg)
+        # etcd snapshots go to the backup bucket, whose keys exist only once Cloudflare is set up below.
+        snapshots, resolve_snapshot_keys = etcd_snapshots(cfg)
+        self.cluster = self._cluster(name, cfg, snapshots)
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        nodes = 1 + len(cfg.agents)
-        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
-        self.redis = Redis(
-            f"{name}-redis",
-            RedisArgs(
-                provider=kube,
-                platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE],
-                # On a cluster the stack is given, its default StorageClass (kind's is `standard`).
-                **({"storage_class": None} if cfg.parts.existing_cluster else {}),
-            ),
-            opts=child,
-        )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
-        self.guard = ClusterGuard(
-            f"{name}-guard",
-            ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
-            opts=child,
-        )
+        nodes = 1 + len(cfg.agents) + len(cfg.backup.servers)
+        self._in_cluster(name, cfg, kube, nodes)
 
         # Outside: GitHub and Cloudflare do not wait for the node; each only when the stack builds
         # it (`github`, `cloudflare`).
+        cloudflare_provider = (
+            cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
+            if cfg.parts.cloudflare
+            else None
+        )
+        self.backup_bucket = self._backup_bucket(name, cfg, cloudflare_provider, resolve_snapshot_keys)
+        self.volume_backups = self._volume_backups(name, cfg, kube, nodes)
         self.docs_sync_token = self._docs_sync_token(name)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
@@ -94,18 +90,39 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.tunnel = self._tunnel(name, cfg, kube) if cfg.parts.cloudflare else None
+        self.tunnel = self._tunnel(name, cfg, cloudflare_provider, kube) if cloudflare_provider else None
 
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
-    def _cluster(self, name: str, cfg: s.Settings) -> K3sCluster | ExistingCluster:
-        """Your own cluster (`kubeconfig`), or k3s installed on the node over SSH."""
+    def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource, nodes: int) -> None:
+        """ingress-nginx, Redis, KEDA and the admission guard: each waits for the cluster only."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
+        self.redis = Redis(
+            f"{name}-redis",
+            RedisArgs(
+                provider=kube,
+                platform_namespaces=[n for n in self.owned_namespaces() if n != redis.NAMESPACE],
+                # On a cluster the stack is given, its default StorageClass (kind's is `standard`).
+                **({"storage_class": None} if cfg.parts.existing_cluster else {}),
+            ),
+            opts=child,
+        )
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
+        self.guard = ClusterGuard(
+            f"{name}-guard",
+            ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
+            opts=child,
+        )
+
+    def _cluster(self, name: str, cfg: s.Settings, snapshots: EtcdSnapshotArgs | None) -> K3sCluster | ExistingCluster:
+        """Your own cluster (`kubeconfig`), or k3s installed on the node(s) over SSH."""
         child = pulumi.ResourceOptions(parent=self)
         if cfg.parts.kubeconfig is not None:
             return ExistingCluster(f"{name}-cluster", ExistingClusterArgs(cfg.parts.kubeconfig), opts=child)
-        return K3sCluster(f"{name}-k3s", cluster_args(cfg), opts=child)
+        return K3sCluster(f"{name}-k3s", cluster_args(cfg, snapshots), opts=child)
 
     def _github(self, name: str, cfg: s.Settings, charts_webhook_secret: pulumi.Input[str]) -> GitHub:
         child = pulumi.ResourceOptions(parent=self)
@@ -114,10 +131,14 @@ class Platform(pulumi.ComponentResource):
             f"{name}-github", github_args(cfg, provider, charts_webhook_secret, self.docs_sync_token), opts=child
         )
 
-    def _tunnel(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> Tunnel:
-        child = pulumi.ResourceOptions(parent=self)
-        provider = cloudflare.Provider(f"{name}-cloudflare", api_token=cfg.cloudflare.api_token, opts=child)
-        return Tunnel(f"{name}-tunnel", tunnel_args(cfg, provider, kube, self.ingress.service_url), opts=child)
+    def _tunnel(
+        self, name: str, cfg: s.Settings, provider: cloudflare.Provider, kube: pulumi.ProviderResource
+    ) -> Tunnel:
+        return Tunnel(
+            f"{name}-tunnel",
+            tunnel_args(cfg, provider, kube, self.ingress.service_url),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _docs_sync_token(self, name: str) -> pulumi.Output[str]:
         """The token docs' sync workflow sends the api. Renamed from the docs webhook's secret: the
@@ -166,6 +187,36 @@ class Platform(pulumi.ComponentResource):
         own = [] if cfg.parts.github else [cfg.parts.root_repository_url or ""]
         return [*own, *cfg.parts.app_repository_urls]
 
+    def _backup_bucket(
+        self,
+        name: str,
+        cfg: s.Settings,
+        provider: cloudflare.Provider | None,
+        resolve_snapshot_keys: Callable[[BackupBucket], None],
+    ) -> BackupBucket | None:
+        """The R2 bucket and its object-only credentials, when the stack backs anything up."""
+        if not cfg.backup.bucket or provider is None:
+            return None
+        bucket = BackupBucket(
+            f"{name}-backups",
+            BackupBucketArgs(provider=provider, account_id=cfg.cloudflare.account_id, bucket=cfg.backup.bucket),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        resolve_snapshot_keys(bucket)
+        return bucket
+
+    def _volume_backups(
+        self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource, nodes: int
+    ) -> VolumeBackups | None:
+        """VolSync and a restic backup of each listed claim, to the bucket."""
+        if self.backup_bucket is None or not cfg.backup.volumes:
+            return None
+        return VolumeBackups(
+            f"{name}-volume-backups",
+            VolumeBackupsArgs(provider=kube, bucket=self.backup_bucket, volumes=cfg.backup.volumes, node_count=nodes),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
     @staticmethod
     def owned_namespaces() -> list[str]:
         """`platform_namespaces` spelled out: k3s's own by name, for selectors that take no globs."""
@@ -175,7 +226,38 @@ class Platform(pulumi.ComponentResource):
     def platform_namespaces() -> list[str]:
         """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never
         deploy into. Application namespaces Pulumi prepares (`api`) are the applications' to use."""
-        return [argocd.NAMESPACE, ingress_nginx.NAMESPACE, redis.NAMESPACE, keda.NAMESPACE, tunnel.NAMESPACE, "kube-*"]
+        return [
+            argocd.NAMESPACE,
+            ingress_nginx.NAMESPACE,
+            redis.NAMESPACE,
+            keda.NAMESPACE,
+            tunnel.NAMESPACE,
+            backup.NAMESPACE,
+            "kube-*",
+        ]
+
+
+def etcd_snapshots(cfg: s.Settings) -> tuple[EtcdSnapshotArgs | None, Callable[[BackupBucket], None]]:
+    """etcd snapshots to the backup bucket, under its etcd prefix (used with datastore etcd alone), and
+    what hands them the bucket's keys once it exists (deferred Outputs: no cycle among resources)."""
+    if not cfg.backup.bucket:
+        return None, lambda _bucket: None
+    access_key_id, resolve_access_key_id = pulumi.deferred_output()
+    secret_access_key, resolve_secret_access_key = pulumi.deferred_output()
+
+    def resolve(bucket: BackupBucket) -> None:
+        resolve_access_key_id(bucket.access_key_id)
+        resolve_secret_access_key(bucket.secret_access_key)
+
+    snapshots = EtcdSnapshotArgs(
+        endpoint=r2.endpoint(cfg.cloudflare.account_id),
+        bucket=cfg.backup.bucket,
+        folder=r2.ETCD_PREFIX,
+        region=r2.REGION,
+        access_key_id=pulumi.Output.secret(access_key_id),
+        secret_access_key=pulumi.Output.secret(secret_access_key),
+    )
+    return snapshots, resolve
 
 
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
@@ -201,8 +283,8 @@ def argocd_repositories(cfg: s.Settings) -> list[str]:
     return list(dict.fromkeys([s.CENTRAL_REPOSITORY, s.CHARTS_REPOSITORY, cfg.root.repository]))
 
 
-def cluster_args(cfg: s.Settings) -> K3sClusterArgs:
-    """The server and agents, reached over SSH with the stack's key."""
+def cluster_args(cfg: s.Settings, snapshots: EtcdSnapshotArgs | None = None) -> K3sClusterArgs:
+    """The servers and agents, reached over SSH with the stack's key; with etcd, its snapshots."""
 
     def node(n: s.NodeSettings) -> NodeArgs:
         return NodeArgs(
@@ -216,6 +298,9 @@ def cluster_args(cfg: s.Settings) -> K3sClusterArgs:
         tls_sans=[h for h in (cfg.kube_api_hostname,) if h],
         uninstall_on_destroy=cfg.uninstall_on_destroy,
         kubeconfig_renewal=cfg.kubeconfig_renewal,
+        etcd=cfg.backup.etcd,
+        etcd_snapshots=snapshots,
+        servers=[node(n) for n in cfg.backup.servers],
     )
 
 

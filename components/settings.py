@@ -11,6 +11,7 @@ plaintext is only looked at for presence and shape, and never printed.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import ipaddress
 import json
 import re
@@ -134,6 +135,24 @@ class Parts:
 
 
 @dataclass(frozen=True)
+class BackupSettings:
+    """Backups to an R2 bucket the stack creates, the cluster's datastore, and its servers."""
+
+    bucket: str = ""
+    """The R2 bucket's name; "" turns backups off."""
+    datastore: str = "sqlite"
+    """`sqlite` (k3s's default) or `etcd` (embedded, `--cluster-init`; snapshots to the bucket)."""
+    servers: tuple[NodeSettings, ...] = ()
+    """The servers that join nodeHost's (0 or 2 of them; etcd only)."""
+    volumes: tuple[str, ...] = ()
+    """PersistentVolumeClaims backed up to the bucket, each `<namespace>/<claim>`."""
+
+    @property
+    def etcd(self) -> bool:
+        return self.datastore == "etcd"
+
+
+@dataclass(frozen=True)
 class Settings:
     domain: str
     zones: tuple[str, ...]
@@ -162,6 +181,8 @@ class Settings:
     node_memory_mi: int = 4096
     """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
     parts: Parts = Parts()
+    backup: BackupSettings = BackupSettings()
+    """Where backups go, what the cluster's datastore is, and how many servers run it."""
 
     @property
     def kubernetes_minor(self) -> str:
@@ -639,6 +660,10 @@ NODE_KEYS: dict[str, Any] = {
     "sshHostname": "",
     # Routed to the node's API server, whose certificate names it (k3s `--tls-san`): no node, no route.
     "kubeApiHostname": "",
+    # k3s's datastore and servers: the given cluster has its own.
+    "datastore": "sqlite",
+    "etcdOnSsd": False,
+    "servers": [],
 }
 CLOUDFLARE_KEYS: dict[str, Any] = {
     "zones": [],
@@ -649,6 +674,9 @@ CLOUDFLARE_KEYS: dict[str, Any] = {
     "accessEmails": [],
     "cloudflareAccountId": "",
     "cloudflareApiToken": "",
+    # The backups' R2 bucket is Cloudflare's.
+    "backupBucket": "",
+    "backupVolumes": [],
 }
 GITHUB_KEYS: dict[str, Any] = {
     "githubOwner": "",
@@ -743,6 +771,78 @@ def _refuse_switched_off(r: _Reader, parts: Parts) -> None:
                 refused.add(key)
 
 
+_BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]")
+_CLAIM_RE = re.compile(rf"({_NAMESPACE})/([a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?)")
+DATASTORES = ("sqlite", "etcd")
+SERVER_COUNTS = (1, 3)
+
+
+def _backup(r: _Reader, server: NodeSettings, agents: tuple[NodeSettings, ...]) -> BackupSettings:
+    """`backupBucket`, `datastore` (with `etcdOnSsd`), `servers` and `backupVolumes`."""
+    bucket = r.string("backupBucket") or ""
+    if bucket and not _BUCKET_RE.fullmatch(bucket):
+        r.fail("backupBucket", f"{bucket!r} is not an R2 bucket name (3 to 63 lower-case letters, digits and '-')")
+    datastore = r.string("datastore", default="sqlite") or "sqlite"
+    if datastore not in DATASTORES:
+        r.fail("datastore", f"{datastore!r} is not 'sqlite' or 'etcd'")
+    on_ssd = r.boolean("etcdOnSsd", default=False)
+    if datastore == "etcd" and not on_ssd:
+        r.fail(
+            "datastore",
+            "etcd needs an SSD, not an SD card (k3s's requirement): set etcdOnSsd to true once "
+            "every server boots from an SSD",
+        )
+    servers = _servers(r, server, agents, datastore)
+    volumes = _backup_volumes(r, bucket)
+    return BackupSettings(bucket=bucket, datastore=datastore, servers=servers, volumes=volumes)
+
+
+def _servers(
+    r: _Reader, server: NodeSettings, agents: tuple[NodeSettings, ...], datastore: str
+) -> tuple[NodeSettings, ...]:
+    entries = r.strings("servers")
+    joining = tuple(n for e in entries if (n := _node(r, "servers", e, server.user, server.port)) is not None)
+    total = 1 + len(entries)
+    if total not in SERVER_COUNTS:
+        r.fail(
+            "servers",
+            f"{total} servers in all (nodeHost and {len(entries)} listed) is not 1 or 3: "
+            "etcd keeps quorum with an odd number",
+        )
+    elif total > 1 and datastore != "etcd":
+        r.fail("servers", "more than one server needs `datastore: etcd` (SQLite lives on one node)")
+    taken_hosts = {server.host, *(a.host for a in agents)}
+    taken_keys = {"server", *(a.key for a in agents)}
+    hosts = [n.host for n in joining]
+    for dup in sorted({h for h in hosts if hosts.count(h) > 1 or h in taken_hosts}):
+        r.fail("servers", f"{dup!r} is listed twice (servers differ from each other, nodeHost and agents)")
+    keys = [n.key for n in joining]
+    for dup in sorted({k for k in keys if keys.count(k) > 1 or k in taken_keys}):
+        r.fail("servers", f"the node name {dup!r} is used twice; give each server its own `name=`")
+    return joining
+
+
+def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
+    from components.platform import Platform  # here: platform.py imports this module
+
+    volumes = r.strings("backupVolumes")
+    platform = Platform.platform_namespaces()
+    if volumes and not bucket:
+        r.fail("backupVolumes", "needs `backupBucket`: the backups go there")
+    for volume in volumes:
+        match = _CLAIM_RE.fullmatch(volume)
+        if match is None:
+            r.fail("backupVolumes", f"{volume!r} is not '<namespace>/<claim>'")
+        elif any(fnmatch.fnmatchcase(match.group(1), p) for p in platform):
+            r.fail(
+                "backupVolumes",
+                f"{volume!r} is in the platform's namespace {match.group(1)!r}: list application volumes only",
+            )
+    for dup in sorted({v for v in volumes if volumes.count(v) > 1}):
+        r.fail("backupVolumes", f"{dup!r} is listed twice")
+    return tuple(v for v in dict.fromkeys(volumes) if _CLAIM_RE.fullmatch(v))
+
+
 def load_settings(config: pulumi.Config | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsError` naming each bad key."""
     r = _Reader(config or pulumi.Config(NAMESPACE))
@@ -764,6 +864,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     privileged_namespaces = _privileged_namespaces(r)
     node_memory_mi = _node_memory(r)
     _refuse_switched_off(r, parts)
+    backup = _backup(r, server, agents)
     r.unknown_keys()
 
     if r.problems:
@@ -792,4 +893,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         privileged_namespaces=privileged_namespaces,
         node_memory_mi=node_memory_mi,
         parts=parts,
+        backup=backup,
     )

@@ -60,3 +60,14 @@ def repository_and_tag(image: str) -> tuple[str, str]:
     name, digest = image.split("@") if "@" in image else (image, "")
     repository, tag = name.rsplit(":", 1)
     return repository, f"{tag}@{digest}" if digest else tag
+
+
+# VolSync (backube/volsync): chart and operator 0.16.0, restic 0.18.1. Its images are multi-arch
+# (arm64 included) since 0.13 (backube/volsync#1613). The chart runs quay.io/backube/volsync at its
+# appVersion (0.16.0) for the controller and every mover; it is not yet pinned by digest (the chart
+# takes one in `image.image`/`restic.image`): none could be read where this was written, and a
+# guessed one would stop every pod.
+VOLSYNC_CHART = "0.16.0"
+VOLSYNC_REPO = "https://backube.github.io/helm-charts/"
+# The VolumeSnapshot CRD VolSync's controllers watch (components/crds/volumesnapshots.yaml).
+EXTERNAL_SNAPSHOTTER = "v8.6.0"

@@ -1,4 +1,7 @@
-"""`python -m spitikos plan [--stack pi5] [--out DIR]`: the whole platform, offline."""
+"""`python -m spitikos plan [--stack pi5] [--out DIR]`: the whole platform, offline.
+
+`python -m spitikos restore-volume NAMESPACE/CLAIM [--size 1Gi]` and `python -m spitikos
+etcd-restore-script SNAPSHOT` print what docs/operations.md ("The Pi died") applies or runs."""
 
 from __future__ import annotations
 
@@ -15,7 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     plan = commands.add_parser("plan", help="run the program offline and print what it would build")
     plan.add_argument("--stack", default="pi5", help="the stack whose Pulumi.<stack>.yaml to use (default: pi5)")
     plan.add_argument("--out", type=Path, help="also write the Kubernetes objects, tunnel routes and plan.json here")
+    volume = commands.add_parser("restore-volume", help="print the manifests that restore a backed-up claim")
+    volume.add_argument("claim", help="NAMESPACE/CLAIM, as listed in backupVolumes")
+    volume.add_argument("--size", default="1Gi", help="the claim's size, if it must be created (default: 1Gi)")
+    etcd = commands.add_parser("etcd-restore-script", help="print the node-side script that restores a snapshot")
+    etcd.add_argument("snapshot", help="a snapshot's name, as `sudo k3s etcd-snapshot ls` prints it")
     args = parser.parse_args(argv)
+    if args.command != "plan":
+        return _restore(args)
 
     from components.settings import SettingsError
     from spitikos import plan as offline
@@ -30,6 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         written = offline.write(result, args.out)
         print(f"Wrote {len(written)} files to {args.out}/ (secrets redacted as {offline.REDACTED}).")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    import yaml
+
+    from components.backup import Volume, restore_manifests
+    from components.k3s import etcd_restore_script
+
+    try:
+        if args.command == "etcd-restore-script":
+            sys.stdout.write(etcd_restore_script(args.snapshot))
+        else:
+            manifests = restore_manifests(Volume.parse(args.claim), args.size)
+            sys.stdout.write(yaml.safe_dump_all(manifests, sort_keys=False))
+    except ValueError as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pulumi
 from google.protobuf import struct_pb2
@@ -59,6 +60,11 @@ MOCK_TEAM = "spitikos-mock"
 def mock_zone_id(zone: str) -> str:
     """The id the mocked zone lookup returns for a zone name: 32 hex characters, like Cloudflare's."""
     return hashlib.sha256(f"zone/{zone}".encode()).hexdigest()[:32]
+
+
+def mock_permission_group_id(name: str) -> str:
+    """The id the mocked permission group lookup returns for a group's name (32 hex characters)."""
+    return hashlib.sha256(f"permission-group/{name}".encode()).hexdigest()[:32]
 
 
 def is_secret(value: Any) -> bool:
@@ -213,6 +219,8 @@ class PlatformMocks(pulumi.runtime.Mocks):
         elif typ == "command:remote:Command":
             if name.endswith("-kubeconfig"):
                 state["stdout"] = KUBECONFIG_TEMPLATE
+            elif name.endswith("-server-token"):  # k3s's full token: K10<CA hash>::server:<password>
+                state["stdout"] = f"K10{_fake(name, 'ca') * 2}::server:{_fake(name, 'password')}\n"
             else:
                 state["stdout"] = "ok"
             state["stderr"] = ""
@@ -236,6 +244,11 @@ class PlatformMocks(pulumi.runtime.Mocks):
             state["publicKeyOpenssh"] = f"ssh-ed25519 AAAAC3Nz{_fake(name, 'pub')}\n"
         elif typ == "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared":
             return MOCK_TUNNEL_ID, {**state, "id": MOCK_TUNNEL_ID}
+        elif typ == "cloudflare:index/accountToken:AccountToken":
+            # The provider returns the token's value once, at creation; its SDK lists it in
+            # additionalSecretOutputs, which the monitor below applies.
+            token_id = (_fake(name, "token-id") * 2)[:32]
+            return token_id, {**state, "id": token_id, "value": f"mock-cloudflare-token-{_fake(name, 'value')}"}
         elif typ == "kubernetes:helm.sh/v3:Release":
             state["status"] = {"name": args.inputs.get("name", name), "namespace": args.inputs.get("namespace")}
         elif typ == "github:index/repository:Repository":
@@ -265,6 +278,16 @@ class PlatformMocks(pulumi.runtime.Mocks):
             return {"id": mock_zone_id(zone), "name": zone, "filter": args.args["filter"]}, []
         if args.token == "cloudflare:index/getZeroTrustOrganization:getZeroTrustOrganization":
             return {"accountId": args.args.get("accountId"), "authDomain": f"{MOCK_TEAM}.cloudflareaccess.com"}, []
+        if args.token == "cloudflare:index/getAccountApiTokenPermissionGroups:getAccountApiTokenPermissionGroups":
+            name = unquote(args.args["name"])
+            group = {
+                "id": mock_permission_group_id(name),
+                "name": name,
+                "category": "developer_platform",
+                "isSelectable": True,
+                "scopes": ["com.cloudflare.edge.r2.bucket"],
+            }
+            return {"accountId": args.args.get("accountId"), "name": args.args["name"], "permissionGroups": [group]}, []
         return {}, [("token", f"no mock for {args.token}")]
 
 

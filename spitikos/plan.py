@@ -22,7 +22,7 @@ from components.footprint import (
     containers,
     memory_mi,
 )
-from spitikos.engine import Recording, Registration, is_secret, run_file
+from spitikos.engine import Recording, Registration, is_secret, plain, run_file
 from spitikos.stack import ROOT, offline_config
 
 REDACTED = "[secret]"
@@ -216,7 +216,8 @@ def render(plan: Plan) -> str:
     lines = [DISCLAIMER, f"Stack: {plan.stack}. Placeholders for: {', '.join(plan.placeholders)}.", ""]
     lines += _summary(plan)
     lines += _tree(plan)
-    lines += ["", *_footprint(plan), *_skipped(plan), "", *_schedule(plan), "", *_collisions(plan)]
+    lines += ["", *_footprint(plan), *_skipped(plan), "", *_schedule(plan), "", *_backups(plan)]
+    lines += ["", *_collisions(plan)]
     return "\n".join(lines) + "\n"
 
 
@@ -315,6 +316,35 @@ def _skipped(plan: Plan) -> list[str]:
     """One line under the footprint: what is not built (and so not counted above)."""
     parts = skipped(plan)
     return [f"  skipped: {'; '.join(parts)}."] if parts else []
+
+
+def _backups(plan: Plan) -> list[str]:
+    """What is backed up, where and how often, and what is not (README "Backups and restore")."""
+    rec = plan.recording
+    buckets = [b.values["name"] for b in rec.of_type("cloudflare:index/r2Bucket:R2Bucket")]
+    lines = [f"Backups (R2 bucket: {', '.join(buckets) or 'none, backupBucket is not set'}):"]
+    for source in sorted(rec.of_type("kubernetes:volsync.backube/v1alpha1:ReplicationSource"), key=lambda r: r.name):
+        spec, meta = source.values["spec"], source.values["metadata"]
+        restic = spec["restic"]
+        kept = restic["retain"]
+        retain = ", ".join(f"{kept[k]} {k}" for k in ("hourly", "daily", "weekly", "monthly", "yearly") if k in kept)
+        lines.append(
+            f"  volume {meta['namespace']}/{spec['sourcePVC']}: restic, cron '{spec['trigger']['schedule']}', "
+            f"keeps {retain}; mover {'restricted' if 'moverSecurityContext' in restic else 'baseline'}; "
+            f"transient mover requests {restic['moverResources']['requests']['memory']} (not in the footprint)"
+        )
+    dropins = [r for r in rec.of_type("command:remote:Command") if r.name.endswith("-etcd-snapshots")]
+    if dropins:
+        config = json.loads(plain(dropins[0].inputs["stdin"]))
+        lines.append(
+            f"  cluster state (etcd): cron '{config['etcd-snapshot-schedule-cron']}', compressed, keeps "
+            f"{config['etcd-snapshot-retention']} on each server and {config['etcd-s3-retention']} in "
+            f"{config['etcd-s3-bucket']}/{config['etcd-s3-folder']}/, from {len(dropins)} server(s)"
+        )
+    else:
+        lines.append("  cluster state: NOT backed up (datastore sqlite): rebuilt from the Pulumi state and Git")
+    lines.append("  NOT backed up: Redis (a cache), claims not in backupVolumes, Vault's unseal keys (kept offline)")
+    return lines
 
 
 def _collisions(plan: Plan) -> list[str]:

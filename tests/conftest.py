@@ -82,6 +82,22 @@ def with_agent_and_host_key():
     return run_main(config)
 
 
+# pi5 grown up: embedded etcd on SSDs, three servers, backups to R2 (README "Backups and restore").
+HA = {
+    "spitikos:datastore": "etcd",
+    "spitikos:etcdOnSsd": "true",
+    "spitikos:servers": json.dumps(["pi6=10.0.0.206", f"pi7=10.0.0.207 {AGENT_HOST_KEY}"]),
+    "spitikos:backupBucket": "spitikos-backups",
+    "spitikos:backupVolumes": json.dumps(["vault/data-vault-0"]),
+}
+
+
+@pytest.fixture(scope="session")
+def ha():
+    """The pi5 stack with etcd, three servers and backups (see HA): one run, shared."""
+    return run_main({**stack_config(), **HA})
+
+
 # --- Mutation testing: credit a shared fixture's calls to every test that uses it ---------------
 # mutmut 3 runs each mutant only against the tests it saw call the mutated function in its stats
 # run (MUTANT_UNDER_TEST=stats): the trampoline adds each function called to

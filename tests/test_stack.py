@@ -143,7 +143,7 @@ def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
 
 def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
     releases = stack.of_type(RELEASE)
-    assert sorted(r.values["chart"] for r in releases) == ["argo-cd", "ingress-nginx", "keda"]
+    assert sorted(r.values["chart"] for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
     kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
     redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
     parallel = [*releases, redis]
@@ -173,7 +173,8 @@ def own_kubernetes_objects(recording):
     """Every Kubernetes object the program writes itself: not Helm releases, not providers."""
     for reg in recording.all():
         if reg.type.startswith("kubernetes:") and reg.type != RELEASE and "argoproj.io" not in reg.type:
-            yield reg
+            if reg.type != "kubernetes:volsync.backube/v1alpha1:ReplicationSource":  # tests/test_backup.py
+                yield reg
 
 
 def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack, monkeypatch):
@@ -335,7 +336,8 @@ def test_the_readme_contract_table_lists_exactly_what_platform_env_holds(stack):
 
 def test_every_namespace_enforces_a_pod_security_level(stack):
     levels = {}
-    for ns in stack.kubernetes("Namespace"):
+    # A NamespacePatch (components/backup.py) only makes sure an application's namespace exists.
+    for ns in [n for n in stack.kubernetes("Namespace") if not n.type.endswith("Patch")]:
         labels = ns.values["metadata"]["labels"]
         levels[ns.values["metadata"]["name"]] = labels["pod-security.kubernetes.io/enforce"]
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
@@ -345,6 +347,7 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
         "keda": "restricted",
         "redis": "restricted",
         "cloudflared": "restricted",
+        "volsync-system": "restricted",
         "api": "baseline",  # the api's pods carry Vault's injected agent, which the platform does not write
     }
 
@@ -369,7 +372,7 @@ def test_only_application_namespaces_reach_redis(stack):
     (peer,) = rule["from"]
     (expression,) = peer["namespaceSelector"]["matchExpressions"]
     assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
-    assert set(expression["values"]) == {"argocd", "ingress-nginx", "keda", "cloudflared", *K3S}
+    assert set(expression["values"]) == {"argocd", "ingress-nginx", "keda", "cloudflared", "volsync-system", *K3S}
     assert "api" not in expression["values"]
 
 
@@ -545,7 +548,8 @@ def test_every_platform_namespace_sends_only_what_it_needs(stack):
     edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
     and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
     egress = egress_policies(stack)
-    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd"}
+    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd", "volsync-system"}
+    assert egress["volsync-system"] == API_RULES, "VolSync's controller calls the API server alone"
     assert egress["redis"] == []
     assert egress["cloudflared"] == [
         DNS_RULE,

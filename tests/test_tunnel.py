@@ -53,6 +53,7 @@ def test_every_cloudflare_resource_and_lookup_uses_the_configured_account_and_to
         "getZeroTrustOrganization",
         "getZone",
         "getZeroTrustTunnelCloudflaredToken",
+        "getAccountApiTokenPermissionGroups",  # the backup bucket's token (components/r2.py)
     }
     for reg in resources:
         assert reg.provider.startswith(provider.urn + "::"), reg.urn
