@@ -74,14 +74,6 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
 AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 
 
-@pytest.fixture(scope="session")
-def with_agent_and_host_key():
-    """The pi5 stack plus an agent, with the server's SSH host key pinned: one run, shared."""
-    agents = ["10.0.0.201", f"pi3=ubuntu@10.0.0.202:2222 {AGENT_HOST_KEY}"]
-    config = {**stack_config(), "spitikos:agents": json.dumps(agents), "spitikos:nodeHostKey": HOST_KEY}
-    return run_main(config)
-
-
 # pi5 grown up: embedded etcd on SSDs, three servers, backups to R2 (README "Backups and restore").
 HA = {
     "spitikos:datastore": "etcd",
@@ -92,10 +84,28 @@ HA = {
 }
 
 
+# Agents too, one with its host key, and the first server's host key pinned.
+AGENTS = ["10.0.0.201", f"pi3=ubuntu@10.0.0.202:2222 {AGENT_HOST_KEY}"]
+
+
 @pytest.fixture(scope="session")
-def ha():
-    """The pi5 stack with etcd, three servers and backups (see HA): one run, shared."""
-    return run_main({**stack_config(), **HA})
+def grown():
+    """pi5 grown up (HA) with two agents and pinned host keys: one run, shared by every test of
+    more than one node (each variant costs a whole run of the program)."""
+    config = {**stack_config(), **HA, "spitikos:agents": json.dumps(AGENTS), "spitikos:nodeHostKey": HOST_KEY}
+    return run_main(config)
+
+
+@pytest.fixture(scope="session")
+def ha(grown):
+    """The pi5 stack with etcd, three servers and backups (see HA)."""
+    return grown
+
+
+@pytest.fixture(scope="session")
+def with_agent_and_host_key(grown):
+    """The pi5 stack plus agents, with the server's SSH host key pinned."""
+    return grown
 
 
 # --- Mutation testing: credit a shared fixture's calls to every test that uses it ---------------

@@ -97,7 +97,7 @@ def test_no_pod_and_no_other_address_reaches_the_node_ports(with_agent_and_host_
 
 def test_node_peers_admit_only_the_nodes_first_two_addresses(with_agent_and_host_key, stack):
     """One /31 per node, as many as the stack has nodes: no peer is wider."""
-    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 3)):  # the server and two agents
+    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 5)):  # three servers and two agents
         for namespace in NODE_PORTS:
             blocks = {
                 peer["ipBlock"]["cidr"]

@@ -72,7 +72,8 @@ def test_each_nodes_address_and_port_show_in_the_plan(with_agent_and_host_key):
 
     text = offline.render(offline.Plan("pi5", with_agent_and_host_key, []))
     summary = text.split("Summary:\n", 1)[1].split("\n\n", 1)[0]
-    assert "spitikos-k3s-agent-pi3 ubuntu@10.0.0.202:2222; spitikos-k3s-server ubuntu@10.0.0.200:22." in summary
+    for node in ("spitikos-k3s-agent-pi3 ubuntu@10.0.0.202:2222", "spitikos-k3s-server ubuntu@10.0.0.200:22"):
+        assert node in summary
 
 
 def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_agent_and_host_key):
@@ -80,7 +81,8 @@ def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_
     server = [c for c in commands if c.values["connection"]["host"] == "10.0.0.200"]
     agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.201"]
     keyed_agent = [c for c in commands if c.values["connection"]["host"] == "10.0.0.202"]
-    assert len(server) == 3 and len(agent) == 2 == len(keyed_agent)  # preflight, install (and kubeconfig)
+    # preflight, install and kubeconfig; with etcd also the snapshots' drop-in and the server token
+    assert len(server) == 5 and len(agent) == 2 == len(keyed_agent)
     for command in server:
         assert command.values["connection"]["hostKey"] == HOST_KEY, command.name
     # nodeHostKey is the server's key: another machine presents its own, so an agent is pinned to
@@ -90,8 +92,8 @@ def test_with_node_host_key_set_every_ssh_connection_to_the_server_pins_it(with_
         assert command.values["connection"]["hostKey"] == MOCK_HOST_KEY, command.name
     for command in keyed_agent:
         assert command.values["connection"]["hostKey"] == AGENT_HOST_KEY, command.name
-    learned = [c.name for c in with_agent_and_host_key.of_type("command:local:Command")]
-    assert learned == ["spitikos-k3s-agent-10-0-0-201-host-key"]
+    learned = sorted(c.name for c in with_agent_and_host_key.of_type("command:local:Command"))
+    assert learned == ["spitikos-k3s-agent-10-0-0-201-host-key", "spitikos-k3s-server-pi6-host-key"]
 
 
 def test_bad_settings_fail_before_any_resource_exists():
