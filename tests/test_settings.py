@@ -56,6 +56,8 @@ def test_pi5_stack_settings_are_valid_and_typed():
 
 def test_agents_accept_host_user_port_and_name_forms():
     entries = ["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222", "pi4=ubuntu@[fd00::4]:22", "fd00::5"]
+    # IPv6 as `ip -6 addr` or a router may print it: upper-case hex, a leading `::`.
+    entries += ["pi@[FD00::6]:2222", "FD00::7", "::8"]
     s = load({"agents": json.dumps(entries)})
     assert [(a.key, a.host, a.user, a.port) for a in s.agents] == [
         ("10-0-0-201", "10.0.0.201", "ubuntu", 22),
@@ -63,6 +65,9 @@ def test_agents_accept_host_user_port_and_name_forms():
         ("node3-lan", "node3.lan", "pi", 2222),
         ("pi4", "fd00::4", "ubuntu", 22),
         ("fd00-5", "fd00::5", "ubuntu", 22),
+        ("fd00-6", "FD00::6", "pi", 2222),
+        ("fd00-7", "FD00::7", "ubuntu", 22),
+        ("8", "::8", "ubuntu", 22),
     ]
 
 
@@ -229,6 +234,15 @@ BAD_INPUTS = [
         "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range (1 to 65535)",
     ),
     ("agent-port-zero", {"agents": '["10.0.0.201:0"]'}, "spitikos:agents: the port of '10.0.0.201:0' is out of range"),
+    ("agent-port-one-over", {"agents": '["10.0.0.201:65536"]'}, "spitikos:agents: the port of '10.0.0.201:65536' is"),
+    ("agent-bad-user", {"agents": '["Pi!@10.0.0.201"]'}, "spitikos:agents: 'Pi!' is not a valid user name"),
+    (
+        "agent-bad-name",
+        {"agents": '["Pi4=10.0.0.201"]'},
+        "spitikos:agents: 'Pi4' is not a node name (lower-case letters, digits and '-', at most 32)",
+    ),
+    # Host names are lower case (as every hostname setting is): nothing is cut off to make one fit.
+    ("agent-upper-case-host", {"agents": '["Xpi"]'}, "spitikos:agents: 'Xpi' is neither an IP address nor a hostname"),
     (
         "provider-token-in-plain-text",
         {"cloudflare:apiToken": "x" * 40},
@@ -310,6 +324,9 @@ def test_every_problem_is_reported_at_once_and_no_secret_is_quoted():
         load({"domain": "bad", "nodeHost": "??", "sshPrivateKey": "hunter2-not-a-key"})
     assert len(raised.value.problems) >= 3
     assert "hunter2" not in str(raised.value)
+    # One problem a line, under one heading: what the CLI shows the operator.
+    listed = "".join(f"\n  - {p}" for p in raised.value.problems)
+    assert str(raised.value) == f"the stack's settings are invalid:{listed}"
 
 
 def test_secrets_are_pulumi_secrets_from_birth():
