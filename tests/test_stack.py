@@ -32,6 +32,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
     kubeconfig, secret = stack.exports["kubeconfig"]
     assert secret
     assert yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["server"] == "https://10.0.0.200:6443"
+    assert stack.exports["argocdUrl"] == ("https://argocd.taehoonlee.cloud", False)
 
 
 def known_secret_values(recording) -> list[str]:
@@ -439,6 +440,15 @@ def test_every_resource_hangs_under_the_platform(stack):
     for reg in stack.all():
         if reg.urn != platform.urn:
             assert reg.parent in stack.registrations, f"{reg.name} is not parented to a component"
+
+
+def test_every_child_is_named_after_its_component(stack):
+    """Children are named from the component's `name` (STYLE): a name is a URN, and another one is
+    a deleted resource and a new one on `pulumi up`."""
+    children = [r for r in stack.all() if r.parent in stack.registrations]
+    assert len(children) > 100
+    for child in children:
+        assert child.name.startswith(stack.registrations[child.parent].name), child.urn
 
 
 def test_a_misspelt_setting_stops_the_program_naming_it_and_the_closest_key():
