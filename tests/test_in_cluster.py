@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import versions
-from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.argocd import SERVER_POD, SERVER_SERVICE, ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
@@ -126,6 +126,10 @@ def test_argocd_chart_is_trimmed_for_one_pi(rec):
         versions.ARGO_CD_CHART,
         "argocd",
     )
+    assert release["repositoryOpts"]["repo"] == versions.ARGO_CD_REPO
+    # The release name makes the chart's object names, which the Ingress and the server's policy name.
+    assert release["name"] == "argocd"
+    assert (SERVER_SERVICE, SERVER_POD["app.kubernetes.io/instance"]) == ("argocd-server", "argocd")
     values = release["values"]
     assert values["dex"]["enabled"] is False and values["redis-ha"]["enabled"] is False
     for part in ("controller", "server", "repoServer", "applicationSet"):
