@@ -196,8 +196,10 @@ def test_argocd_ui_ingress_waits_for_nginx_while_the_release_does_not(rec):
     assert rec.one(RELEASE, "argocd-release").values["values"]["server"]["ingress"] == {"enabled": False}
     rule = ingress.values["spec"]["rules"][0]
     assert rule["host"] == "argocd.spitikos.dev"
-    backend = rule["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "argocd-server", "port": {"name": "http"}}
+    path = rule["http"]["paths"][0]
+    # The whole host goes to the server; the API server refuses any other spelling of `Prefix`.
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "argocd-server", "port": {"name": "http"}}
     assert ingress.values["spec"]["ingressClassName"] == "nginx"
 
 
