@@ -137,6 +137,15 @@ def test_argocd_chart_is_trimmed_for_one_pi(rec):
     assert values["global"]["domain"] == "argocd.spitikos.dev"
 
 
+def test_argocd_serves_plain_http_behind_nginx_with_only_the_admin_login_and_no_exec_or_badges(rec):
+    """argocd-cm and argocd-cmd-params-cm (argo-helm 10.1.1 `configs.cm`, `configs.params`): the admin
+    login the exported password is for; no terminal into pods; no status badge telling anyone the
+    state of an application; and plain HTTP behind NGINX, which ends TLS (else a redirect loop)."""
+    configs = rec.one(RELEASE, "argocd-release").values["values"]["configs"]
+    assert configs["cm"] == {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False}
+    assert configs["params"] == {"server.insecure": True}
+
+
 def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(rec):
     release = rec.one(RELEASE, "argocd-release")
     password = rec.one("random:index/randomPassword:RandomPassword", "argocd-admin-password")

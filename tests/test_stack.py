@@ -451,6 +451,23 @@ def test_every_child_is_named_after_its_component(stack):
         assert child.name.startswith(stack.registrations[child.parent].name), child.urn
 
 
+def test_every_object_the_program_writes_says_it_is_the_platforms(stack):
+    """`kubectl get -l app.kubernetes.io/managed-by=pulumi` finds them, and no one takes one for an app's."""
+    from components.kube import PLATFORM_LABELS
+
+    objects = [r for r in stack.all() if r.type.startswith("kubernetes:") and "helm.sh" not in r.type]
+    assert len(objects) > 30
+    for obj in objects:
+        assert PLATFORM_LABELS.items() <= obj.values["metadata"].get("labels", {}).items(), obj.urn
+
+
+def test_argo_cds_projects_and_root_application_are_where_argo_cd_reads_them(stack):
+    """Argo CD reads AppProjects and Applications in its own namespace only; elsewhere they do nothing."""
+    written = [*stack.kubernetes("AppProject"), *stack.kubernetes("Application")]
+    assert sorted(r.values["metadata"]["name"] for r in written) == ["default", "root", "root"]
+    assert {r.values["metadata"]["namespace"] for r in written} == {"argocd"}
+
+
 def test_a_misspelt_setting_stops_the_program_naming_it_and_the_closest_key():
     config = {**stack_config(), "spitikos:nodehost": "10.0.0.200"}
     with pytest.raises(SettingsError) as raised:
@@ -515,6 +532,7 @@ def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
     values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
     argocd, redis = values["global"]["image"], values["redis"]["image"]
     assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
+    assert f"{redis['repository']}:{redis['tag']}" == versions.ARGO_CD_REDIS_IMAGE
     assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
     assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
 
