@@ -179,7 +179,10 @@ def test_root_application_watches_argocd_apps_after_the_crds_exist(rec):
     spec = root.values["spec"]
     assert spec["source"] == {"repoURL": CENTRAL, "targetRevision": "main", "path": "argocd/apps"}
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    # A sync applies only what changed: a Pi's API server is not re-sent every Application.
+    assert spec["syncPolicy"]["syncOptions"] == ["ApplyOutOfSyncOnly=true"]
     assert spec["project"] == "root"
+    assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
     assert rec.one(RELEASE, "argocd-release").urn in root.dependencies
 
 
