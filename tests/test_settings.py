@@ -391,6 +391,10 @@ def test_optional_settings_left_at_their_empty_default_are_unset():
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
+def test_a_node_of_unstated_memory_is_a_4_gb_pi():
+    assert load({"nodeMemory": None}).node_memory_mi == 4096
+
+
 @pytest.mark.parametrize("written", ["v1.35.5+k3s1\n", " v1.35.5+k3s1 ", "v1.35.5+k3s1\r\n"])
 def test_a_k3s_tag_with_trailing_white_space_reaches_the_nodes_as_the_bare_tag(written):
     """YAML block scalars and pasted values end in a newline: it is dropped, never sent to the node."""
