@@ -391,8 +391,9 @@ def test_optional_settings_left_at_their_empty_default_are_unset():
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
-def test_a_node_of_unstated_memory_is_a_4_gb_pi():
+def test_a_node_of_unstated_memory_is_a_4_gb_pi_and_3_to_16_gb_are_accepted():
     assert load({"nodeMemory": None}).node_memory_mi == 4096
+    assert [load({"nodeMemory": m}).node_memory_mi for m in ("3Gi", "16Gi")] == [3072, 16384]
 
 
 @pytest.mark.parametrize("written", ["v1.35.5+k3s1\n", " v1.35.5+k3s1 ", "v1.35.5+k3s1\r\n"])
