@@ -181,6 +181,28 @@ BAD_INPUTS = [
         "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set",
     ),
     ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
+    (
+        "ssh-without-access",
+        {"accessEmails": "[]", "protectedHostnames": "[]", "kubeApiHostname": ""},
+        "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set: "
+        "those hostnames are only ever published behind Cloudflare Access",
+    ),
+    (
+        "protected-only-without-access",
+        {"accessEmails": "[]", "sshHostname": "", "kubeApiHostname": ""},
+        "spitikos:accessEmails: is required when",
+    ),
+    (
+        "zone-twice",
+        {"zones": '["taehoonlee.cloud", "spitikos.dev", "spitikos.dev"]'},
+        "spitikos:zones: 'spitikos.dev' is listed twice",
+    ),
+    (
+        "cloudflare-account-id",
+        {"cloudflareAccountId": "not-hex"},
+        "spitikos:cloudflareAccountId: is not a Cloudflare account id (32 hexadecimal characters)",
+    ),
+    ("cloudflare-token-short", {"cloudflareApiToken": "short"}, "spitikos:cloudflareApiToken: is too short"),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
@@ -421,8 +443,10 @@ def test_each_required_hostname_is_named_when_all_are_missing():
         ),
         ({"agents": '["pi2=10.0.0.201:99999"]'}, "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range"),
         ({"cloudflare:apiToken": "x" * 40}, "cloudflare:apiToken: is not read"),
+        ({"domain": None}, "spitikos:domain: is required but not set"),
+        ({"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required but not set"),
     ],
-    ids=["empty-hostnames", "agent-port", "provider-key"],
+    ids=["empty-hostnames", "agent-port", "provider-key", "no-domain", "no-cloudflare-account"],
 )
 def test_one_mistake_is_one_line(overrides, only):
     """Errors do not cascade: an empty `hostnames` says nothing about `protectedHostnames`."""
