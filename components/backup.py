@@ -185,7 +185,7 @@ class VolumeBackups(pulumi.ComponentResource):
         (doc,) = [d for d in yaml.safe_load_all(CRD_FILE.read_text()) if d]
         return k8s.apiextensions.v1.CustomResourceDefinition(
             f"{name}-volumesnapshots-crd",
-            metadata=doc["metadata"],
+            metadata={**doc["metadata"], "labels": {**doc["metadata"].get("labels", {}), **PLATFORM_LABELS}},
             spec=doc["spec"],
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
         )

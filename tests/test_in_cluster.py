@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components import versions
-from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.argocd import SERVER_POD, SERVER_SERVICE, ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
@@ -126,11 +126,24 @@ def test_argocd_chart_is_trimmed_for_one_pi(rec):
         versions.ARGO_CD_CHART,
         "argocd",
     )
+    assert release["repositoryOpts"]["repo"] == versions.ARGO_CD_REPO
+    # The release name makes the chart's object names, which the Ingress and the server's policy name.
+    assert release["name"] == "argocd"
+    assert (SERVER_SERVICE, SERVER_POD["app.kubernetes.io/instance"]) == ("argocd-server", "argocd")
     values = release["values"]
     assert values["dex"]["enabled"] is False and values["redis-ha"]["enabled"] is False
     for part in ("controller", "server", "repoServer", "applicationSet"):
         assert values[part]["replicas"] == 1
     assert values["global"]["domain"] == "argocd.spitikos.dev"
+
+
+def test_argocd_serves_plain_http_behind_nginx_with_only_the_admin_login_and_no_exec_or_badges(rec):
+    """argocd-cm and argocd-cmd-params-cm (argo-helm 10.1.1 `configs.cm`, `configs.params`): the admin
+    login the exported password is for; no terminal into pods; no status badge telling anyone the
+    state of an application; and plain HTTP behind NGINX, which ends TLS (else a redirect loop)."""
+    configs = rec.one(RELEASE, "argocd-release").values["values"]["configs"]
+    assert configs["cm"] == {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False}
+    assert configs["params"] == {"server.insecure": True}
 
 
 def test_argocd_admin_password_is_generated_and_only_its_hash_reaches_the_chart(rec):
@@ -166,7 +179,10 @@ def test_root_application_watches_argocd_apps_after_the_crds_exist(rec):
     spec = root.values["spec"]
     assert spec["source"] == {"repoURL": CENTRAL, "targetRevision": "main", "path": "argocd/apps"}
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+    # A sync applies only what changed: a Pi's API server is not re-sent every Application.
+    assert spec["syncPolicy"]["syncOptions"] == ["ApplyOutOfSyncOnly=true"]
     assert spec["project"] == "root"
+    assert spec["destination"] == {"server": "https://kubernetes.default.svc", "namespace": "argocd"}
     assert rec.one(RELEASE, "argocd-release").urn in root.dependencies
 
 
@@ -192,8 +208,10 @@ def test_argocd_ui_ingress_waits_for_nginx_while_the_release_does_not(rec):
     assert rec.one(RELEASE, "argocd-release").values["values"]["server"]["ingress"] == {"enabled": False}
     rule = ingress.values["spec"]["rules"][0]
     assert rule["host"] == "argocd.spitikos.dev"
-    backend = rule["http"]["paths"][0]["backend"]["service"]
-    assert backend == {"name": "argocd-server", "port": {"name": "http"}}
+    path = rule["http"]["paths"][0]
+    # The whole host goes to the server; the API server refuses any other spelling of `Prefix`.
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"]["service"] == {"name": "argocd-server", "port": {"name": "http"}}
     assert ingress.values["spec"]["ingressClassName"] == "nginx"
 
 

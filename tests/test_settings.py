@@ -33,6 +33,7 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert versions.kubernetes_minor("v1.35.5+k3s1") == "1.35"
     assert s.kubernetes_minor == versions.kubernetes_minor(versions.K3S_VERSION)
     assert load({"k3sVersion": "v1.34.1+k3s2"}).kubernetes_minor == "1.34"
+    assert load({"k3sVersion": "v1.30.0+k3s1"}).k3s_version == "v1.30.0+k3s1", "the oldest supported minor"
     assert s.agents == ()
     assert s.hostnames[:2] == ("taehoonlee.cloud", "spitikos.dev") and "*.taehoonlee.cloud" in s.hostnames
     assert (s.api_hostname, s.argocd_hostname) == ("api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
@@ -56,6 +57,8 @@ def test_pi5_stack_settings_are_valid_and_typed():
 
 def test_agents_accept_host_user_port_and_name_forms():
     entries = ["10.0.0.201", "pi@10.0.0.202", "pi@node3.lan:2222", "pi4=ubuntu@[fd00::4]:22", "fd00::5"]
+    # IPv6 as `ip -6 addr` or a router may print it: upper-case hex, a leading `::`.
+    entries += ["pi@[FD00::6]:2222", "FD00::7", "::8"]
     s = load({"agents": json.dumps(entries)})
     assert [(a.key, a.host, a.user, a.port) for a in s.agents] == [
         ("10-0-0-201", "10.0.0.201", "ubuntu", 22),
@@ -63,6 +66,9 @@ def test_agents_accept_host_user_port_and_name_forms():
         ("node3-lan", "node3.lan", "pi", 2222),
         ("pi4", "fd00::4", "ubuntu", 22),
         ("fd00-5", "fd00::5", "ubuntu", 22),
+        ("fd00-6", "FD00::6", "pi", 2222),
+        ("fd00-7", "FD00::7", "ubuntu", 22),
+        ("8", "::8", "ubuntu", 22),
     ]
 
 
@@ -160,6 +166,7 @@ BAD_INPUTS = [
         "spitikos:k3sVersion: 'v1.35.5+k3s1\\ncurl evil.example | sh' is not a k3s release tag",
     ),
     ("k3s-version-old", {"k3sVersion": "v1.27.1+k3s1"}, "spitikos:k3sVersion: 'v1.27.1+k3s1' is older than v1.30"),
+    ("k3s-version-29", {"k3sVersion": "v1.29.9+k3s1"}, "spitikos:k3sVersion: 'v1.29.9+k3s1' is older than v1.30"),
     ("ssh-key-missing", {"sshPrivateKey": None}, "spitikos:sshPrivateKey: is required but not set"),
     (
         "ssh-key-not-a-key",
@@ -230,6 +237,28 @@ BAD_INPUTS = [
         "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set",
     ),
     ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
+    (
+        "ssh-without-access",
+        {"accessEmails": "[]", "protectedHostnames": "[]", "kubeApiHostname": ""},
+        "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set: "
+        "those hostnames are only ever published behind Cloudflare Access",
+    ),
+    (
+        "protected-only-without-access",
+        {"accessEmails": "[]", "sshHostname": "", "kubeApiHostname": ""},
+        "spitikos:accessEmails: is required when",
+    ),
+    (
+        "zone-twice",
+        {"zones": '["taehoonlee.cloud", "spitikos.dev", "spitikos.dev"]'},
+        "spitikos:zones: 'spitikos.dev' is listed twice",
+    ),
+    (
+        "cloudflare-account-id",
+        {"cloudflareAccountId": "not-hex"},
+        "spitikos:cloudflareAccountId: is not a Cloudflare account id (32 hexadecimal characters)",
+    ),
+    ("cloudflare-token-short", {"cloudflareApiToken": "short"}, "spitikos:cloudflareApiToken: is too short"),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
@@ -285,6 +314,15 @@ BAD_INPUTS = [
         "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range (1 to 65535)",
     ),
     ("agent-port-zero", {"agents": '["10.0.0.201:0"]'}, "spitikos:agents: the port of '10.0.0.201:0' is out of range"),
+    ("agent-port-one-over", {"agents": '["10.0.0.201:65536"]'}, "spitikos:agents: the port of '10.0.0.201:65536' is"),
+    ("agent-bad-user", {"agents": '["Pi!@10.0.0.201"]'}, "spitikos:agents: 'Pi!' is not a valid user name"),
+    (
+        "agent-bad-name",
+        {"agents": '["Pi4=10.0.0.201"]'},
+        "spitikos:agents: 'Pi4' is not a node name (lower-case letters, digits and '-', at most 32)",
+    ),
+    # Host names are lower case (as every hostname setting is): nothing is cut off to make one fit.
+    ("agent-upper-case-host", {"agents": '["Xpi"]'}, "spitikos:agents: 'Xpi' is neither an IP address nor a hostname"),
     (
         "provider-token-in-plain-text",
         {"cloudflare:apiToken": "x" * 40},
@@ -367,6 +405,9 @@ def test_every_problem_is_reported_at_once_and_no_secret_is_quoted():
         load({"domain": "bad", "nodeHost": "??", "sshPrivateKey": "hunter2-not-a-key"})
     assert len(raised.value.problems) >= 3
     assert "hunter2" not in str(raised.value)
+    # One problem a line, under one heading: what the CLI shows the operator.
+    listed = "".join(f"\n  - {p}" for p in raised.value.problems)
+    assert str(raised.value) == f"the stack's settings are invalid:{listed}"
 
 
 def test_secrets_are_pulumi_secrets_from_birth():
@@ -431,6 +472,11 @@ def test_optional_settings_left_at_their_empty_default_are_unset():
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
+def test_a_node_of_unstated_memory_is_a_4_gb_pi_and_3_to_16_gb_are_accepted():
+    assert load({"nodeMemory": None}).node_memory_mi == 4096
+    assert [load({"nodeMemory": m}).node_memory_mi for m in ("3Gi", "16Gi")] == [3072, 16384]
+
+
 @pytest.mark.parametrize("written", ["v1.35.5+k3s1\n", " v1.35.5+k3s1 ", "v1.35.5+k3s1\r\n"])
 def test_a_k3s_tag_with_trailing_white_space_reaches_the_nodes_as_the_bare_tag(written):
     """YAML block scalars and pasted values end in a newline: it is dropped, never sent to the node."""
@@ -456,8 +502,10 @@ def test_each_required_hostname_is_named_when_all_are_missing():
         ),
         ({"agents": '["pi2=10.0.0.201:99999"]'}, "spitikos:agents: the port of 'pi2=10.0.0.201:99999' is out of range"),
         ({"cloudflare:apiToken": "x" * 40}, "cloudflare:apiToken: is not read"),
+        ({"domain": None}, "spitikos:domain: is required but not set"),
+        ({"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required but not set"),
     ],
-    ids=["empty-hostnames", "agent-port", "provider-key"],
+    ids=["empty-hostnames", "agent-port", "provider-key", "no-domain", "no-cloudflare-account"],
 )
 def test_one_mistake_is_one_line(overrides, only):
     """Errors do not cascade: an empty `hostnames` says nothing about `protectedHostnames`."""

@@ -32,6 +32,7 @@ def test_exports_the_node_address_and_a_secret_kubeconfig(stack):
     kubeconfig, secret = stack.exports["kubeconfig"]
     assert secret
     assert yaml.safe_load(kubeconfig)["clusters"][0]["cluster"]["server"] == "https://10.0.0.200:6443"
+    assert stack.exports["argocdUrl"] == ("https://argocd.taehoonlee.cloud", False)
 
 
 def known_secret_values(recording) -> list[str]:
@@ -446,6 +447,39 @@ def test_every_resource_hangs_under_the_platform(stack):
             assert reg.parent in stack.registrations, f"{reg.name} is not parented to a component"
 
 
+def test_every_child_is_named_after_its_component(stack):
+    """Children are named from the component's `name` (STYLE): a name is a URN, and another one is
+    a deleted resource and a new one on `pulumi up`."""
+    children = [r for r in stack.all() if r.parent in stack.registrations]
+    assert len(children) > 100
+    for child in children:
+        assert child.name.startswith(stack.registrations[child.parent].name), child.urn
+
+
+def test_every_object_the_program_writes_says_it_is_the_platforms(stack):
+    """`kubectl get -l app.kubernetes.io/managed-by=pulumi` finds them, and no one takes one for an app's."""
+    from components.kube import PLATFORM_LABELS
+
+    # Not the patch that only makes sure an application's namespace exists for its backups (Argo CD's).
+    objects = [
+        r
+        for r in stack.all()
+        if r.type.startswith("kubernetes:")
+        and "helm.sh" not in r.type
+        and r.type != "kubernetes:core/v1:NamespacePatch"
+    ]
+    assert len(objects) > 30
+    for obj in objects:
+        assert PLATFORM_LABELS.items() <= obj.values["metadata"].get("labels", {}).items(), obj.urn
+
+
+def test_argo_cds_projects_and_root_application_are_where_argo_cd_reads_them(stack):
+    """Argo CD reads AppProjects and Applications in its own namespace only; elsewhere they do nothing."""
+    written = [*stack.kubernetes("AppProject"), *stack.kubernetes("Application")]
+    assert sorted(r.values["metadata"]["name"] for r in written) == ["default", "root", "root"]
+    assert {r.values["metadata"]["namespace"] for r in written} == {"argocd"}
+
+
 def test_a_misspelt_setting_stops_the_program_naming_it_and_the_closest_key():
     config = {**stack_config(), "spitikos:nodehost": "10.0.0.200"}
     with pytest.raises(SettingsError) as raised:
@@ -510,6 +544,7 @@ def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
     values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
     argocd, redis = values["global"]["image"], values["redis"]["image"]
     assert f"{argocd['repository']}:{argocd['tag']}" == versions.ARGO_CD_IMAGE
+    assert f"{redis['repository']}:{redis['tag']}" == versions.ARGO_CD_REDIS_IMAGE
     assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
     assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
 
