@@ -259,6 +259,12 @@ BAD_INPUTS = [
         "spitikos:cloudflareAccountId: is not a Cloudflare account id (32 hexadecimal characters)",
     ),
     ("cloudflare-token-short", {"cloudflareApiToken": "short"}, "spitikos:cloudflareApiToken: is too short"),
+    ("gha-pat-short", {"ghaPat": "short"}, "spitikos:ghaPat: is too short to be an API token"),
+    (
+        "repository-name",
+        {"repositories": '["spitikos", "api", "docs", "charts", "a b"]'},
+        "spitikos:repositories: 'a b' is not a GitHub repository name",
+    ),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
@@ -472,6 +478,13 @@ def test_optional_settings_left_at_their_empty_default_are_unset():
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
+def test_unset_github_settings_take_the_defaults_pulumi_yaml_describes():
+    unset = ("repositories", "repositoryVisibility", "adoptExistingRepositories", "requiredReviews")
+    github = load(dict.fromkeys((*unset, "rootRepository", "rootPath"))).github
+    assert github.repositories == ("spitikos", "api", "docs", "charts")
+    assert (github.visibility, github.adopt_existing, github.required_reviews) == ("public", False, 0)
+
+
 def test_a_node_of_unstated_memory_is_a_4_gb_pi_and_3_to_16_gb_are_accepted():
     assert load({"nodeMemory": None}).node_memory_mi == 4096
     assert [load({"nodeMemory": m}).node_memory_mi for m in ("3Gi", "16Gi")] == [3072, 16384]
@@ -504,8 +517,9 @@ def test_each_required_hostname_is_named_when_all_are_missing():
         ({"cloudflare:apiToken": "x" * 40}, "cloudflare:apiToken: is not read"),
         ({"domain": None}, "spitikos:domain: is required but not set"),
         ({"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required but not set"),
+        ({"githubOwner": None}, "spitikos:githubOwner: is required but not set"),
     ],
-    ids=["empty-hostnames", "agent-port", "provider-key", "no-domain", "no-cloudflare-account"],
+    ids=["empty-hostnames", "agent-port", "provider-key", "no-domain", "no-cloudflare-account", "no-github-owner"],
 )
 def test_one_mistake_is_one_line(overrides, only):
     """Errors do not cascade: an empty `hostnames` says nothing about `protectedHostnames`."""
