@@ -23,7 +23,8 @@ case "$*" in
 esac
 """
 STUB_KUBECTL = """#!/bin/sh
-echo "kubectl $*" | tr '\n' ' ' >> "$CALLS" && echo >> "$CALLS"
+# One write per call: the stub runs alongside `pulumi` in a pipeline, and two appends interleave.
+printf 'kubectl %s\n' "$(echo "$*" | tr '\n' ' ')" >> "$CALLS"
 case "$*" in
   "config view"*) echo "KUBECONFIG-CONTENT" ;;
   "config current-context") echo kind-e2e ;;
