@@ -28,7 +28,7 @@ from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 from spitikos import lazy_sdk
 from spitikos.failfast import failing_fast
 
-lazy_sdk.install()  # before any component imports pulumi_cloudflare
+lazy_sdk.install()  # before any component imports a provider SDK
 
 STACK = "pi5"
 PROJECT = "spitikos"

@@ -1,0 +1,96 @@
+"""The offline engine loads the provider SDKs as they are used (spitikos/lazy_sdk.py): the same
+classes, made from the SDKs' own code, and only those the program needs. Without it every test
+session and `make plan` spent 3 to 5 s importing types the platform never uses."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from spitikos import lazy_sdk
+
+SITE = Path(pulumi.__file__).parent.parent
+
+
+def test_the_program_builds_a_small_part_of_the_sdks_types(stack):
+    for name in ("pulumi_cloudflare._inputs", "pulumi_cloudflare.outputs", "pulumi_kubernetes.core.v1._inputs"):
+        module = sys.modules[name]
+        index = module.__loader__.index
+        built = [c for c in index.bodies if c in vars(module)]
+        assert 0 < len(built) < len(index.bodies) / 3, name
+    assert not hasattr(sys.modules["pulumi_cloudflare"], "__all__"), "the real index was loaded"
+
+
+def test_a_class_made_lazily_is_the_class_its_statement_makes():
+    import pulumi_cloudflare
+
+    lazy = pulumi_cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressArgs
+    source = inspect.getsource(lazy)
+    namespace = dict(vars(sys.modules[lazy.__module__]))
+    assert source.startswith("@pulumi.input_type\nclass ")
+    exec(compile(source, "<statement>", "exec", dont_inherit=True), namespace)  # noqa: S102 - the SDK's own statement
+    eager = namespace[lazy.__name__]
+    assert (lazy.__module__, lazy.__qualname__) == ("pulumi_cloudflare._inputs", eager.__qualname__)
+    assert inspect.signature(lazy) == inspect.signature(eager)
+    translate = pulumi._types.input_type_py_to_pulumi_names
+    assert translate(lazy) == translate(eager)
+    assert translate(lazy)["origin_request"] == "originRequest"
+    # The nested types its hints name are there when the SDK resolves them.
+    assert pulumi._types.input_type_types(lazy)["originRequest"].__name__ == (
+        "ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs"
+    )
+
+
+def test_a_resource_module_star_imports_the_types_it_names_and_they_resolve():
+    from pulumi_kubernetes.networking.v1 import NetworkPolicy
+
+    module = sys.modules[NetworkPolicy.__module__]
+    assert "NetworkPolicySpecArgs" in vars(module)
+    assert "IngressSpecArgs" not in vars(module)  # another resource's type
+    hints = pulumi._types._types_from_py_properties(module.NetworkPolicyInitArgs)
+    assert hints["spec"].__name__ == "NetworkPolicySpecArgs"
+
+
+def test_an_api_group_imports_a_module_when_one_of_its_names_is_read():
+    group = importlib.import_module("pulumi_kubernetes.storage.v1")
+    assert "pulumi_kubernetes.storage.v1.StorageClass" not in sys.modules
+    assert group.StorageClass.__module__ == "pulumi_kubernetes.storage.v1.StorageClass"
+    assert group.StorageClassInitArgs is sys.modules["pulumi_kubernetes.storage.v1.StorageClass"].StorageClassInitArgs
+    assert group.CSIDriverSpecArgs.__module__ == "pulumi_kubernetes.storage.v1._inputs"
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        group.Nothing  # noqa: B018
+
+
+def test_an_index_finds_a_resources_own_args_and_nested_types():
+    import pulumi_github
+
+    assert lazy_sdk.modules_of("RepositoryArgs") == ["_inputs", "repository"]
+    assert lazy_sdk.modules_of("get_zone_output") == ["get_zone"]
+    assert pulumi_github.RepositoryArgs.__module__ == "pulumi_github.repository"
+    assert pulumi_github.RepositoryWebhookConfigurationArgs.__module__ == "pulumi_github._inputs"
+    with pytest.raises(AttributeError, match="'pulumi_github' has no attribute 'NoSuchArgs'"):
+        pulumi_github.NoSuchArgs  # noqa: B018
+
+
+def test_modules_of_any_other_shape_load_as_they_are(tmp_path):
+    odd = tmp_path / "_inputs.py"
+    odd.write_text("import pulumi\n\n__all__ = [\n    'A',\n]\n\nclass A:\n    pass\n\nregister(A)\n")
+    assert lazy_sdk.TypeIndex.of("odd._inputs", str(odd)) is None
+    plain = tmp_path / "outputs.py"
+    plain.write_text("import pulumi\n\n__all__ = [\n    'A',\n]\n\n@pulumi.output_type\nclass A(dict):\n    pass\n")
+    assert set(lazy_sdk.TypeIndex.of("plain.outputs", str(plain)).bodies) == {"A"}
+    # Kubernetes's apiextensions/__init__ holds more than star imports: it runs as it is.
+    init = SITE / "pulumi_kubernetes" / "apiextensions" / "__init__.py"
+    assert lazy_sdk.group_exports(str(init), init.read_text()) is None
+    init = SITE / "pulumi_kubernetes" / "core" / "v1" / "__init__.py"
+    _, exports = lazy_sdk.group_exports(str(init), init.read_text())
+    assert (exports["Namespace"], exports["NamespacePatchArgs"], exports["PodSpecArgs"]) == (
+        "Namespace",
+        "NamespacePatch",
+        "_inputs",
+    )
