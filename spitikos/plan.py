@@ -441,8 +441,9 @@ def _schedule(plan: Plan) -> list[str]:
     return lines
 
 
-class _ManifestDumper(yaml.SafeDumper):
-    """Multi-line strings (redis.conf, scripts) as `|` blocks, so a reviewer reads them as written."""
+class _ManifestDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Multi-line strings (redis.conf, scripts) as `|` blocks, so a reviewer reads them as written.
+    libyaml's emitter when PyYAML has it: the same text as the pure-Python one, ten times faster."""
 
 
 _ManifestDumper.add_representer(
