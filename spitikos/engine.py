@@ -11,6 +11,7 @@ things the engine does, so this engine does them itself:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import runpy
 from collections.abc import Callable, Iterable
@@ -22,13 +23,19 @@ from urllib.parse import unquote
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from spitikos import lazy_sdk
 from spitikos.failfast import failing_fast
 
 lazy_sdk.install()  # before any component imports a provider SDK
+# For the CLI's messages the SDK sends, with each registration, where in the program it was made: a
+# walk of the call stack and a file URI per frame, a tenth of every offline run. The mocks drop it.
+if hasattr(pulumi_resource, "_get_stack_trace"):
+    pulumi_resource._get_stack_trace = source_pb2.StackTrace  # an empty trace: no source position
 
 STACK = "pi5"
 PROJECT = "spitikos"
@@ -159,9 +166,9 @@ class Registration:
     aliases: list[str] = field(default_factory=list)
     """Earlier types or names this resource was registered under (URNs, or `type`/`name` specs)."""
 
-    @property
+    @functools.cached_property
     def values(self) -> dict:
-        """Inputs with secret markers removed."""
+        """Inputs with secret markers removed (made once: read, never change it)."""
         return plain(self.inputs)
 
     def input_is_secret(self, key: str, *path: str) -> bool:
