@@ -15,6 +15,7 @@ import platform
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -129,8 +130,13 @@ def install_helm(tools: Path = TOOLS) -> Path:
     return target
 
 
-def helm_template(helm: Path, release: Release, kube_version: str, workdir: Path) -> str:
-    values = workdir / f"{release.name}.values.yaml"
+def helm_template(helm: Path, release: Release, kube_version: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="spitikos-render-") as folder:
+        return _helm_template(helm, release, kube_version, Path(folder))
+
+
+def _helm_template(helm: Path, release: Release, kube_version: str, workdir: Path) -> str:
+    values = workdir / "values.yaml"
     values.write_text(yaml.safe_dump(release.values, sort_keys=True))
     argv = [str(helm), "template", release.name, str(release.vendored), "--namespace", release.namespace]
     argv += ["--version", release.version, "-f", str(values), "--kube-version", kube_version]
@@ -139,7 +145,6 @@ def helm_template(helm: Path, release: Release, kube_version: str, workdir: Path
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir)}
     env |= {f"HELM_{k}_HOME": str(workdir / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
-    values.unlink()
     if done.returncode:
         what = f"{release.name} ({release.chart} {release.version})"
         raise SystemExit(f"render: helm template {what} failed:\n{done.stderr}")
@@ -281,7 +286,7 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
         if not release.vendored.is_dir():
             total.violations.append(f"{release.name}: no vendored chart at {release.vendored.relative_to(ROOT)}")
             continue
-        text = helm_template(helm, release, f"{minor}.0", out)
+        text = helm_template(helm, release, f"{minor}.0")
         (out / f"{release.name}.yaml").write_text(text)
         objects = split_manifests(text)
         report = check_release(release, objects, plan, minor)
@@ -291,7 +296,12 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
             if pod := checks.pod_template(obj):
                 namespace = obj["metadata"].get("namespace") or release.namespace
                 pods.append((namespace, pod["metadata"].get("labels") or {}))
-        lines.append(f"{release.name}: {release.chart} {release.version} -> {len(objects)} objects")
+        level = namespace_levels(plan).get(release.namespace, POD_SECURITY_DEFAULT)
+        workloads = sum(1 for o in objects if checks.pod_template(o))
+        lines.append(
+            f"{release.name}: {release.chart} {release.version} -> {len(objects)} objects,"
+            f" {workloads} pod templates checked at Pod Security {level} in {release.namespace}"
+        )
     total.violations += unused_policies(plan, pods)
     return total, lines
 
