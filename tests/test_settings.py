@@ -237,6 +237,17 @@ BAD_INPUTS = [
         "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set",
     ),
     ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
+    # The Access-only hostnames are checked as `hostnames` are, each problem under its own key.
+    (
+        "ssh-hostname-not-a-hostname",
+        {"sshHostname": "ssh_pi.taehoonlee.cloud"},
+        "spitikos:sshHostname: 'ssh_pi.taehoonlee.cloud' is not a hostname",
+    ),
+    (
+        "kube-api-hostname-outside-zones",
+        {"kubeApiHostname": "k8s.example.com"},
+        "spitikos:kubeApiHostname: 'k8s.example.com' is in none of the zones taehoonlee.cloud, spitikos.dev",
+    ),
     (
         "ssh-without-access",
         {"accessEmails": "[]", "protectedHostnames": "[]", "kubeApiHostname": ""},
@@ -266,6 +277,7 @@ BAD_INPUTS = [
         "spitikos:repositories: 'a b' is not a GitHub repository name",
     ),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
+    ("agent-twice", {"agents": '["a=10.0.0.201", "b=10.0.0.201"]'}, "spitikos:agents: '10.0.0.201' is listed twice"),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
     (
@@ -473,8 +485,11 @@ def test_a_mistyped_domain_is_one_problem_naming_domain():
 
 
 def test_optional_settings_left_at_their_empty_default_are_unset():
-    s = load({"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""})
+    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""}
+    s = load({**empty, "uninstallOnDestroy": None, "kubeconfigRenewal": None})
     assert s.k3s_version == versions.K3S_VERSION
+    assert s.uninstall_on_destroy is False, "a destroy leaves k3s on the node unless asked"
+    assert s.kubeconfig_renewal == ""
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
@@ -538,6 +553,30 @@ def test_a_root_of_your_own_is_accepted_when_the_repositories_are_adopted():
     assert (s.root.repository, s.root.path) == ("charts", "charts/argocd")
     fresh = load({"adoptExistingRepositories": "false", "rootRepository": "spitikos", "rootPath": "argocd/apps/"})
     assert (fresh.root.repository, fresh.root.path) == ("spitikos", "argocd/apps")
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerKey"
+# Values an operator may write and what the stack then uses: defaults for blank values (the CLI
+# hands a key set to "" as ""), the edges of each range, and the forms each setting accepts.
+ACCEPTED = [
+    ("node-user-blank", {"nodeUser": ""}, lambda s: s.server.user, "ubuntu"),
+    ("node-port-unset", {"nodeSshPort": None}, lambda s: s.server.port, 22),
+    ("node-port-low-edge", {"nodeSshPort": "1"}, lambda s: s.server.port, 1),
+    ("node-port-high-edge", {"nodeSshPort": "65535"}, lambda s: s.server.port, 65535),
+    ("host-key-line", {"nodeHostKey": KEY}, lambda s: s.server.host_key, KEY),
+    ("host-key-as-keyscan-prints-it", {"nodeHostKey": f"10.0.0.200 {KEY}\n"}, lambda s: s.server.host_key, KEY),
+    (
+        "agents-take-the-node-user-and-port",
+        {"nodeUser": "pi", "nodeSshPort": "2222", "agents": '["10.0.0.201"]'},
+        lambda s: [(a.user, a.port) for a in s.agents],
+        [("pi", 2222)],
+    ),
+]
+
+
+@pytest.mark.parametrize("overrides,value,expected", [c[1:] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED])
+def test_accepted_values_reach_the_stack_as_written_or_as_their_default(overrides, value, expected):
+    assert value(load(overrides)) == expected
 
 
 def test_an_agent_port_at_the_edges_is_accepted():
@@ -656,6 +695,7 @@ def load_e2e(overrides: dict[str, str]):
 def test_the_e2e_stack_builds_on_its_kubeconfig_without_cloudflare_or_github():
     s = load_e2e({})
     assert s.parts.existing_cluster and not s.parts.cloudflare and not s.parts.github
+    assert s.server.host == "", "no node: the `nodeAddress` export stays empty"
     assert s.parts.root_repository_url == "https://github.com/spitikos/spitikos-infra.git"
     assert s.parts.skipped() == [
         "the node bootstrap (k3s over SSH): `kubeconfig` names the cluster",
