@@ -278,6 +278,12 @@ BAD_INPUTS = [
     ),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
     ("agent-twice", {"agents": '["a=10.0.0.201", "b=10.0.0.201"]'}, "spitikos:agents: '10.0.0.201' is listed twice"),
+    # The first server's node name is `server` (its resources are named after it): an agent may not take it.
+    (
+        "agent-named-server",
+        {"agents": '["server=10.0.0.201"]'},
+        "spitikos:agents: the node name 'server' is used twice",
+    ),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
     (
@@ -289,6 +295,11 @@ BAD_INPUTS = [
     ("node-host-zone-index", {"nodeHost": "fe80::1%eth0"}, "spitikos:nodeHost: 'fe80::1%eth0' is neither"),
     ("root-repository", {"rootRepository": "infra"}, "spitikos:rootRepository: 'infra' is not one of `repositories`"),
     ("root-path", {"rootPath": "../etc"}, "spitikos:rootPath: '../etc' is not a folder path"),
+    (
+        "root-revision",
+        {"rootRevision": "main; curl x | sh"},
+        "spitikos:rootRevision: 'main; curl x | sh' is not a branch, tag or commit",
+    ),
     (
         "rotated-at",
         {"argocdAdminPasswordRotatedAt": "yesterday"},
@@ -571,6 +582,9 @@ ACCEPTED = [
         lambda s: [(a.user, a.port) for a in s.agents],
         [("pi", 2222)],
     ),
+    ("root-revision-blank", {"rootRevision": ""}, lambda s: s.root.revision, "main"),
+    ("root-revision-a-tag", {"rootRevision": "v1.2.0"}, lambda s: s.root.revision, "v1.2.0"),
+    ("root-path-loses-its-slashes-only", {"rootPath": "/Xenial/apps/"}, lambda s: s.root.path, "Xenial/apps"),
 ]
 
 
