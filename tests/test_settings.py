@@ -210,7 +210,17 @@ BAD_INPUTS = [
         {"hostnames": json.dumps(["*.*.taehoonlee.cloud", "*.taehoonlee.cloud"]), "protectedHostnames": "[]"},
         "spitikos:hostnames: '*.*.taehoonlee.cloud' is not a hostname",
     ),
-    ("hostnames-not-a-list", {"hostnames": "api.spitikos.dev"}, "spitikos:hostnames: is not a list"),
+    (
+        "hostnames-not-a-list",
+        {"hostnames": "api.spitikos.dev"},
+        "spitikos:hostnames: is not a list (set it with `pulumi config set --path`, or as a YAML list)",
+    ),
+    ("list-of-numbers", {"privilegedNamespaces": "[1]"}, "spitikos:privilegedNamespaces: must be a list of strings"),
+    (
+        "ssh-key-blank",
+        {"sshPrivateKey": " "},
+        "spitikos:sshPrivateKey: is required but not set: `pulumi config set --secret sshPrivateKey ...`",
+    ),
     (
         "zones-missing-domain",
         {"zones": '["spitikos.dev"]'},
@@ -364,7 +374,8 @@ BAD_INPUTS = [
         "root-in-a-created-repository",
         {"adoptExistingRepositories": "false"},
         "spitikos:rootRepository: 'charts/argocd' of 'charts' will not exist: with adoptExistingRepositories false "
-        "the repositories are created empty, and only 'argocd/apps' of 'spitikos' is seeded",
+        "the repositories are created empty, and only 'argocd/apps' of 'spitikos' is seeded; "
+        "use that (the defaults), or adopt repositories that hold it",
     ),
     (
         "root-elsewhere-in-the-seeded-repository",
