@@ -565,6 +565,15 @@ def test_one_mistake_is_one_line(overrides, only):
     assert len(raised.value.problems) == 1 and raised.value.problems[0].startswith(only), raised.value.problems
 
 
+def test_an_unknown_key_is_named_with_the_setting_it_may_be_a_typo_of_if_any():
+    with pytest.raises(SettingsError) as raised:
+        load({"nodehost": "10.0.0.200", "wifiPassword": "x"})
+    assert raised.value.problems == [
+        "spitikos:nodehost: is not a setting of this stack: did you mean 'nodeHost'?",
+        "spitikos:wifiPassword: is not a setting of this stack",
+    ]
+
+
 def test_keys_of_packages_with_default_providers_are_left_alone():
     """`random`, `tls` and `command` hold no credentials; the stack may configure their default providers."""
     load({"tls:proxy": '{"fromEnv": true}'})
