@@ -176,7 +176,12 @@ BAD_INPUTS = [
     (
         "ssh-key-truncated",
         {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc"},
-        "spitikos:sshPrivateKey: is a truncated private key",
+        "spitikos:sshPrivateKey: is a truncated private key (no '-----END ... PRIVATE KEY-----' line)",
+    ),
+    (
+        "ssh-key-a-public-pem",
+        {"sshPrivateKey": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"},
+        "spitikos:sshPrivateKey: is not a PEM/OpenSSH private key",
     ),
     (
         "duplicate-hostnames",
@@ -199,6 +204,11 @@ BAD_INPUTS = [
         },
         "spitikos:hostnames: must include 'argocd.taehoonlee.cloud', the `argocdHostname` "
         "(is 'argcd.taehoonlee.cloud' a typo of it?)",
+    ),
+    (
+        "hostnames-api-outside-the-wildcard",
+        {"hostnames": json.dumps(["*.spitikos.dev", "argocd.taehoonlee.cloud"]), "protectedHostnames": "[]"},
+        "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
     ),
     (
         "hostnames-missing-api",
@@ -698,6 +708,24 @@ def test_hostnames_are_the_same_host_whatever_their_case():
 
     assert covers("*.Taehoonlee.cloud", "API.taehoonlee.CLOUD")
     assert zone_of("API.Taehoonlee.cloud", ("taehoonlee.cloud",)) == "taehoonlee.cloud"
+
+
+@pytest.mark.parametrize(
+    "pattern,hostname,covered",
+    [
+        ("*.a.example", "x.a.example", True),
+        ("*.a.example", "X.A.example", True),
+        ("*.a.example", "a.example", False),  # a wildcard needs a label of its own
+        ("*.a.example", "y.x.a.example", False),  # and stands for one label only
+        ("*.a.example", "x.b.example", False),
+        ("x.a.example", "x.a.example", True),
+        ("x.a.example", "y.a.example", False),
+    ],
+)
+def test_a_wildcard_covers_one_label_of_its_own_zone_only(pattern, hostname, covered):
+    from components.settings import covers
+
+    assert covers(pattern, hostname) is covered
 
 
 def test_agents_can_be_given_their_host_keys():
