@@ -612,6 +612,7 @@ ACCEPTED = [
         lambda s: [(a.user, a.port) for a in s.agents],
         [("pi", 2222)],
     ),
+    ("token-of-20-characters", {"ghaPat": "x" * 20}, lambda s: s.github.release_token is not None, True),
     ("root-revision-blank", {"rootRevision": ""}, lambda s: s.root.revision, "main"),
     ("root-revision-a-tag", {"rootRevision": "v1.2.0"}, lambda s: s.root.revision, "v1.2.0"),
     ("root-path-loses-its-slashes-only", {"rootPath": "/Xenial/apps/"}, lambda s: s.root.path, "Xenial/apps"),
@@ -726,6 +727,22 @@ def test_a_wildcard_covers_one_label_of_its_own_zone_only(pattern, hostname, cov
     from components.settings import covers
 
     assert covers(pattern, hostname) is covered
+
+
+@pytest.mark.parametrize(
+    "hostname,zone",
+    [
+        ("x.a.z.example", "a.z.example"),  # a subdomain's own zone, not its parent's
+        ("*.a.z.example", "a.z.example"),
+        ("x.z.example", "z.example"),
+        ("z.example", "z.example"),
+        ("x.other.example", None),
+    ],
+)
+def test_a_hostname_belongs_to_the_most_specific_zone_it_is_in(hostname, zone):
+    from components.settings import zone_of
+
+    assert zone_of(hostname, ("z.example", "a.z.example")) == zone
 
 
 def test_agents_can_be_given_their_host_keys():
