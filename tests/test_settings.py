@@ -35,6 +35,7 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert load({"k3sVersion": "v1.34.1+k3s2"}).kubernetes_minor == "1.34"
     assert load({"k3sVersion": "v1.30.0+k3s1"}).k3s_version == "v1.30.0+k3s1", "the oldest supported minor"
     assert s.agents == ()
+    assert s.parts.skipped() == [], "the pi5 stack builds every part"
     assert s.hostnames[:2] == ("taehoonlee.cloud", "spitikos.dev") and "*.taehoonlee.cloud" in s.hostnames
     assert (s.api_hostname, s.argocd_hostname) == ("api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
     assert set(s.protected_hostnames) == {
@@ -139,6 +140,11 @@ OWN_CLUSTER_BAD_INPUTS = [
         "app-url-over-ssh",
         {"appRepositoryUrls": '["git@github.com:o/*"]'},
         "spitikos:appRepositoryUrls: 'git@github.com:o/x' is not an https Git URL",
+    ),
+    (
+        "app-url-with-a-space",
+        {"appRepositoryUrls": '["https://github.com/o/my app.git"]'},
+        "spitikos:appRepositoryUrls: 'https://github.com/o/my app.git' is not an https Git URL",
     ),
 ]
 
