@@ -142,6 +142,17 @@ OWN_CLUSTER_BAD_INPUTS = [
         "spitikos:appRepositoryUrls: 'git@github.com:o/x' is not an https Git URL",
     ),
     (
+        "app-url-over-http",
+        {"appRepositoryUrls": '["http://github.com/o/*"]'},
+        "spitikos:appRepositoryUrls: 'http://github.com/o/x' is not an https Git URL",
+    ),
+    (
+        "app-url-with-a-token",
+        {"appRepositoryUrls": '["https://ghp_0123456789abcdef@github.com/o/*"]'},
+        "spitikos:appRepositoryUrls: holds credentials; give a public repository's URL "
+        "(nothing in config may carry a secret in plain text)",
+    ),
+    (
         "app-url-with-a-space",
         {"appRepositoryUrls": '["https://github.com/o/my app.git"]'},
         "spitikos:appRepositoryUrls: 'https://github.com/o/my app.git' is not an https Git URL",
@@ -618,6 +629,12 @@ ACCEPTED = [
         lambda s: [(a.user, a.port) for a in s.agents],
         [("pi", 2222)],
     ),
+    (
+        "parts-unset-are-built",
+        {"cloudflare": None, "github": None},
+        lambda s: (s.parts.cloudflare, s.parts.github),
+        (True, True),
+    ),
     ("token-of-20-characters", {"ghaPat": "x" * 20}, lambda s: s.github.release_token is not None, True),
     ("root-revision-blank", {"rootRevision": ""}, lambda s: s.root.revision, "main"),
     ("root-revision-a-tag", {"rootRevision": "v1.2.0"}, lambda s: s.root.revision, "v1.2.0"),
@@ -801,6 +818,8 @@ def test_a_key_of_an_absent_part_is_one_line_and_nothing_else():
         " (the root's Git URL is `rootRepositoryUrl`)",
     ]
     assert "ghp_" not in str(raised.value)
+    # A blank value is not a value: nothing to refuse.
+    assert load_e2e({"agents": "", "hostnames": " "}).parts.existing_cluster
 
 
 def test_a_kubeconfig_in_plain_text_is_refused():
