@@ -119,12 +119,12 @@ OWN_CLUSTER_BAD_INPUTS = [
     (
         "root-without-github-or-url",
         {"github": "false"},
-        "spitikos:rootRepositoryUrl: is required with `github: false`",
+        "spitikos:rootRepositoryUrl: is required with `github: false`: the Git URL (https) of the root Application",
     ),
     (
         "root-url-with-github",
         {"rootRepositoryUrl": "https://example.com/r.git"},
-        "spitikos:rootRepositoryUrl: is for stacks with `github: false`",
+        "spitikos:rootRepositoryUrl: is for stacks with `github: false`; with GitHub, `rootRepository` names the root",
     ),
     (
         "root-url-over-ssh",
