@@ -810,9 +810,18 @@ def test_the_e2e_stack_builds_on_its_kubeconfig_without_cloudflare_or_github():
 def test_a_key_of_an_absent_part_is_one_line_and_nothing_else():
     """The usual checks of that key (hostnames must hold the api's ...) would only be noise."""
     with pytest.raises(SettingsError) as raised:
-        load_e2e({"hostnames": '["x.spitikos.test"]', "nodeUser": "pi", "githubToken": "ghp_0123456789abcdefghij"})
+        load_e2e(
+            {
+                "hostnames": '["x.spitikos.test"]',
+                "nodeUser": "pi",
+                "githubToken": "ghp_0123456789abcdefghij",
+                # a key of two absent parts (the node's and Cloudflare's) is still one line
+                "sshHostname": "ssh.spitikos.test",
+            }
+        )
     assert raised.value.problems == [
         "spitikos:nodeUser: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
+        "spitikos:sshHostname: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
         "spitikos:hostnames: is set, but `cloudflare` is false: there is no tunnel, DNS or Access",
         "spitikos:githubToken: is set, but `github` is false: the stack manages no GitHub repository"
         " (the root's Git URL is `rootRepositoryUrl`)",
