@@ -199,6 +199,11 @@ BAD = [
         "spitikos:backupVolumes: 'kube-system/x' is in the platform's namespace",
     ),
     ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
+    ({"backupVolumes": '["data-vault-0"]'}, "spitikos:backupVolumes: 'data-vault-0' is not '<namespace>/<claim>'"),
+    (
+        {"backupVolumes": '["vault/data-vault-0", "vault/data-vault-0"]'},
+        "spitikos:backupVolumes: 'vault/data-vault-0' is listed twice",
+    ),
 ]
 
 
