@@ -201,6 +201,10 @@ BAD = [
     ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
     ({"backupVolumes": '["data-vault-0"]'}, "spitikos:backupVolumes: 'data-vault-0' is not '<namespace>/<claim>'"),
     (
+        {"servers": '["pi@@x", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: 'pi@@x' is not host, user@host, user@host:port",
+    ),
+    (
         {"backupVolumes": '["vault/data-vault-0", "vault/data-vault-0"]'},
         "spitikos:backupVolumes: 'vault/data-vault-0' is listed twice",
     ),

@@ -613,6 +613,7 @@ def test_a_root_of_your_own_is_accepted_when_the_repositories_are_adopted():
 
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerKey"
+HA_SERVERS = '["10.0.0.206", "10.0.0.207"]'
 # Values an operator may write and what the stack then uses: defaults for blank values (the CLI
 # hands a key set to "" as ""), the edges of each range, and the forms each setting accepts.
 ACCEPTED = [
@@ -627,6 +628,12 @@ ACCEPTED = [
         {"nodeUser": "pi", "nodeSshPort": "2222", "agents": '["10.0.0.201"]'},
         lambda s: [(a.user, a.port) for a in s.agents],
         [("pi", 2222)],
+    ),
+    (
+        "servers-take-the-node-user-and-port",
+        {"nodeUser": "pi", "nodeSshPort": "2222", "datastore": "etcd", "etcdOnSsd": "true", "servers": HA_SERVERS},
+        lambda s: [(n.user, n.port) for n in s.backup.servers],
+        [("pi", 2222), ("pi", 2222)],
     ),
     ("pi5-builds-every-part", {}, lambda s: s.parts.skipped(), []),
     (
