@@ -185,8 +185,14 @@ def test_every_server_has_its_host_key_pinned_and_the_network_policies_admit_thr
 
 
 BAD = [
-    ({"servers": json.dumps(["10.0.0.206"]), "datastore": "etcd", "etcdOnSsd": "true"}, "spitikos:servers: 2 servers"),
-    ({"servers": json.dumps(["10.0.0.206", "10.0.0.207"])}, "spitikos:servers: more than one server needs"),
+    (
+        {"servers": json.dumps(["10.0.0.206"]), "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: 2 servers in all (nodeHost and 1 listed) is not 1 or 3: etcd keeps quorum with an odd number",
+    ),
+    (
+        {"servers": json.dumps(["10.0.0.206", "10.0.0.207"])},
+        "spitikos:servers: more than one server needs `datastore: etcd` (SQLite lives on one node)",
+    ),
     ({"datastore": "etcd"}, "spitikos:datastore: etcd needs an SSD, not an SD card"),
     ({"datastore": "postgres"}, "spitikos:datastore: 'postgres' is not 'sqlite' or 'etcd'"),
     ({"backupBucket": "b", "backupVolumes": '["argocd/redis"]'}, "spitikos:backupBucket: 'b' is not an R2 bucket"),
