@@ -187,7 +187,8 @@ def test_every_server_has_its_host_key_pinned_and_the_network_policies_admit_thr
 BAD = [
     (
         {"servers": json.dumps(["10.0.0.206"]), "datastore": "etcd", "etcdOnSsd": "true"},
-        "spitikos:servers: 2 servers in all (nodeHost and 1 listed) is not 1 or 3: etcd keeps quorum with an odd number",
+        "spitikos:servers: 2 servers in all (nodeHost and 1 listed) is not 1 or 3: "
+        "etcd keeps quorum with an odd number",
     ),
     (
         {"servers": json.dumps(["10.0.0.206", "10.0.0.207"])},
