@@ -208,6 +208,10 @@ BAD = [
     ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
     ({"backupVolumes": '["data-vault-0"]'}, "spitikos:backupVolumes: 'data-vault-0' is not '<namespace>/<claim>'"),
     (
+        {"servers": '["server=10.0.0.206", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: the node name 'server' is used twice; give each server its own `name=`",
+    ),
+    (
         {"servers": '["pi@@x", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
         "spitikos:servers: 'pi@@x' is not host, user@host, user@host:port",
     ),
