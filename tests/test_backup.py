@@ -208,6 +208,14 @@ BAD = [
     ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
     ({"backupVolumes": '["data-vault-0"]'}, "spitikos:backupVolumes: 'data-vault-0' is not '<namespace>/<claim>'"),
     (
+        {"servers": '["a=10.0.0.206", "b=10.0.0.206"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: '10.0.0.206' is listed twice (servers differ from each other, nodeHost and agents)",
+    ),
+    (
+        {"servers": '["10.0.0.200", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: '10.0.0.200' is listed twice",
+    ),
+    (
         {"servers": '["server=10.0.0.206", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
         "spitikos:servers: the node name 'server' is used twice; give each server its own `name=`",
     ),
