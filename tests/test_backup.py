@@ -216,6 +216,10 @@ BAD = [
         "spitikos:servers: '10.0.0.200' is listed twice",
     ),
     (
+        {"servers": '["a=10.0.0.206", "a=10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: the node name 'a' is used twice; give each server its own `name=`",
+    ),
+    (
         {"servers": '["server=10.0.0.206", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
         "spitikos:servers: the node name 'server' is used twice; give each server its own `name=`",
     ),
