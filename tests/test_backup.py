@@ -185,8 +185,15 @@ def test_every_server_has_its_host_key_pinned_and_the_network_policies_admit_thr
 
 
 BAD = [
-    ({"servers": json.dumps(["10.0.0.206"]), "datastore": "etcd", "etcdOnSsd": "true"}, "spitikos:servers: 2 servers"),
-    ({"servers": json.dumps(["10.0.0.206", "10.0.0.207"])}, "spitikos:servers: more than one server needs"),
+    (
+        {"servers": json.dumps(["10.0.0.206"]), "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: 2 servers in all (nodeHost and 1 listed) is not 1 or 3: "
+        "etcd keeps quorum with an odd number",
+    ),
+    (
+        {"servers": json.dumps(["10.0.0.206", "10.0.0.207"])},
+        "spitikos:servers: more than one server needs `datastore: etcd` (SQLite lives on one node)",
+    ),
     ({"datastore": "etcd"}, "spitikos:datastore: etcd needs an SSD, not an SD card"),
     ({"datastore": "postgres"}, "spitikos:datastore: 'postgres' is not 'sqlite' or 'etcd'"),
     ({"backupBucket": "b", "backupVolumes": '["argocd/redis"]'}, "spitikos:backupBucket: 'b' is not an R2 bucket"),
@@ -199,6 +206,31 @@ BAD = [
         "spitikos:backupVolumes: 'kube-system/x' is in the platform's namespace",
     ),
     ({"backupBucket": None}, "spitikos:backupVolumes: needs `backupBucket`"),
+    ({"backupVolumes": '["data-vault-0"]'}, "spitikos:backupVolumes: 'data-vault-0' is not '<namespace>/<claim>'"),
+    (
+        {"servers": '["a=10.0.0.206", "b=10.0.0.206"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: '10.0.0.206' is listed twice (servers differ from each other, nodeHost and agents)",
+    ),
+    (
+        {"servers": '["10.0.0.200", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: '10.0.0.200' is listed twice",
+    ),
+    (
+        {"servers": '["a=10.0.0.206", "a=10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: the node name 'a' is used twice; give each server its own `name=`",
+    ),
+    (
+        {"servers": '["server=10.0.0.206", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: the node name 'server' is used twice; give each server its own `name=`",
+    ),
+    (
+        {"servers": '["pi@@x", "10.0.0.207"]', "datastore": "etcd", "etcdOnSsd": "true"},
+        "spitikos:servers: 'pi@@x' is not host, user@host, user@host:port",
+    ),
+    (
+        {"backupVolumes": '["vault/data-vault-0", "vault/data-vault-0"]'},
+        "spitikos:backupVolumes: 'vault/data-vault-0' is listed twice",
+    ),
 ]
 
 

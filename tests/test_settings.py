@@ -118,12 +118,12 @@ OWN_CLUSTER_BAD_INPUTS = [
     (
         "root-without-github-or-url",
         {"github": "false"},
-        "spitikos:rootRepositoryUrl: is required with `github: false`",
+        "spitikos:rootRepositoryUrl: is required with `github: false`: the Git URL (https) of the root Application",
     ),
     (
         "root-url-with-github",
         {"rootRepositoryUrl": "https://example.com/r.git"},
-        "spitikos:rootRepositoryUrl: is for stacks with `github: false`",
+        "spitikos:rootRepositoryUrl: is for stacks with `github: false`; with GitHub, `rootRepository` names the root",
     ),
     (
         "root-url-over-ssh",
@@ -139,6 +139,22 @@ OWN_CLUSTER_BAD_INPUTS = [
         "app-url-over-ssh",
         {"appRepositoryUrls": '["git@github.com:o/*"]'},
         "spitikos:appRepositoryUrls: 'git@github.com:o/x' is not an https Git URL",
+    ),
+    (
+        "app-url-over-http",
+        {"appRepositoryUrls": '["http://github.com/o/*"]'},
+        "spitikos:appRepositoryUrls: 'http://github.com/o/x' is not an https Git URL",
+    ),
+    (
+        "app-url-with-a-token",
+        {"appRepositoryUrls": '["https://ghp_0123456789abcdef@github.com/o/*"]'},
+        "spitikos:appRepositoryUrls: holds credentials; give a public repository's URL "
+        "(nothing in config may carry a secret in plain text)",
+    ),
+    (
+        "app-url-with-a-space",
+        {"appRepositoryUrls": '["https://github.com/o/my app.git"]'},
+        "spitikos:appRepositoryUrls: 'https://github.com/o/my app.git' is not an https Git URL",
     ),
 ]
 
@@ -176,7 +192,12 @@ BAD_INPUTS = [
     (
         "ssh-key-truncated",
         {"sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc"},
-        "spitikos:sshPrivateKey: is a truncated private key",
+        "spitikos:sshPrivateKey: is a truncated private key (no '-----END ... PRIVATE KEY-----' line)",
+    ),
+    (
+        "ssh-key-a-public-pem",
+        {"sshPrivateKey": "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----"},
+        "spitikos:sshPrivateKey: is not a PEM/OpenSSH private key",
     ),
     (
         "duplicate-hostnames",
@@ -201,6 +222,11 @@ BAD_INPUTS = [
         "(is 'argcd.taehoonlee.cloud' a typo of it?)",
     ),
     (
+        "hostnames-api-outside-the-wildcard",
+        {"hostnames": json.dumps(["*.spitikos.dev", "argocd.taehoonlee.cloud"]), "protectedHostnames": "[]"},
+        "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
+    ),
+    (
         "hostnames-missing-api",
         {"hostnames": json.dumps(["argocd.taehoonlee.cloud"]), "protectedHostnames": "[]"},
         "spitikos:hostnames: must include 'api.taehoonlee.cloud', the `apiHostname`",
@@ -210,7 +236,17 @@ BAD_INPUTS = [
         {"hostnames": json.dumps(["*.*.taehoonlee.cloud", "*.taehoonlee.cloud"]), "protectedHostnames": "[]"},
         "spitikos:hostnames: '*.*.taehoonlee.cloud' is not a hostname",
     ),
-    ("hostnames-not-a-list", {"hostnames": "api.spitikos.dev"}, "spitikos:hostnames: is not a list"),
+    (
+        "hostnames-not-a-list",
+        {"hostnames": "api.spitikos.dev"},
+        "spitikos:hostnames: is not a list (set it with `pulumi config set --path`, or as a YAML list)",
+    ),
+    ("list-of-numbers", {"privilegedNamespaces": "[1]"}, "spitikos:privilegedNamespaces: must be a list of strings"),
+    (
+        "ssh-key-blank",
+        {"sshPrivateKey": " "},
+        "spitikos:sshPrivateKey: is required but not set: `pulumi config set --secret sshPrivateKey ...`",
+    ),
     (
         "zones-missing-domain",
         {"zones": '["spitikos.dev"]'},
@@ -237,6 +273,17 @@ BAD_INPUTS = [
         "spitikos:accessEmails: is required when protectedHostnames, sshHostname or kubeApiHostname is set",
     ),
     ("access-email", {"accessEmails": '["not-an-email"]'}, "spitikos:accessEmails: 'not-an-email' is not an email"),
+    # The Access-only hostnames are checked as `hostnames` are, each problem under its own key.
+    (
+        "ssh-hostname-not-a-hostname",
+        {"sshHostname": "ssh_pi.taehoonlee.cloud"},
+        "spitikos:sshHostname: 'ssh_pi.taehoonlee.cloud' is not a hostname",
+    ),
+    (
+        "kube-api-hostname-outside-zones",
+        {"kubeApiHostname": "k8s.example.com"},
+        "spitikos:kubeApiHostname: 'k8s.example.com' is in none of the zones taehoonlee.cloud, spitikos.dev",
+    ),
     (
         "ssh-without-access",
         {"accessEmails": "[]", "protectedHostnames": "[]", "kubeApiHostname": ""},
@@ -266,6 +313,13 @@ BAD_INPUTS = [
         "spitikos:repositories: 'a b' is not a GitHub repository name",
     ),
     ("agent-duplicate-of-server", {"agents": '["10.0.0.200"]'}, "spitikos:agents: '10.0.0.200' is listed twice"),
+    ("agent-twice", {"agents": '["a=10.0.0.201", "b=10.0.0.201"]'}, "spitikos:agents: '10.0.0.201' is listed twice"),
+    # The first server's node name is `server` (its resources are named after it): an agent may not take it.
+    (
+        "agent-named-server",
+        {"agents": '["server=10.0.0.201"]'},
+        "spitikos:agents: the node name 'server' is used twice",
+    ),
     ("agent-bad-host", {"agents": '["pi@@x"]'}, "spitikos:agents: 'pi@@x' is not host, user@host, user@host:port"),
     ("agent-newline", {"agents": '["10.0.0.201\\nrm -rf /"]'}, "spitikos:agents: '10.0.0.201\\nrm -rf /' is neither"),
     (
@@ -277,6 +331,11 @@ BAD_INPUTS = [
     ("node-host-zone-index", {"nodeHost": "fe80::1%eth0"}, "spitikos:nodeHost: 'fe80::1%eth0' is neither"),
     ("root-repository", {"rootRepository": "infra"}, "spitikos:rootRepository: 'infra' is not one of `repositories`"),
     ("root-path", {"rootPath": "../etc"}, "spitikos:rootPath: '../etc' is not a folder path"),
+    (
+        "root-revision",
+        {"rootRevision": "main; curl x | sh"},
+        "spitikos:rootRevision: 'main; curl x | sh' is not a branch, tag or commit",
+    ),
     (
         "rotated-at",
         {"argocdAdminPasswordRotatedAt": "yesterday"},
@@ -341,7 +400,8 @@ BAD_INPUTS = [
         "root-in-a-created-repository",
         {"adoptExistingRepositories": "false"},
         "spitikos:rootRepository: 'charts/argocd' of 'charts' will not exist: with adoptExistingRepositories false "
-        "the repositories are created empty, and only 'argocd/apps' of 'spitikos' is seeded",
+        "the repositories are created empty, and only 'argocd/apps' of 'spitikos' is seeded; "
+        "use that (the defaults), or adopt repositories that hold it",
     ),
     (
         "root-elsewhere-in-the-seeded-repository",
@@ -473,8 +533,11 @@ def test_a_mistyped_domain_is_one_problem_naming_domain():
 
 
 def test_optional_settings_left_at_their_empty_default_are_unset():
-    s = load({"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""})
+    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""}
+    s = load({**empty, "uninstallOnDestroy": None, "kubeconfigRenewal": None})
     assert s.k3s_version == versions.K3S_VERSION
+    assert s.uninstall_on_destroy is False, "a destroy leaves k3s on the node unless asked"
+    assert s.kubeconfig_renewal == ""
     assert s.ssh_hostname is None and s.kube_api_hostname is None and s.server.host_key is None
 
 
@@ -528,6 +591,15 @@ def test_one_mistake_is_one_line(overrides, only):
     assert len(raised.value.problems) == 1 and raised.value.problems[0].startswith(only), raised.value.problems
 
 
+def test_an_unknown_key_is_named_with_the_setting_it_may_be_a_typo_of_if_any():
+    with pytest.raises(SettingsError) as raised:
+        load({"nodehost": "10.0.0.200", "wifiPassword": "x"})
+    assert raised.value.problems == [
+        "spitikos:nodehost: is not a setting of this stack: did you mean 'nodeHost'?",
+        "spitikos:wifiPassword: is not a setting of this stack",
+    ]
+
+
 def test_keys_of_packages_with_default_providers_are_left_alone():
     """`random`, `tls` and `command` hold no credentials; the stack may configure their default providers."""
     load({"tls:proxy": '{"fromEnv": true}'})
@@ -538,6 +610,48 @@ def test_a_root_of_your_own_is_accepted_when_the_repositories_are_adopted():
     assert (s.root.repository, s.root.path) == ("charts", "charts/argocd")
     fresh = load({"adoptExistingRepositories": "false", "rootRepository": "spitikos", "rootPath": "argocd/apps/"})
     assert (fresh.root.repository, fresh.root.path) == ("spitikos", "argocd/apps")
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIServerKey"
+HA_SERVERS = '["10.0.0.206", "10.0.0.207"]'
+# Values an operator may write and what the stack then uses: defaults for blank values (the CLI
+# hands a key set to "" as ""), the edges of each range, and the forms each setting accepts.
+ACCEPTED = [
+    ("node-user-blank", {"nodeUser": ""}, lambda s: s.server.user, "ubuntu"),
+    ("node-port-unset", {"nodeSshPort": None}, lambda s: s.server.port, 22),
+    ("node-port-low-edge", {"nodeSshPort": "1"}, lambda s: s.server.port, 1),
+    ("node-port-high-edge", {"nodeSshPort": "65535"}, lambda s: s.server.port, 65535),
+    ("host-key-line", {"nodeHostKey": KEY}, lambda s: s.server.host_key, KEY),
+    ("host-key-as-keyscan-prints-it", {"nodeHostKey": f"10.0.0.200 {KEY}\n"}, lambda s: s.server.host_key, KEY),
+    (
+        "agents-take-the-node-user-and-port",
+        {"nodeUser": "pi", "nodeSshPort": "2222", "agents": '["10.0.0.201"]'},
+        lambda s: [(a.user, a.port) for a in s.agents],
+        [("pi", 2222)],
+    ),
+    (
+        "servers-take-the-node-user-and-port",
+        {"nodeUser": "pi", "nodeSshPort": "2222", "datastore": "etcd", "etcdOnSsd": "true", "servers": HA_SERVERS},
+        lambda s: [(n.user, n.port) for n in s.backup.servers],
+        [("pi", 2222), ("pi", 2222)],
+    ),
+    ("pi5-builds-every-part", {}, lambda s: s.parts.skipped(), []),
+    (
+        "parts-unset-are-built",
+        {"cloudflare": None, "github": None},
+        lambda s: (s.parts.cloudflare, s.parts.github),
+        (True, True),
+    ),
+    ("token-of-20-characters", {"ghaPat": "x" * 20}, lambda s: s.github.release_token is not None, True),
+    ("root-revision-blank", {"rootRevision": ""}, lambda s: s.root.revision, "main"),
+    ("root-revision-a-tag", {"rootRevision": "v1.2.0"}, lambda s: s.root.revision, "v1.2.0"),
+    ("root-path-loses-its-slashes-only", {"rootPath": "/Xenial/apps/"}, lambda s: s.root.path, "Xenial/apps"),
+]
+
+
+@pytest.mark.parametrize("overrides,value,expected", [c[1:] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED])
+def test_accepted_values_reach_the_stack_as_written_or_as_their_default(overrides, value, expected):
+    assert value(load(overrides)) == expected
 
 
 def test_an_agent_port_at_the_edges_is_accepted():
@@ -627,6 +741,40 @@ def test_hostnames_are_the_same_host_whatever_their_case():
     assert zone_of("API.Taehoonlee.cloud", ("taehoonlee.cloud",)) == "taehoonlee.cloud"
 
 
+@pytest.mark.parametrize(
+    "pattern,hostname,covered",
+    [
+        ("*.a.example", "x.a.example", True),
+        ("*.a.example", "X.A.example", True),
+        ("*.a.example", "a.example", False),  # a wildcard needs a label of its own
+        ("*.a.example", "y.x.a.example", False),  # and stands for one label only
+        ("*.a.example", "x.b.example", False),
+        ("x.a.example", "x.a.example", True),
+        ("x.a.example", "y.a.example", False),
+    ],
+)
+def test_a_wildcard_covers_one_label_of_its_own_zone_only(pattern, hostname, covered):
+    from components.settings import covers
+
+    assert covers(pattern, hostname) is covered
+
+
+@pytest.mark.parametrize(
+    "hostname,zone",
+    [
+        ("x.a.z.example", "a.z.example"),  # a subdomain's own zone, not its parent's
+        ("*.a.z.example", "a.z.example"),
+        ("x.z.example", "z.example"),
+        ("z.example", "z.example"),
+        ("x.other.example", None),
+    ],
+)
+def test_a_hostname_belongs_to_the_most_specific_zone_it_is_in(hostname, zone):
+    from components.settings import zone_of
+
+    assert zone_of(hostname, ("z.example", "a.z.example")) == zone
+
+
 def test_agents_can_be_given_their_host_keys():
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAgentKey"
     entries = [f"pi2=ubuntu@10.0.0.201:22 {key}", f"10.0.0.202 [10.0.0.202]:22 {key} root@pi3", "10.0.0.203"]
@@ -656,6 +804,7 @@ def load_e2e(overrides: dict[str, str]):
 def test_the_e2e_stack_builds_on_its_kubeconfig_without_cloudflare_or_github():
     s = load_e2e({})
     assert s.parts.existing_cluster and not s.parts.cloudflare and not s.parts.github
+    assert s.server.host == "", "no node: the `nodeAddress` export stays empty"
     assert s.parts.root_repository_url == "https://github.com/spitikos/spitikos-infra.git"
     assert s.parts.skipped() == [
         "the node bootstrap (k3s over SSH): `kubeconfig` names the cluster",
@@ -668,14 +817,25 @@ def test_the_e2e_stack_builds_on_its_kubeconfig_without_cloudflare_or_github():
 def test_a_key_of_an_absent_part_is_one_line_and_nothing_else():
     """The usual checks of that key (hostnames must hold the api's ...) would only be noise."""
     with pytest.raises(SettingsError) as raised:
-        load_e2e({"hostnames": '["x.spitikos.test"]', "nodeUser": "pi", "githubToken": "ghp_0123456789abcdefghij"})
+        load_e2e(
+            {
+                "hostnames": '["x.spitikos.test"]',
+                "nodeUser": "pi",
+                "githubToken": "ghp_0123456789abcdefghij",
+                # a key of two absent parts (the node's and Cloudflare's) is still one line
+                "sshHostname": "ssh.spitikos.test",
+            }
+        )
     assert raised.value.problems == [
         "spitikos:nodeUser: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
+        "spitikos:sshHostname: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
         "spitikos:hostnames: is set, but `cloudflare` is false: there is no tunnel, DNS or Access",
         "spitikos:githubToken: is set, but `github` is false: the stack manages no GitHub repository"
         " (the root's Git URL is `rootRepositoryUrl`)",
     ]
     assert "ghp_" not in str(raised.value)
+    # A blank value is not a value: nothing to refuse.
+    assert load_e2e({"agents": "", "hostnames": " "}).parts.existing_cluster
 
 
 def test_a_kubeconfig_in_plain_text_is_refused():
