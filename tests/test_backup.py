@@ -194,7 +194,11 @@ BAD = [
         {"servers": json.dumps(["10.0.0.206", "10.0.0.207"])},
         "spitikos:servers: more than one server needs `datastore: etcd` (SQLite lives on one node)",
     ),
-    ({"datastore": "etcd"}, "spitikos:datastore: etcd needs an SSD, not an SD card"),
+    (
+        {"datastore": "etcd"},
+        "spitikos:datastore: etcd needs an SSD, not an SD card (k3s's requirement): set etcdOnSsd to true"
+        " once every server boots from an SSD",
+    ),
     ({"datastore": "postgres"}, "spitikos:datastore: 'postgres' is not 'sqlite' or 'etcd'"),
     ({"backupBucket": "b", "backupVolumes": '["argocd/redis"]'}, "spitikos:backupBucket: 'b' is not an R2 bucket"),
     (

@@ -644,6 +644,7 @@ ACCEPTED = [
     ),
     ("token-of-20-characters", {"ghaPat": "x" * 20}, lambda s: s.github.release_token is not None, True),
     ("root-revision-blank", {"rootRevision": ""}, lambda s: s.root.revision, "main"),
+    ("datastore-blank-is-sqlite", {"datastore": ""}, lambda s: s.backup.datastore, "sqlite"),
     ("root-revision-a-tag", {"rootRevision": "v1.2.0"}, lambda s: s.root.revision, "v1.2.0"),
     ("root-path-loses-its-slashes-only", {"rootPath": "/Xenial/apps/"}, lambda s: s.root.path, "Xenial/apps"),
 ]
