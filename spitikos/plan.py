@@ -100,13 +100,14 @@ def waves(nodes: Iterable[str], deps: Mapping[str, Iterable[str]]) -> list[list[
     return [grouped[i] for i in range(len(grouped))]
 
 
-def redact(value: Any) -> Any:
+def redact(value: Any, replacement: str = REDACTED) -> Any:
+    """`value` with every secret (marked where it is) replaced by `replacement`."""
     if is_secret(value):
-        return REDACTED
+        return replacement
     if isinstance(value, dict):
-        return {k: redact(v) for k, v in value.items()}
+        return {k: redact(v, replacement) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v) for v in value]
+        return [redact(v, replacement) for v in value]
     return value
 
 

@@ -28,8 +28,8 @@ import yaml
 from components import versions
 from components.footprint import Footprint, containers
 from spitikos import chart_checks as checks
-from spitikos.engine import Registration, is_secret, whole_numbers_as_int
-from spitikos.plan import RELEASE, Plan
+from spitikos.engine import Registration, whole_numbers_as_int
+from spitikos.plan import RELEASE, Plan, redact
 from spitikos.stack import ROOT
 
 VENDOR = ROOT / "charts" / "vendor"
@@ -92,22 +92,11 @@ def releases(plan: Plan) -> list[Release]:
             chart=reg.values["chart"],
             version=reg.values["version"],
             namespace=reg.values["namespace"],
-            values=whole_numbers_as_int(with_placeholder_secrets(reg.inputs.get("values", {}))),
+            values=whole_numbers_as_int(redact(reg.inputs.get("values", {}), SECRET_PLACEHOLDER)),
             repo=reg.values.get("repositoryOpts", {}).get("repo", ""),
         )
         for reg in sorted(plan.recording.of_type(RELEASE), key=lambda r: r.name)
     ]
-
-
-def with_placeholder_secrets(value: Any) -> Any:
-    """`value` with every secret (marked where it is) replaced by a placeholder string."""
-    if is_secret(value):
-        return SECRET_PLACEHOLDER
-    if isinstance(value, dict):
-        return {k: with_placeholder_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [with_placeholder_secrets(v) for v in value]
-    return value
 
 
 def vendored_version(chart_dir: Path) -> str:
