@@ -26,6 +26,7 @@ import importlib.util
 import re
 import sys
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +52,27 @@ def modules_of(name: str) -> list[str]:
     return ["_inputs", snake] if name.endswith("Args") else [snake]
 
 
+def _load_on_read(package: types.ModuleType, modules_for: Callable[[str], list[str]]) -> None:
+    """Gives `package` a module-level `__getattr__`: a name it does not hold yet is imported from
+    the first of `modules_for(name)` (its submodules) that defines it, and kept."""
+
+    def __getattr__(attribute: str) -> Any:  # noqa: N807 - the module-level hook's name
+        for candidate in modules_for(attribute):
+            try:
+                module = importlib.import_module(f"{package.__name__}.{candidate}")
+            except ModuleNotFoundError as missing:
+                if missing.name != f"{package.__name__}.{candidate}":
+                    raise  # a module that exists failed to import
+                continue
+            if hasattr(module, attribute):
+                value = getattr(module, attribute)
+                setattr(package, attribute, value)
+                return value
+        raise AttributeError(f"module {package.__name__!r} has no attribute {attribute!r}")
+
+    package.__getattr__ = __getattr__  # type: ignore[method-assign]
+
+
 def install_lazy_index(name: str) -> None:
     """Put the lazy index of package `name` in `sys.modules`, unless the real one is loaded."""
     if name in sys.modules:
@@ -64,23 +86,7 @@ def install_lazy_index(name: str) -> None:
     package.__file__ = spec.origin
     package.__package__ = name
 
-    def __getattr__(attribute: str) -> Any:  # noqa: N807 - the module-level hook's name
-        if attribute.startswith("__"):
-            raise AttributeError(attribute)
-        for candidate in modules_of(attribute):
-            try:
-                module = importlib.import_module(f"{name}.{candidate}")
-            except ModuleNotFoundError as missing:
-                if missing.name != f"{name}.{candidate}":
-                    raise  # a module that exists failed to import
-                continue
-            if hasattr(module, attribute):
-                value = getattr(module, attribute)
-                setattr(package, attribute, value)
-                return value
-        raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
-
-    package.__getattr__ = __getattr__  # type: ignore[method-assign]
+    _load_on_read(package, lambda attribute: [] if attribute.startswith("__") else modules_of(attribute))
     sys.modules[name] = package
 
 
@@ -140,15 +146,7 @@ class _LazyGroup:
 
     def exec_module(self, package: types.ModuleType) -> None:
         exports = self.exports
-
-        def __getattr__(name: str) -> Any:  # noqa: N807 - the module-level hook's name
-            if name not in exports:
-                raise AttributeError(f"module {package.__name__!r} has no attribute {name!r}")
-            value = getattr(importlib.import_module(f"{package.__name__}.{exports[name]}"), name)
-            setattr(package, name, value)
-            return value
-
-        package.__getattr__ = __getattr__  # type: ignore[method-assign]
+        _load_on_read(package, lambda name: [exports[name]] if name in exports else [])
         exec(self.code, package.__dict__)  # noqa: S102 - the SDK's own imports
 
 
