@@ -51,6 +51,8 @@ POD_SECURITY_FILE = "/etc/rancher/k3s/pod-security.yaml"
 # klipper-lb and the Helm controller's jobs run there too). The platform's namespaces and the
 # applications' carry or get their own level.
 POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system",)
+POD_SECURITY_ENFORCED = "baseline"
+"""The Pod Security level the API server enforces where a namespace's labels name none."""
 
 # etcd (datastore `etcd`): the server token k3s generated, read back into state (a restore and every
 # joining server need it), and where a joining server keeps it (written from standard input, 0600).
@@ -216,7 +218,7 @@ def pod_security_config(exempt_namespaces: Sequence[str] = POD_SECURITY_EXEMPT_N
                     "apiVersion": "pod-security.admission.config.k8s.io/v1",
                     "kind": "PodSecurityConfiguration",
                     "defaults": {
-                        "enforce": "baseline",
+                        "enforce": POD_SECURITY_ENFORCED,
                         "enforce-version": "latest",
                         "audit": "restricted",
                         "audit-version": "latest",

@@ -27,6 +27,7 @@ import yaml
 
 from components import versions
 from components.footprint import Footprint, containers
+from components.k3s import POD_SECURITY_ENFORCED
 from spitikos import chart_checks as checks
 from spitikos.engine import Registration, whole_numbers_as_int
 from spitikos.plan import RELEASE, Plan, redact
@@ -36,8 +37,6 @@ VENDOR = ROOT / "charts" / "vendor"
 TOOLS = ROOT / ".render"
 HELM = TOOLS / "bin" / "helm"
 SECRET_PLACEHOLDER = "placeholder-not-a-secret"  # noqa: S105 - what replaces each secret
-POD_SECURITY_DEFAULT = "baseline"
-"""What k3s enforces where a namespace's labels say nothing (components/k3s.py, pod_security_config)."""
 
 # Beyond Kubernetes' own API groups (which Helm knows for --kube-version): what the cluster serves
 # once the program has run. k3s's own CRDs, and those the charts and the program install.
@@ -182,7 +181,7 @@ def namespace_levels(plan: Plan) -> dict[str, str]:
     """Each namespace the program labels, with the Pod Security level it enforces there."""
     return {
         ns.values["metadata"]["name"]: (ns.values["metadata"].get("labels") or {}).get(
-            "pod-security.kubernetes.io/enforce", POD_SECURITY_DEFAULT
+            "pod-security.kubernetes.io/enforce", POD_SECURITY_ENFORCED
         )
         for ns in plan.recording.kubernetes("Namespace")
     }
@@ -194,7 +193,7 @@ def program_policies(plan: Plan) -> list[dict]:
 
 def check_release(release: Release, objects: list[dict], plan: Plan, minor: str) -> Report:
     report = Report()
-    level = namespace_levels(plan).get(release.namespace, POD_SECURITY_DEFAULT)
+    level = namespace_levels(plan).get(release.namespace, POD_SECURITY_ENFORCED)
     policies = program_policies(plan)
     running: list[str] = []
     for obj in objects:
@@ -316,7 +315,7 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
             if pod := checks.pod_template(obj):
                 namespace = obj["metadata"].get("namespace") or release.namespace
                 pods.append((namespace, pod["metadata"].get("labels") or {}))
-        level = namespace_levels(plan).get(release.namespace, POD_SECURITY_DEFAULT)
+        level = namespace_levels(plan).get(release.namespace, POD_SECURITY_ENFORCED)
         workloads = sum(1 for o in objects if checks.pod_template(o))
         lines.append(
             f"{release.name}: {release.chart} {release.version} -> {len(objects)} objects,"
