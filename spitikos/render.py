@@ -301,6 +301,7 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
     minor = versions.kubernetes_minor(versions.K3S_VERSION)
     out.mkdir(parents=True, exist_ok=True)
     total, pods, lines = Report(), list(program_pods(plan)), []
+    levels = namespace_levels(plan)
     for release in releases(plan):
         if not release.vendored.is_dir():
             total.violations.append(f"{release.name}: no vendored chart at {release.vendored.relative_to(ROOT)}")
@@ -311,15 +312,14 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
         report = check_release(release, objects, plan, minor)
         total.violations += report.violations
         total.notes += report.notes
-        for obj in objects:
-            if pod := checks.pod_template(obj):
-                namespace = obj["metadata"].get("namespace") or release.namespace
-                pods.append((namespace, pod["metadata"].get("labels") or {}))
-        level = namespace_levels(plan).get(release.namespace, POD_SECURITY_ENFORCED)
-        workloads = sum(1 for o in objects if checks.pod_template(o))
+        templates = [(obj, pod) for obj in objects if (pod := checks.pod_template(obj))]
+        for obj, pod in templates:
+            namespace = obj["metadata"].get("namespace") or release.namespace
+            pods.append((namespace, pod["metadata"].get("labels") or {}))
+        level = levels.get(release.namespace, POD_SECURITY_ENFORCED)
         lines.append(
             f"{release.name}: {release.chart} {release.version} -> {len(objects)} objects,"
-            f" {workloads} pod templates checked at Pod Security {level} in {release.namespace}"
+            f" {len(templates)} pod templates checked at Pod Security {level} in {release.namespace}"
         )
     total.violations += unused_policies(plan, pods)
     return total, lines
