@@ -157,7 +157,6 @@ class VolumeBackupsArgs:
     bucket: r2.BackupBucket
     volumes: Sequence[str]
     """`<namespace>/<claim>` each (the `backupVolumes` setting)."""
-    node_count: int = 1
     prometheus_namespace: str = "monitoring"
 
 
@@ -261,7 +260,7 @@ class VolumeBackups(pulumi.ComponentResource):
             {
                 "podSelector": {},
                 "ingress": [
-                    {"from": from_nodes(args.node_count), "ports": [{"protocol": "TCP", "port": HEALTH_PORT}]},
+                    {"from": from_nodes(), "ports": [{"protocol": "TCP", "port": HEALTH_PORT}]},
                     {
                         "from": [from_namespaces(args.prometheus_namespace)],
                         "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
