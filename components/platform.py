@@ -204,9 +204,7 @@ class Platform(pulumi.ComponentResource):
         resolve_snapshot_keys(bucket)
         return bucket
 
-    def _volume_backups(
-        self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource
-    ) -> VolumeBackups | None:
+    def _volume_backups(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> VolumeBackups | None:
         """VolSync and a restic backup of each listed claim, to the bucket."""
         if self.backup_bucket is None or not cfg.backup.volumes:
             return None

@@ -3,7 +3,8 @@
 k3s enforces them with kube-router, which admits traffic from a pod's own node and, from other
 nodes, only what a rule admits. The API server runs on the server's host network, so the
 webhooks and the metrics API must admit the nodes, whichever node their pods land on; and
-nothing else: no pod may call a webhook. Checked on pi5, on pi5 with servers and agents, and for a node rebuilt beyond the node count.
+nothing else: no pod may call a webhook. Checked on pi5, on pi5 with servers and agents, and
+for a node rebuilt beyond the node count.
 """
 
 from __future__ import annotations
