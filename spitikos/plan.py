@@ -320,7 +320,7 @@ def _skipped(plan: Plan) -> list[str]:
 
 
 def _backups(plan: Plan) -> list[str]:
-    """What is backed up, where and how often, and what is not (README "Backups and restore")."""
+    """What is backed up, where and how often, and what is not (docs/backups.md)."""
     rec = plan.recording
     buckets = [b.values["name"] for b in rec.of_type("cloudflare:index/r2Bucket:R2Bucket")]
     lines = [f"Backups (R2 bucket: {', '.join(buckets) or 'none, backupBucket is not set'}):"]

@@ -1,4 +1,4 @@
-"""The README and the runbook, as a newcomer follows them: in order, and agreeing with each other."""
+"""The README and the pages it leads to, as a newcomer follows them: in order, and agreeing with each other."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 RUNBOOK = (ROOT / "docs" / "operations.md").read_text()
+PLATFORM = (ROOT / "docs" / "platform.md").read_text()
 # A `pulumi` command the reader runs: a line of a code block that starts with it (or runs it after `&&`).
 PULUMI_COMMAND = re.compile(r"^(?:\s*|.*&& \(?)pulumi [a-z]", re.M)
 
@@ -64,21 +65,74 @@ def test_bash_only_lines_are_in_bash_blocks():
 
 
 def test_the_settings_block_creates_the_readers_stack_not_the_maintainers():
-    settings = README[README.index("### Settings") :]
-    assert "pulumi stack select --create <stack>" in settings
+    settings = _first_run()[_first_run().index("**Set the settings**") :]
+    assert 'pulumi stack select --create "$STACK"' in settings
+    assert settings.index("export STACK=") < settings.index('cp Pulumi.example.yaml "Pulumi.$STACK.yaml"')
     assert "pulumi stack select --create pi5" not in README
 
 
-def test_the_readmes_footprint_figures_are_the_programs(stack):
+def test_the_platform_pages_footprint_figures_are_the_programs(stack):
     """Figures in prose go stale: these are derived from what the program registers."""
     from spitikos import plan as offline
 
     plan = offline.from_recording(stack)
     requests = plan.total_footprint().memory_requests_mi
-    sentence = README[README.index("Every container has CPU and memory requests and limits.") :][:400]
+    sentence = PLATFORM[PLATFORM.index("Every container has CPU and memory requests and limits.") :][:400]
     assert f"The platform requests {requests:.0f} MiB" in sentence
     assert f"{plan.left_for_applications_mi:.0f} MiB of a 4 GB Pi 5 stay free" in sentence
     from components.footprint import APPLICATION_RESERVE_MI, K3S_SYSTEM_MI
 
     assert f"estimated {K3S_SYSTEM_MI} MiB for k3s" in sentence and f"{APPLICATION_RESERVE_MI} MiB reserve" in sentence
     assert plan.node_memory_mi == 4096 and plan.total_footprint().cpu_limits_millis > 4000
+
+
+# --- the README is a front door: short, and every page reachable from it ---------------------
+
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
+# A Markdown link to a file of this repository: [text](path) or [text](path#anchor), not a URL.
+LINK = re.compile(r"\]\((?!https?://|mailto:)([^)\s]*)\)")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces made hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(text: str) -> set[str]:
+    text = re.sub(r"```.*?```", "", text, flags=re.S)
+    return {_anchor(m) for m in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def _links(path):
+    """Each (target file, anchor) a page links to, resolved against the page's folder."""
+    for target in LINK.findall(re.sub(r"```.*?```", "", path.read_text(), flags=re.S)):
+        file, _, anchor = target.partition("#")
+        yield ((path.parent / file).resolve() if file else path), anchor
+
+
+def test_the_readme_is_a_front_door_of_at_most_250_lines():
+    assert len(README.splitlines()) <= 250
+    # Its first lines give the two commands a newcomer needs.
+    head = "\n".join(README.splitlines()[:6])
+    assert "`make up STACK=" in head and "`make test`" in head
+
+
+def test_every_relative_link_reaches_a_file_and_heading_that_exist():
+    for page in [ROOT / "README.md", *DOCS]:
+        for target, anchor in _links(page):
+            where = f"{page.relative_to(ROOT)} links {target.relative_to(ROOT)}#{anchor}"
+            assert target.is_file(), f"{where}: no such file"
+            if anchor and target.suffix == ".md":
+                assert anchor in _anchors(target.read_text()), f"{where}: no such heading"
+
+
+def test_every_docs_page_is_reachable_from_the_readme():
+    seen, todo = set(), [(ROOT / "README.md").resolve()]
+    while todo:
+        page = todo.pop()
+        if page in seen or page.suffix != ".md":
+            continue
+        seen.add(page)
+        todo.extend(target for target, _ in _links(page) if target.is_file())
+    unreachable = [str(p.relative_to(ROOT)) for p in DOCS if p.resolve() not in seen]
+    assert unreachable == []
