@@ -136,3 +136,46 @@ def test_every_docs_page_is_reachable_from_the_readme():
         todo.extend(target for target, _ in _links(page) if target.is_file())
     unreachable = [str(p.relative_to(ROOT)) for p in DOCS if p.resolve() not in seen]
     assert unreachable == []
+
+
+def test_the_own_cluster_recipe_is_a_complete_stack_file_the_settings_accept(tmp_path):
+    """docs/own-cluster.md's stack file, read as `pulumi up` would with the kubeconfig set: accepted whole."""
+    import pulumi
+
+    from components.settings import load_settings
+    from spitikos.stack import offline_config
+
+    recipe = (ROOT / "docs" / "own-cluster.md").read_text()
+    written = re.search(r"cat > \"Pulumi\.\$STACK\.yaml\" <<'YAML'\n(.*?)\nYAML\n", recipe, re.S)
+    assert written, "the recipe writes the stack file with a quoted heredoc"
+    assert recipe.index("<<'YAML'") < recipe.index("pulumi config set --secret kubeconfig")
+    (tmp_path / "Pulumi.yaml").symlink_to(ROOT / "Pulumi.yaml")
+    (tmp_path / "Pulumi.lab.yaml").write_text(written.group(1) + "\n")
+    config, secret_keys, filled = offline_config("lab", tmp_path)
+    assert filled == ["spitikos:kubeconfig"], "the only value set outside the file is the kubeconfig"
+    pulumi.runtime.set_all_config(config, secret_keys)
+    settings = load_settings()
+    assert settings.domain == "example.org"
+    assert settings.parts.existing_cluster and not settings.parts.cloudflare and not settings.parts.github
+    assert settings.parts.root_repository_url == "https://github.com/OWNER/REPO.git"
+
+
+def test_every_clone_goes_to_a_fresh_folder_not_into_this_checkout():
+    """Run from a clone of this repository, `git clone .../charts.git` would land in its own `charts/`."""
+    for page in [ROOT / "README.md", *DOCS]:
+        for url, dest in re.findall(r"git clone (\S+)(?: +([^\s&]+))?", page.read_text()):
+            name = f"{page.relative_to(ROOT)}: git clone {url}"
+            assert dest and dest.startswith('"$work/'), f"{name} clones into the working folder"
+            assert re.search(r"^\s*work=\$\(mktemp -d\)", page.read_text(), re.M), f"{name}: $work is never made"
+
+
+def test_the_migration_says_what_pi5_backs_up():
+    import yaml
+
+    volumes = yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:backupVolumes"]
+    migration = (ROOT / "docs" / "migration" / "README.md").read_text()
+    vault = migration[migration.index("**Vault**") :].split("\n1", 1)[0]
+    assert (
+        "vault/data-vault-0" in volumes and "`vault/data-vault-0`" in vault and "does not manage but backs up" in vault
+    )
+    assert "nor backs up" not in migration
