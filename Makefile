@@ -19,7 +19,7 @@ STACK ?= pi5
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
 
 help:  ## this list
-	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
