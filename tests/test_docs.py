@@ -179,3 +179,17 @@ def test_the_migration_says_what_pi5_backs_up():
         "vault/data-vault-0" in volumes and "`vault/data-vault-0`" in vault and "does not manage but backs up" in vault
     )
     assert "nor backs up" not in migration
+
+
+def test_the_readers_commands_name_the_readers_stack_never_pi5():
+    """pi5 is the organization's stack: a newcomer pasting a block must deploy or plan their own.
+    (docs/ci.md and the migration are about pi5 itself.)"""
+    pages = [ROOT / "README.md", *(ROOT / "docs" / f"{n}.md" for n in ("settings", "platform", "backups"))]
+    pages += [ROOT / "docs" / "own-cluster.md", ROOT / "docs" / "development.md"]
+    for page in pages:
+        for lang, body in re.findall(r"```(\w*)\n(.*?)```", page.read_text(), re.S):
+            if lang not in ("sh", "bash"):
+                continue
+            assert "pi5" not in body, f"{page.name}: {body[:80]}"
+            for command in re.findall(r"\bmake (?:up|plan|render)\b[^\n#]*", body):
+                assert 'STACK="$STACK"' in command, f"{page.name}: `{command.strip()}` deploys the default stack"
