@@ -193,3 +193,12 @@ def test_the_readers_commands_name_the_readers_stack_never_pi5():
             assert "pi5" not in body, f"{page.name}: {body[:80]}"
             for command in re.findall(r"\bmake (?:up|plan|render)\b[^\n#]*", body):
                 assert 'STACK="$STACK"' in command, f"{page.name}: `{command.strip()}` deploys the default stack"
+
+
+def test_the_first_runs_node_prerequisites_are_the_ones_the_preflight_checks():
+    from components.k3s import MIN_FREE_DISK_KIB, MIN_MEMORY_KIB
+
+    step = _first_run()[: _first_run().index("2. **Create the credentials**")]
+    gib = 1024 * 1024
+    assert f"≥ {MIN_MEMORY_KIB // gib} GiB RAM, ≥ {MIN_FREE_DISK_KIB // gib} GiB free" in step
+    assert "cgroup_enable=memory cgroup_memory=1" in step
