@@ -258,7 +258,7 @@ def etcd_snapshots(cfg: s.Settings) -> tuple[EtcdSnapshotArgs | None, Callable[[
 
 
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
-    """The `platform-env` Secret: what the platform hands an application (the README's contract
+    """The `platform-env` Secret: what the platform hands an application (docs/platform.md's contract
     table, held to this by tests/test_stack.py), plus what that application alone needs."""
     return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}
 
