@@ -127,7 +127,8 @@ def _listed(value: str | None) -> set[str]:
 
 def left_by_hook(kind: str, annotations: dict[str, str], run: frozenset[str] = INSTALL) -> bool:
     """Whether Helm leaves a hook object in the cluster after a successful `run` (an install, or an
-    upgrade), by its annotations (helm/helm v4.1.4 and v3.21 pkg/action/hooks.go, the same rules):
+    upgrade), by its annotations (helm/helm pkg/action/hooks.go, the same rules in v4.1.4, which
+    `make render` runs, and v3.20.2, the library pulumi-kubernetes installs the releases with):
     no delete policy means `before-hook-creation`, which deletes the previous copy before the next
     run and so leaves this one; `hook-succeeded` deletes it once every hook of the event succeeded;
     `hook-failed` only when it fails. A CustomResourceDefinition is never deleted."""
