@@ -53,8 +53,9 @@ def kinds(builtin_only: bool = False) -> list[str]:
 
 
 def record(listing: dict[str, Any]) -> list[dict[str, Any]]:
-    """`kubectl get -o json` reduced to identity, the managed-by label and Helm's ownership: no
-    data, no spec, no other annotation (`last-applied-configuration` may hold a Secret's data)."""
+    """`kubectl get -o json` reduced to identity and what `world.owner` reads (the managed-by and
+    `owner` labels, Helm's ownership and hook annotations): no data, no spec, no other annotation
+    (`last-applied-configuration` may hold a Secret's data)."""
     out = []
     for item in listing.get("items", []):
         meta = item.get("metadata") or {}
