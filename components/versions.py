@@ -1,6 +1,10 @@
 """Every version the platform runs, in one place: an upgrade is a one-line diff.
 
 k3s can also be overridden per stack with the `k3sVersion` setting.
+
+A chart (`NAME_CHART`) is installed from its copy under charts/vendor/, pinned by a hash
+(components/charts.py); `NAME_REPO` is where Renovate finds its new versions and `make
+vendor-charts` pulls them from, never where the cluster gets it.
 """
 
 K3S_VERSION = "v1.35.5+k3s1"
@@ -53,6 +57,24 @@ KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks:2.20.2@sha256:41
 # ingress-nginx's chart already runs its images by digest (controller.image.digest and
 # admissionWebhooks.patch.image.digest in values.yaml at 4.15.1): not overridden, so a chart
 # upgrade brings its own tags and digests together.
+
+
+def charts() -> dict[str, str]:
+    """Every chart pinned here, with its version: `argo-cd` for ARGO_CD_CHART (Renovate's naming)."""
+    return {
+        name.removesuffix("_CHART").lower().replace("_", "-"): value
+        for name, value in globals().items()
+        if name.endswith("_CHART") and isinstance(value, str)
+    }
+
+
+def chart_repo(chart: str) -> str:
+    """The repository chart `argo-cd` is vendored from (`make vendor-charts`): ARGO_CD_REPO, named
+    the way Renovate's rule for the charts reads this file (renovate.json)."""
+    repo = globals().get(f"{chart.upper().replace('-', '_')}_REPO")
+    if not isinstance(repo, str):
+        raise ValueError(f"components/versions.py names no repository for chart {chart!r}")
+    return repo
 
 
 def repository_and_tag(image: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ import yaml
 from conftest import AGENT_HOST_KEY, DUMMY_SECRETS, HOST_KEY, run_main, stack_config
 
 from components import versions
+from components.charts import chart_name
 from components.platform import Platform
 from components.settings import SettingsError
 from spitikos.engine import MOCK_HOST_KEY, MOCK_TUNNEL_TOKEN, exposed_strings
@@ -146,7 +147,7 @@ def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
 
 def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
     releases = stack.of_type(RELEASE)
-    assert sorted(r.values["chart"] for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
+    assert sorted(chart_name(r.values) for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
     kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
     redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
     parallel = [*releases, redis]
