@@ -539,6 +539,29 @@ def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
     assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
 
 
+# The first release of each line with no known critical vulnerability left (release notes):
+# Redis 8.2.3 fixed CVE-2025-62507, 8.2.6 and 8.2.8 remote code execution, 8.2.10 cluster and ACL
+# issues (2026-09-18); cloudflared 2026.8.0 a gRPC vulnerability and request-path handling.
+PATCHED = {"redis": (8, 2, 10), "cloudflared": (2026, 8, 0)}
+
+
+def release_numbers(image: str) -> tuple[int, ...]:
+    tag = image.split("@")[0].rsplit(":", 1)[1]
+    return tuple(int(n) for n in re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag).groups())
+
+
+def test_redis_and_cloudflared_run_releases_past_their_known_critical_fixes(stack):
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["redis"]["image"]
+    images = [
+        c["image"] for d in stack.kubernetes("Deployment") for c in d.values["spec"]["template"]["spec"]["containers"]
+    ]
+    images.append(f"{values['repository']}:{values['tag']}")  # Argo CD's own Redis
+    assert len(images) == 3
+    for image in images:
+        name = image.split("@")[0].rsplit(":", 1)[0].split("/")[-1]
+        assert release_numbers(image) >= PATCHED[name], f"{image} is older than {PATCHED[name]}"
+
+
 DNS_RULE = {
     "to": [
         {
