@@ -85,10 +85,12 @@ def read_pins(vendor: Path | None = None) -> dict[str, str]:
     if not sums.is_file():
         return {}
     pins = {}
-    for line in sums.read_text().splitlines():
+    for number, line in enumerate(sums.read_text().splitlines(), 1):
         if line.strip() and not line.startswith("#"):
-            digest, folder = line.split(maxsplit=1)
-            pins[folder.strip()] = digest
+            fields = line.split()
+            if len(fields) != 2 or len(fields[0]) != 64:
+                raise VendoredChartError(f"{_shown(sums)}:{number}: not `<sha256>  <folder>`: {line!r}")
+            pins[fields[1]] = fields[0]
     return pins
 
 

@@ -113,6 +113,13 @@ def test_a_chart_without_a_pin_or_a_pin_without_a_chart_fails(vendor):
         charts.vendored("volsync", versions.VOLSYNC_CHART, vendor)
 
 
+def test_a_garbled_pin_file_is_refused_naming_its_line(vendor):
+    sums = vendor / "SHA256SUMS"
+    sums.write_text(sums.read_text() + "not-a-hash volsync-0.16.0 extra\n")
+    with pytest.raises(charts.VendoredChartError, match=r"SHA256SUMS:4: not `<sha256>  <folder>`"):
+        charts.problems(vendor)
+
+
 def test_a_symbolic_link_in_a_vendored_chart_is_refused(vendor):
     (vendor / VOLSYNC / "templates" / "link.yaml").symlink_to("/etc/hostname")
     with pytest.raises(charts.VendoredChartError, match=r"link\.yaml is a symbolic link"):
