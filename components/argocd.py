@@ -201,7 +201,6 @@ class ArgoCd(pulumi.ComponentResource):
             release="argocd",
             chart="argo-cd",
             version=versions.ARGO_CD_CHART,
-            repo=versions.ARGO_CD_REPO,
             namespace=ns.metadata.name,
             values=with_pinned_images(values),
             provider=args.provider,

@@ -197,7 +197,6 @@ class VolumeBackups(pulumi.ComponentResource):
             release="volsync",
             chart="volsync",
             version=versions.VOLSYNC_CHART,
-            repo=versions.VOLSYNC_REPO,
             namespace=ns.metadata.name,
             values={
                 # chart 0.16.0 values.yaml: one controller; it and the restic mover run the chart's

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from components.charts import chart_name
+
 NODE_MEMORY_MI = 4096
 """The smallest Pi 5 the platform supports: 4 GB."""
 K3S_SYSTEM_MI = 512
@@ -162,7 +164,7 @@ def containers(kind: str, name: str, inputs: dict) -> list[Container]:
     if kind == "kubernetes:helm.sh/v3:Release":
         values = inputs.get("values", {})
         sized = [_container(name, p, spec, n) for p, spec, n in _resource_specs(values)]
-        return sized + _unsized_parts(name, inputs.get("chart", ""), values, {c.path for c in sized})
+        return sized + _unsized_parts(name, chart_name(inputs), values, {c.path for c in sized})
     if kind in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet"):
         spec = inputs.get("spec", {})
         pod = spec.get("template", {}).get("spec", {})

@@ -63,7 +63,6 @@ class IngressNginx(pulumi.ComponentResource):
             release="ingress-nginx",
             chart="ingress-nginx",
             version=versions.INGRESS_NGINX_CHART,
-            repo=versions.INGRESS_NGINX_REPO,
             namespace=ns.metadata.name,
             values=controller_values(),
         )

@@ -60,7 +60,6 @@ class Keda(pulumi.ComponentResource):
             release="keda",
             chart="keda",
             version=versions.KEDA_CHART,
-            repo=versions.KEDA_REPO,
             namespace=ns.metadata.name,
             values={
                 # The chart's default is `Always`: a restart without internet would then fail.

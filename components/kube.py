@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import charts
+
 PLATFORM_LABELS = {"app.kubernetes.io/part-of": "spitikos", "app.kubernetes.io/managed-by": "pulumi"}
 
 
@@ -118,20 +120,25 @@ def chart(
     release: str,
     chart: str,
     version: str,
-    repo: str,
     namespace: pulumi.Input[str],
     values: dict[str, Any],
     provider: k8s.Provider | None = None,
     depends_on: list[pulumi.Resource] | None = None,
 ) -> k8s.helm.v3.Release:
-    """An upstream chart at a pinned version, rolled back if it does not become ready."""
+    """An upstream chart at a pinned version, installed from its vendored copy (components/charts.py:
+    the files `make render` checked, as pinned), rolled back if it does not become ready."""
+    path, digest = charts.vendored(chart, version)
     return k8s.helm.v3.Release(
         resource_name,
         k8s.helm.v3.ReleaseArgs(
             name=release,
-            chart=chart,
+            # A path and no `repository_opts`: with a repository the provider would download the
+            # chart by name instead. Moving a release from its repository to the path is an update
+            # (`helm upgrade`), not a replacement: pulumi-kubernetes replaces a Release only when
+            # its name or namespace changes (helm_release.go, Diff's forceNewFields).
+            chart=path,
             version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            description=charts.description(chart, version, digest),
             namespace=namespace,
             values=values,
             atomic=True,

@@ -1,13 +1,19 @@
 """Every version the platform runs, in one place: an upgrade is a one-line diff.
 
 k3s can also be overridden per stack with the `k3sVersion` setting.
+
+A chart (`NAME_CHART`) is installed from its copy under charts/vendor/, pinned by a hash
+(components/charts.py); `NAME_REPO` is where Renovate finds its new versions and `make
+vendor-charts` pulls them from, never where the cluster gets it.
 """
 
-K3S_VERSION = "v1.35.5+k3s1"
+# The current patch of the 1.35 line (Kubernetes 1.35 has upstream patches until 2027-02-28). An
+# upgrade re-runs the pinned installer in place on every node (components/k3s.py).
+K3S_VERSION = "v1.35.9+k3s1"
 
 # sha256 of k3s's `install.sh` at each release tag, checked on the node before the installer runs
 # (a moved tag or a tampered download then stops the install). Add the pinned release's with
-#   curl -sfL "https://raw.githubusercontent.com/k3s-io/k3s/v1.35.5%2Bk3s1/install.sh" | sha256sum
+#   curl -sfL "https://raw.githubusercontent.com/k3s-io/k3s/v1.35.9%2Bk3s1/install.sh" | sha256sum
 # A release without an entry installs with a warning. Not yet filled in: no copy of install.sh at
 # the tag could be fetched where this was written, and a guessed hash would stop every install.
 # The installer itself checks the k3s binary against the release's sha256sum-<arch>.txt.
@@ -34,17 +40,27 @@ ARGO_CD_REPO = "https://argoproj.github.io/argo-helm"
 # to an unmaintained legacy registry in 2025.
 # Every image runs by digest (`repository:tag@sha256:<multi-arch index>`): a re-pushed tag changes
 # nothing on the node. The tag stays for people and for Renovate, which updates both together.
+# Redis 8.2, still maintained as redis.io's Extended support line, at its current patch: 8.2.10
+# (the 2026-09-18 security release for 8.2/8.6/8.8/8.10: cluster and ACL fixes), past 8.2.3
+# (CVE-2025-62507) and the remote-code-execution fixes of 8.2.6 and 8.2.8 (2026-07-24). Its index
+# digest as public repositories pin it, several agreeing (a Dockerfile `FROM redis:8.2.10-alpine@`,
+# a test harness's image list, a Makefile's BASE_IMAGE_DIGEST_8.2.10-alpine, a `docker pull` record).
 REDIS_IMAGE = (
-    "docker.io/library/redis:8.2.2-alpine@sha256:59b6e694653476de2c992937ebe1c64182af4728e54bb49e9b7a6c26614d8933"
+    "docker.io/library/redis:8.2.10-alpine@sha256:b51665e66f00759be7c3152ad5ac3c66fb2f619c13ef62dea7cc1f9914524635"
 )
+# cloudflared's current release (2026.10.0); the security fixes of 2026.7.x-2026.8.x included. Its
+# index digest as public repositories pin it (Dockerfiles, Go and Rust constants, a deploy record
+# that lists its linux/amd64 and linux/arm64 manifests).
 CLOUDFLARED_IMAGE = (
-    "docker.io/cloudflare/cloudflared:2026.6.1@sha256:6d91c121b803126f7a5344005d17a9324788fc09d305b6e2560ec6040a7ae283"
+    "docker.io/cloudflare/cloudflared:2026.10.0@sha256:9b49eed8f62806d5d45ddf59ecefb5710429598ea6d3fcccd2af938f621b2b07"
 )
 # The Argo CD chart's own images (10.1.1's values.yaml defaults), by digest through the chart's
 # tag values: the chart accepts `tag@digest` (templates/_common.tpl turns it into a valid label).
 # Renovate moves them with the chart, in one pull request.
 ARGO_CD_IMAGE = "quay.io/argoproj/argocd:v3.4.4@sha256:2fb3efa9eaa42382acb39c9a1485eaac7a1ad7a09e8aa7da7143ca256fa6da09"
-ARGO_CD_REDIS_IMAGE = "ecr-public.aws.com/docker/library/redis:8.2.3-alpine@sha256:08ad0b1d280850169a790dba1393ff7a90aef951fc19632cf4d3ce4f78e679ba"  # noqa: E501 - one line, for Renovate
+# Argo CD's Redis at the same 8.2.10 as the platform's: ECR Public's docker/library mirrors the
+# official image with its digest (8.2.3-alpine has the same one on both, as pinned publicly).
+ARGO_CD_REDIS_IMAGE = "ecr-public.aws.com/docker/library/redis:8.2.10-alpine@sha256:b51665e66f00759be7c3152ad5ac3c66fb2f619c13ef62dea7cc1f9914524635"  # noqa: E501 - one line, for Renovate
 # KEDA's chart (2.20.2) takes `tag@digest` too (templates/*/deployment.yaml put the tag only in
 # the image; labels use the chart's appVersion). They move with the chart in one pull request.
 KEDA_IMAGE = "ghcr.io/kedacore/keda:2.20.2@sha256:fe74c7b8849586a67ad2201bcb89e7f5ac221ff90399ecaa8fd28427f1ef11e6"
@@ -53,6 +69,24 @@ KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks:2.20.2@sha256:41
 # ingress-nginx's chart already runs its images by digest (controller.image.digest and
 # admissionWebhooks.patch.image.digest in values.yaml at 4.15.1): not overridden, so a chart
 # upgrade brings its own tags and digests together.
+
+
+def charts() -> dict[str, str]:
+    """Every chart pinned here, with its version: `argo-cd` for ARGO_CD_CHART (Renovate's naming)."""
+    return {
+        name.removesuffix("_CHART").lower().replace("_", "-"): value
+        for name, value in globals().items()
+        if name.endswith("_CHART") and isinstance(value, str)
+    }
+
+
+def chart_repo(chart: str) -> str:
+    """The repository chart `argo-cd` is vendored from (`make vendor-charts`): ARGO_CD_REPO, named
+    the way Renovate's rule for the charts reads this file (renovate.json)."""
+    repo = globals().get(f"{chart.upper().replace('-', '_')}_REPO")
+    if not isinstance(repo, str):
+        raise ValueError(f"components/versions.py names no repository for chart {chart!r}")
+    return repo
 
 
 def repository_and_tag(image: str) -> tuple[str, str]:
@@ -65,8 +99,11 @@ def repository_and_tag(image: str) -> tuple[str, str]:
 # VolSync (backube/volsync): chart and operator 0.16.0, restic 0.18.1. Its images are multi-arch
 # (arm64 included) since 0.13 (backube/volsync#1613). The chart runs quay.io/backube/volsync at its
 # appVersion (0.16.0) for the controller and every mover; it is not yet pinned by digest (the chart
-# takes one in `image.image`/`restic.image`): none could be read where this was written, and a
-# guessed one would stop every pod.
+# takes one in `image.image`/`restic.image`, templates/_helpers.tpl "container-image"). One public
+# repository pins sha256:0d03a6aad57569eba2c0eaa0848cf4a908d9744b372ff2224bb291a320f36d76 for
+# 0.16.0 (walzen-group/backup-controller, hack/e2e/volsync/pins.json); no second source confirms it,
+# nor that it is the multi-arch index rather than one architecture's manifest, which would stop
+# every VolSync pod on the arm64 node. Pin it once a registry read (`crane digest`) confirms it.
 VOLSYNC_CHART = "0.16.0"
 VOLSYNC_REPO = "https://backube.github.io/helm-charts/"
 # The VolumeSnapshot CRD VolSync's controllers watch (components/crds/volumesnapshots.yaml).

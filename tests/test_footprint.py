@@ -6,13 +6,14 @@ import copy
 
 import pytest
 
+from components.charts import chart_name
 from components.footprint import CHART_PARTS, Footprint, containers, cpu_millis, memory_mi, running_parts
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def release(recording, chart: str):
-    return next(r for r in recording.of_type(RELEASE) if r.values["chart"] == chart)
+    return next(r for r in recording.of_type(RELEASE) if chart_name(r.values) == chart)
 
 
 def unsized_paths(reg, values: dict) -> list[str]:
@@ -21,7 +22,7 @@ def unsized_paths(reg, values: dict) -> list[str]:
 
 
 def test_the_table_knows_every_chart_the_stack_releases(stack):
-    assert {r.values["chart"] for r in stack.of_type(RELEASE)} == set(CHART_PARTS)
+    assert {chart_name(r.values) for r in stack.of_type(RELEASE)} == set(CHART_PARTS)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import pytest
 
 from components import versions
 from components.argocd import SERVER_POD, SERVER_SERVICE, ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components.charts import chart_name
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
@@ -59,8 +60,9 @@ def test_every_kubernetes_object_uses_the_cluster_provider(rec):
 
 def test_ingress_nginx_chart_serves_https_with_forwarded_headers_and_metrics(rec):
     release = rec.one(RELEASE, "ingress-release").values
-    assert (release["chart"], release["version"]) == ("ingress-nginx", versions.INGRESS_NGINX_CHART)
-    assert release["repositoryOpts"]["repo"] == "https://kubernetes.github.io/ingress-nginx"
+    assert (chart_name(release), release["version"]) == ("ingress-nginx", versions.INGRESS_NGINX_CHART)
+    assert release["chart"] == f"./charts/vendor/ingress-nginx-{versions.INGRESS_NGINX_CHART}"
+    assert "repositoryOpts" not in release, "the vendored chart, not one downloaded at deploy time"
     assert release["namespace"] == "ingress-nginx"
     controller = release["values"]["controller"]
     assert controller["config"]["use-forwarded-headers"] == "true"
@@ -74,7 +76,7 @@ def test_ingress_nginx_chart_serves_https_with_forwarded_headers_and_metrics(rec
 
 def test_keda_chart_sizes_operator_metrics_server_and_webhooks(rec):
     release = rec.one(RELEASE, "keda-release").values
-    assert (release["chart"], release["version"], release["namespace"]) == ("keda", versions.KEDA_CHART, "keda")
+    assert (chart_name(release), release["version"], release["namespace"]) == ("keda", versions.KEDA_CHART, "keda")
     sized = release["values"]["resources"]
     for part in ("operator", "metricServer", "webhooks"):
         assert set(sized[part]) == {"requests", "limits"}
@@ -121,12 +123,13 @@ def test_redis_data_lives_on_a_protected_local_path_claim(rec):
 
 def test_argocd_chart_is_trimmed_for_one_pi(rec):
     release = rec.one(RELEASE, "argocd-release").values
-    assert (release["chart"], release["version"], release["namespace"]) == (
+    assert (chart_name(release), release["version"], release["namespace"]) == (
         "argo-cd",
         versions.ARGO_CD_CHART,
         "argocd",
     )
-    assert release["repositoryOpts"]["repo"] == versions.ARGO_CD_REPO
+    assert release["chart"] == f"./charts/vendor/argo-cd-{versions.ARGO_CD_CHART}"
+    assert "repositoryOpts" not in release, "the vendored chart, not one downloaded at deploy time"
     # The release name makes the chart's object names, which the Ingress and the server's policy name.
     assert release["name"] == "argocd"
     assert (SERVER_SERVICE, SERVER_POD["app.kubernetes.io/instance"]) == ("argocd-server", "argocd")

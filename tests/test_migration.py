@@ -26,6 +26,7 @@ from test_guard import admit, denying_policies
 from test_stack import permits_cluster_object, permits_namespace, projects
 
 from components import argocd, ingress_nginx, k3s
+from components.charts import chart_name
 from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE, RELEASE_ENVIRONMENT
 from components.guard import ENFORCE_LABEL
 from components.platform import DOCS_SYNC_PATH
@@ -390,7 +391,7 @@ def test_prometheus_scrapes_the_platforms_nginx_metrics_and_may_reach_them(stack
     assert nginx["namespace"] == ingress_nginx.NAMESPACE and nginx["values"]["controller"]["metrics"]["enabled"]
     # The chart's metrics Service labels (ingress-nginx.labels: chart name, release) and port name.
     assert monitor["spec"]["selector"]["matchLabels"] == {
-        "app.kubernetes.io/name": nginx["chart"],
+        "app.kubernetes.io/name": chart_name(nginx),
         "app.kubernetes.io/instance": nginx["name"],
         "app.kubernetes.io/component": "controller",
     }

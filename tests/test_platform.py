@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from components.charts import chart_name
 from components.platform import Platform
 from spitikos.engine import is_secret
 
@@ -9,7 +10,7 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 
 
 def release_values(recording, chart: str) -> dict:
-    return next(r for r in recording.of_type(RELEASE) if r.values["chart"] == chart).values["values"]
+    return next(r for r in recording.of_type(RELEASE) if chart_name(r.values) == chart).values["values"]
 
 
 def test_every_helm_release_rolls_back_and_cleans_up_when_it_fails(stack):

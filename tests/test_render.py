@@ -10,7 +10,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from components import versions
+from components import charts, versions
+from components.charts import chart_name
 from spitikos import chart_checks as checks
 from spitikos import render
 from spitikos.engine import is_secret, plain
@@ -22,7 +23,7 @@ from spitikos.plan import RELEASE, from_recording
 def test_each_release_has_its_chart_vendored_at_the_pinned_version(stack):
     # Renovate bumps components/versions.py: the copy under charts/vendor/ must follow, or the
     # render would check a chart the cluster does not run.
-    wanted = {(r.values["chart"], r.values["version"]) for r in stack.of_type(RELEASE)}
+    wanted = {(chart_name(r.values), r.values["version"]) for r in stack.of_type(RELEASE)}
     assert ("argo-cd", versions.ARGO_CD_CHART) in wanted and ("volsync", versions.VOLSYNC_CHART) in wanted
     assert len(wanted) == 4
     for chart, version in sorted(wanted):
@@ -44,7 +45,7 @@ def test_each_vendored_dependency_is_at_the_version_its_chart_lock_names():
             assert str(meta["version"]) == dep["version"], (lock, dep["name"])
 
 
-def test_vendoring_pulls_each_missing_chart_from_its_repository_and_drops_unused_ones(stack, tmp_path, monkeypatch):
+def test_vendoring_pulls_each_missing_chart_from_its_repository_pins_it_and_drops_unused_ones(tmp_path, monkeypatch):
     # A stand-in for `helm pull --untar`: it writes the chart it is asked for, and logs its argv.
     helm, log = tmp_path / "helm", tmp_path / "argv"
     helm.write_text(
@@ -63,16 +64,33 @@ def test_vendoring_pulls_each_missing_chart_from_its_repository_and_drops_unused
     ]
     for folder in [*kept, "keda-2.0.0"]:
         (vendor / folder).mkdir(parents=True)
+        (vendor / folder / "Chart.yaml").write_text(f"name: {folder}\n")
+    charts.pin(vendor=vendor)
+    pins_before = charts.read_pins(vendor)
     monkeypatch.setenv("LOG", str(log))
-    done = render.vendor(from_recording(stack), helm, vendor)
+    done = render.vendor(helm, vendor)  # the charts components/versions.py pins
     assert log.read_text().split() == [
         "pull", "keda", "--repo", versions.KEDA_REPO, "--version", versions.KEDA_CHART, "--untar", "--untardir",
         log.read_text().split()[-1],
     ]  # fmt: skip
-    assert sorted(p.name for p in vendor.iterdir()) == sorted([*kept, f"keda-{versions.KEDA_CHART}"])
+    assert sorted(p.name for p in vendor.iterdir() if p.is_dir()) == sorted([*kept, f"keda-{versions.KEDA_CHART}"])
     assert render.vendored_version(vendor / f"keda-{versions.KEDA_CHART}") == versions.KEDA_CHART
-    assert [line.split(" ", 1)[0] for line in done] == ["vendored", "removed"]
+    assert [line.split(" ", 1)[0] for line in done] == ["vendored", "removed", "pinned", "dropped"]
     assert "keda-2.0.0/" in done[1]
+    # The pulled copy is pinned as pulled (its diff is what the pull request reviews); the others keep theirs.
+    pins = charts.read_pins(vendor)
+    assert pins == {
+        **{k: pins_before[k] for k in kept},
+        f"keda-{versions.KEDA_CHART}": pins[f"keda-{versions.KEDA_CHART}"],
+    }
+    assert charts.problems(vendor) == []
+
+
+def test_a_chart_in_an_oci_registry_is_pulled_by_its_reference():
+    helm = render.HELM
+    assert render.pull_command(helm, "nginx-gateway-fabric", "2.1.0", "oci://ghcr.io/nginx/charts") == [
+        str(helm), "pull", "oci://ghcr.io/nginx/charts/nginx-gateway-fabric", "--version", "2.1.0",
+    ]  # fmt: skip
 
 
 def test_the_vendored_charts_are_named_in_their_readme_with_their_source():
@@ -87,7 +105,7 @@ def test_the_vendored_charts_are_named_in_their_readme_with_their_source():
 def test_release_values_reach_helm_with_every_secret_a_placeholder(stack):
     plan = from_recording(stack)
     (argocd,) = [r for r in render.releases(plan) if r.chart == "argo-cd"]
-    (reg,) = [r for r in stack.of_type(RELEASE) if r.values["chart"] == "argo-cd"]
+    (reg,) = [r for r in stack.of_type(RELEASE) if chart_name(r.values) == "argo-cd"]
     secrets = [plain(v) for v in _secret_leaves(reg.inputs["values"])]
     assert secrets, "argo-cd's values carry secrets (the admin password, the webhook secrets)"
     text = yaml.safe_dump(argocd.values)
@@ -266,7 +284,9 @@ def test_a_pod_is_uncovered_in_each_direction_no_policy_of_its_namespace_selects
 
 def test_check_release_reports_each_violation_of_a_rendered_pod(stack):
     plan = from_recording(stack)
-    release = render.Release("spitikos-keda-release", "keda", "keda", versions.KEDA_CHART, "keda", {})
+    release = render.Release(
+        "spitikos-keda-release", "keda", "keda", versions.KEDA_CHART, "keda", {}, render.VENDOR / "keda-2.20.2"
+    )
     bare = {"name": "keda-operator", "image": "ghcr.io/kedacore/keda:2.20.2"}
     deployment = {
         "apiVersion": "apps/v1",

@@ -10,6 +10,7 @@ import yaml
 from conftest import AGENT_HOST_KEY, DUMMY_SECRETS, HOST_KEY, run_main, stack_config
 
 from components import versions
+from components.charts import chart_name
 from components.platform import Platform
 from components.settings import SettingsError
 from spitikos.engine import MOCK_HOST_KEY, MOCK_TUNNEL_TOKEN, exposed_strings
@@ -146,7 +147,7 @@ def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
 
 def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
     releases = stack.of_type(RELEASE)
-    assert sorted(r.values["chart"] for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
+    assert sorted(chart_name(r.values) for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
     kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
     redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
     parallel = [*releases, redis]
@@ -536,6 +537,29 @@ def test_the_platform_runs_its_own_and_argo_cds_images_by_digest(stack):
     assert f"{redis['repository']}:{redis['tag']}" == versions.ARGO_CD_REDIS_IMAGE
     assert re.search(digest, argocd["tag"]) and re.search(digest, redis["tag"])
     assert values["redis"]["resources"], "the pin keeps the Redis values beside it"
+
+
+# The first release of each line with no known critical vulnerability left (release notes):
+# Redis 8.2.3 fixed CVE-2025-62507, 8.2.6 and 8.2.8 remote code execution, 8.2.10 cluster and ACL
+# issues (2026-09-18); cloudflared 2026.8.0 a gRPC vulnerability and request-path handling.
+PATCHED = {"redis": (8, 2, 10), "cloudflared": (2026, 8, 0)}
+
+
+def release_numbers(image: str) -> tuple[int, ...]:
+    tag = image.split("@")[0].rsplit(":", 1)[1]
+    return tuple(int(n) for n in re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag).groups())
+
+
+def test_redis_and_cloudflared_run_releases_past_their_known_critical_fixes(stack):
+    values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]["redis"]["image"]
+    images = [
+        c["image"] for d in stack.kubernetes("Deployment") for c in d.values["spec"]["template"]["spec"]["containers"]
+    ]
+    images.append(f"{values['repository']}:{values['tag']}")  # Argo CD's own Redis
+    assert len(images) == 3
+    for image in images:
+        name = image.split("@")[0].rsplit(":", 1)[0].split("/")[-1]
+        assert release_numbers(image) >= PATCHED[name], f"{image} is older than {PATCHED[name]}"
 
 
 DNS_RULE = {
