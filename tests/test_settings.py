@@ -533,7 +533,7 @@ def test_a_mistyped_domain_is_one_problem_naming_domain():
 
 
 def test_optional_settings_left_at_their_empty_default_are_unset():
-    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""}
+    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": "", "ciRepository": ""}
     s = load({**empty, "uninstallOnDestroy": None, "kubeconfigRenewal": None})
     assert s.k3s_version == versions.K3S_VERSION
     assert s.uninstall_on_destroy is False, "a destroy leaves k3s on the node unless asked"
