@@ -302,7 +302,9 @@ def ci_tunnel(cfg: s.Settings, made: Tunnel | None) -> dict | None:
     if made is None or not made.ci_forwards:
         return None
     return {
-        "forwards": [{"hostname": f.hostname, "address": f.address, "port": f.port} for f in made.ci_forwards],
+        "forwards": [
+            {"kind": f.kind, "hostname": f.hostname, "address": f.address, "port": f.port} for f in made.ci_forwards
+        ],
         "unreachable": [n.host for n in (*cfg.agents, *cfg.backup.servers)],
     }
 

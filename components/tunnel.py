@@ -137,6 +137,8 @@ class Forward:
     """A hostname CI forwards to `address:port` on its runner: the address and port the stack
     itself connects to (an SSH connection's host, the kubeconfig's server)."""
 
+    kind: str
+    """`ssh` or `kubeApi`: what answers at the far end."""
     hostname: str
     address: str
     port: int
@@ -149,8 +151,8 @@ def ci_forwards(args: TunnelArgs) -> list[Forward]:
     if not (args.ssh_hostname and args.kube_api_hostname):
         return []
     return [
-        Forward(args.ssh_hostname, args.node_address, args.node_ssh_port),
-        Forward(args.kube_api_hostname, args.node_address, API_PORT),
+        Forward("ssh", args.ssh_hostname, args.node_address, args.node_ssh_port),
+        Forward("kubeApi", args.kube_api_hostname, args.node_address, API_PORT),
     ]
 
 

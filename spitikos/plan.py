@@ -225,8 +225,8 @@ def render(plan: Plan) -> str:
 ACCESS_APPLICATION = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
 ACCESS_POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
-SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
-ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"  # noqa: S105 - a type
+ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"  # noqa: S105 - a type
 # Rough minutes per slow step on a Pi 5 over a home connection, for the deploy estimate: the node
 # install downloads k3s and starts it; a release pulls its images and waits for them; the root
 # Application waits for Argo CD to sync. Estimates, not measurements (nothing here runs live).
