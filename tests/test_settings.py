@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pulumi
 import pytest
@@ -849,3 +850,40 @@ def test_a_kubeconfig_in_plain_text_is_refused():
     assert raised.value.problems == [
         "spitikos:kubeconfig: must be stored encrypted: `pulumi config set --secret kubeconfig ...`"
     ]
+
+
+# --- CI's way to the node (docs/decisions/0005) ---------------------------------------------------
+
+
+def test_pi5_lets_ci_in_through_its_ssh_and_api_hostnames_and_writes_the_tokens_to_this_repository():
+    ci = load({}).ci
+    assert (ci.enabled, ci.repository, ci.token_rotated_at) == (True, "spitikos-infra", "")
+
+
+def test_ci_settings_without_both_hostnames_are_refused_with_the_reason():
+    with pytest.raises(SettingsError) as error:
+        load({"kubeApiHostname": "", "ciTokenRotatedAt": "2026-12-07T09:30:00Z"})
+    for key in ("ciRepository", "ciTokenRotatedAt"):
+        assert f"spitikos:{key}: is set, but CI's Access service tokens exist only when both sshHostname and " in str(
+            error.value
+        )
+    assert load({"kubeApiHostname": "", "ciRepository": ""}).ci.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ciRepository", "spitikos/infra", "'spitikos/infra' is not a GitHub repository name"),
+        ("ciTokenRotatedAt", "yesterday", "'yesterday' is not a UTC time like '2026-12-01T09:30:00Z'"),
+    ],
+)
+def test_bad_ci_settings_are_refused_naming_the_key(key, value, message):
+    with pytest.raises(SettingsError, match=re.escape(f"spitikos:{key}: {message}")):
+        load({key: value})
+
+
+def test_ci_token_rotated_at_reaches_the_tunnel():
+    from components.platform import tunnel_args
+
+    settings = load({"ciTokenRotatedAt": "2026-12-07T09:30:00Z"})
+    assert tunnel_args(settings, None, None, "https://nginx").ci_token_rotated_at == "2026-12-07T09:30:00Z"
