@@ -319,8 +319,9 @@ class Tunnel(pulumi.ComponentResource):
             )
 
     def _access(self, name: str, args: TunnelArgs) -> dict[str, cloudflare.ZeroTrustAccessApplication]:
-        """An Access application per protected hostname, letting in only the listed emails; and a
-        bypass for each public path under one (Access applies the most specific path)."""
+        """An Access application per protected hostname, letting in only the listed emails (and, on
+        the SSH and API hostnames, CI's service tokens); and a bypass for each public path under
+        one (Access applies the most specific path)."""
         child = pulumi.ResourceOptions(parent=self)
         operators = cloudflare.ZeroTrustAccessPolicy(
             f"{name}-access-policy",
@@ -360,6 +361,12 @@ class Tunnel(pulumi.ComponentResource):
             for r in self.routes
             if r.protected
         }
+        self._public_paths(name, args)
+        return applications
+
+    def _public_paths(self, name: str, args: TunnelArgs) -> None:
+        """A bypass application for each public path under a protected hostname."""
+        child = pulumi.ResourceOptions(parent=self)
         bypassed = [r for r in self.routes if r.path is not None]
         if bypassed:
             everyone = cloudflare.ZeroTrustAccessPolicy(
@@ -382,7 +389,6 @@ class Tunnel(pulumi.ComponentResource):
                     policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=everyone.id, precedence=1)],
                     opts=child,
                 )
-        return applications
 
     def _ci_access(self, name: str, args: TunnelArgs) -> cloudflare.ZeroTrustAccessPolicy:
         """CI's service tokens, and the policy that admits them (and nothing else): `non_identity`,
