@@ -19,13 +19,13 @@ STACK ?= pi5
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
 
 help:  ## this list
-	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	@if command -v shellcheck >/dev/null; then shellcheck .ci/run tools/up tools/migration-check tools/e2e; \
-	else echo "note: shellcheck is not on PATH: run: scripts, .ci/run and tools/up are not shell-checked"; fi
+	else echo "note: shellcheck is not on PATH: the workflows' run: steps, .ci/run and tools/ are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
 pytest: $(VENV)/.installed  ## the tests alone
@@ -36,7 +36,7 @@ plan: $(VENV)/.installed  ## the platform offline (STACK=pi5; OUT=plan-out also 
 	$(PY) -m spitikos plan --stack $(STACK) $(if $(OUT),--out $(OUT))
 
 # Each Helm release the program registers, rendered offline by the locked Helm 4 from the chart vendored
-# at its pinned version (charts/vendor/), and checked (README, "What `make render` proves"). Its own
+# at its pinned version (charts/vendor/), and checked (docs/development.md, "What `make render` proves"). Its own
 # target: about 4.5 s (7 s the first time, with the install), too slow for `make test`.
 RENDER_TOOLS := .render
 render: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## render every chart release offline with Helm and check it (OUT=render-out)
@@ -61,7 +61,7 @@ up: $(VENV)/.installed  ## deploy STACK (default pi5) with the pinned Pulumi CLI
 	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
 
 # The in-cluster platform up, checked and destroyed with the real CLI on whatever cluster KUBECONFIG
-# points at (README, "What the e2e run proves"); CI runs it on kind. Installs the pinned CLI if missing.
+# points at (docs/development.md, "What the e2e run proves"); CI runs it on kind. Installs the pinned CLI if missing.
 e2e: $(VENV)/.installed  ## the in-cluster platform up, checked and destroyed on the cluster KUBECONFIG points at
 	PY='$(PY)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' tools/e2e
 

@@ -6,7 +6,7 @@ the stack writes, in the claim's namespace, a restic repository Secret (its own 
 a ReplicationSource that backs the claim up on a schedule and prunes by a retention policy.
 
 `copyMethod: Direct`: k3s's local-path volumes have no CSI snapshots, so the mover reads the live
-volume. The copy is crash-consistent, as if the power had been cut (see README "Backups and
+volume. The copy is crash-consistent, as if the power had been cut (see docs/backups.md, "Backups and
 restore" for what that means for Vault). Restoring is a ReplicationDestination plus a claim that
 names it as its data source (`restore_manifests`), applied before the application starts.
 """
@@ -157,7 +157,6 @@ class VolumeBackupsArgs:
     bucket: r2.BackupBucket
     volumes: Sequence[str]
     """`<namespace>/<claim>` each (the `backupVolumes` setting)."""
-    node_count: int = 1
     prometheus_namespace: str = "monitoring"
 
 
@@ -261,7 +260,7 @@ class VolumeBackups(pulumi.ComponentResource):
             {
                 "podSelector": {},
                 "ingress": [
-                    {"from": from_nodes(args.node_count), "ports": [{"protocol": "TCP", "port": HEALTH_PORT}]},
+                    {"from": from_nodes(), "ports": [{"protocol": "TCP", "port": HEALTH_PORT}]},
                     {
                         "from": [from_namespaces(args.prometheus_namespace)],
                         "ports": [{"protocol": "TCP", "port": METRICS_PORT}],

@@ -44,9 +44,6 @@ class IngressNginxArgs:
     """The only namespace whose pods may send NGINX traffic: the tunnel's connector."""
     unreachable_namespaces: Sequence[str] = ()
     """Namespaces NGINX never forwards to (the platform's own but Argo CD's): its egress skips them."""
-    node_count: int = 1
-    """The cluster's nodes (the server and its agents): the API server and kubelets reach the
-    controller from their addresses."""
 
 
 class IngressNginx(pulumi.ComponentResource):
@@ -70,7 +67,7 @@ class IngressNginx(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values=controller_values(),
         )
-        self._network_policy(name, ns, args.client_namespace, args.node_count)
+        self._network_policy(name, ns, args.client_namespace)
         self._egress_policy(name, ns, args.unreachable_namespaces)
         self.ingress_class = INGRESS_CLASS
         # fullnameOverride fixes the service name, so the address is known without waiting
@@ -78,7 +75,7 @@ class IngressNginx(pulumi.ComponentResource):
         self.service_url = f"https://{service_host('ingress-nginx-controller', NAMESPACE)}:443"
         self.register_outputs({"service_url": self.service_url})
 
-    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str, node_count: int) -> None:
+    def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, client_namespace: str) -> None:
         """Only cloudflared reaches NGINX; the organization's Prometheus (`monitoring`) its metrics,
         which KEDA's ScaledObjects query. No pod reaches the admission webhook: only the nodes, for
         the API server on the server node calls it, on any node the controller runs (k3s's
@@ -101,7 +98,7 @@ class IngressNginx(pulumi.ComponentResource):
                         "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
                     },
                     {
-                        "from": from_nodes(node_count),
+                        "from": from_nodes(),
                         "ports": [{"protocol": "TCP", "port": WEBHOOK_PORT}, {"protocol": "TCP", "port": METRICS_PORT}],
                     },
                 ],

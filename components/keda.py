@@ -42,8 +42,6 @@ PROMETHEUS_PORT = 8080  # every component's Prometheus metrics (`prometheus.*.po
 @dataclass
 class KedaArgs:
     provider: k8s.Provider
-    node_count: int = 1
-    """The cluster's nodes: the API server and kubelets reach KEDA from their addresses."""
     prometheus_namespace: str = "monitoring"
     """Where Prometheus runs (kube-prometheus-stack in spitikos/charts): it may scrape KEDA's metrics."""
 
@@ -100,7 +98,7 @@ class Keda(pulumi.ComponentResource):
                 "podSelector": {},
                 "ingress": [
                     {"from": [{"podSelector": {}}]},
-                    {"from": from_nodes(args.node_count), "ports": tcp},
+                    {"from": from_nodes(), "ports": tcp},
                     {
                         "from": [from_namespaces(args.prometheus_namespace)],
                         "ports": [{"protocol": "TCP", "port": PROMETHEUS_PORT}],

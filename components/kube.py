@@ -88,15 +88,19 @@ CLUSTER_CIDR = "10.42.0.0/16"
 NODE_CIDR_PREFIX = 24
 
 
-def from_nodes(node_count: int) -> list[dict[str, Any]]:
-    """`from` peers for the nodes themselves, as their traffic reaches a pod: each node's first
-    two addresses of its /24. flannel (vxlan) gives `flannel.1` the /24's `.0`, the source of
-    everything a node's host network (the API server, on the server) sends to a pod on another
-    node; the bridge `cni0` has `.1`, the source towards a pod on the same node (kubelet probes).
-    Pods get `.2` and up, so a /31 per node admits no pod. Why not the node's LAN address or the
-    whole cluster CIDR: docs/decisions/0003-network-policies-on-many-nodes.md."""
+def from_nodes() -> list[dict[str, Any]]:
+    """`from` peers for the nodes themselves, as their traffic reaches a pod: the first two
+    addresses of every node /24 the cluster CIDR can hold. flannel (vxlan) gives `flannel.1` the
+    /24's `.0`, the source of everything a node's host network (the API server, on a server) sends
+    to a pod on another node; the bridge `cni0` has `.1`, the source towards a pod on the same node
+    (kubelet probes). Pods get `.2` and up, so these /31s admit no pod.
+
+    Every /24, not only the first `node count`: kube-controller-manager hands a node that joins
+    (a rebuilt server or agent included) the next free /24 after the last one it handed out, and
+    wraps around, so any /24 of the cluster CIDR may belong to a node. Why not the nodes' LAN
+    addresses or the whole cluster CIDR: docs/decisions/0003-network-policies-on-many-nodes.md."""
     nodes = ipaddress.ip_network(CLUSTER_CIDR).subnets(new_prefix=NODE_CIDR_PREFIX)
-    return [{"ipBlock": {"cidr": f"{next(nodes).network_address}/31"}} for _ in range(node_count)]
+    return [{"ipBlock": {"cidr": f"{node.network_address}/31"}} for node in nodes]
 
 
 def with_provider(opts: pulumi.ResourceOptions | None, provider: k8s.Provider) -> pulumi.ResourceOptions:

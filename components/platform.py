@@ -64,8 +64,7 @@ class Platform(pulumi.ComponentResource):
         kube = self.cluster.provider
 
         # In-cluster: each waits for the cluster only, not for the others.
-        nodes = 1 + len(cfg.agents) + len(cfg.backup.servers)
-        self._in_cluster(name, cfg, kube, nodes)
+        self._in_cluster(name, cfg, kube)
 
         # Outside: GitHub and Cloudflare do not wait for the node; each only when the stack builds
         # it (`github`, `cloudflare`).
@@ -75,7 +74,7 @@ class Platform(pulumi.ComponentResource):
             else None
         )
         self.backup_bucket = self._backup_bucket(name, cfg, cloudflare_provider, resolve_snapshot_keys)
-        self.volume_backups = self._volume_backups(name, cfg, kube, nodes)
+        self.volume_backups = self._volume_backups(name, cfg, kube)
         self.docs_sync_token = self._docs_sync_token(name)
         # Argo CD generates the charts webhook's secret, but needs GitHub's deploy keys first:
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
@@ -110,10 +109,10 @@ class Platform(pulumi.ComponentResource):
         self.node_address = cfg.server.host
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
-    def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource, nodes: int) -> None:
+    def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> None:
         """ingress-nginx, Redis, KEDA and the admission guard: each waits for the cluster only."""
         child = pulumi.ResourceOptions(parent=self)
-        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube, nodes), opts=child)
+        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube), opts=child)
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(
@@ -124,7 +123,7 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
         self.guard = ClusterGuard(
             f"{name}-guard",
             ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
@@ -221,15 +220,13 @@ class Platform(pulumi.ComponentResource):
         resolve_snapshot_keys(bucket)
         return bucket
 
-    def _volume_backups(
-        self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource, nodes: int
-    ) -> VolumeBackups | None:
+    def _volume_backups(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> VolumeBackups | None:
         """VolSync and a restic backup of each listed claim, to the bucket."""
         if self.backup_bucket is None or not cfg.backup.volumes:
             return None
         return VolumeBackups(
             f"{name}-volume-backups",
-            VolumeBackupsArgs(provider=kube, bucket=self.backup_bucket, volumes=cfg.backup.volumes, node_count=nodes),
+            VolumeBackupsArgs(provider=kube, bucket=self.backup_bucket, volumes=cfg.backup.volumes),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -310,17 +307,16 @@ def ci_tunnel(cfg: s.Settings, made: Tunnel | None) -> dict | None:
 
 
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
-    """The `platform-env` Secret: what the platform hands an application (the README's contract
+    """The `platform-env` Secret: what the platform hands an application (docs/platform.md's contract
     table, held to this by tests/test_stack.py), plus what that application alone needs."""
     return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}
 
 
-def ingress_args(kube: pulumi.ProviderResource, nodes: int) -> IngressNginxArgs:
+def ingress_args(kube: pulumi.ProviderResource) -> IngressNginxArgs:
     """NGINX for the tunnel's cloudflared; no other platform namespace but Argo CD's may reach it."""
     return IngressNginxArgs(
         provider=kube,
         client_namespace=tunnel.NAMESPACE,
-        node_count=nodes,
         unreachable_namespaces=[
             n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
         ],

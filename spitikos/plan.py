@@ -128,6 +128,11 @@ class Plan:
         return self.recording.all()
 
     @cached_property
+    def sets_up_a_node(self) -> bool:
+        """False for a stack given a cluster by `kubeconfig`: then no line may speak of a node or of k3s."""
+        return not any(r.type == GIVEN_CLUSTER for r in self.resources)
+
+    @cached_property
     def graph(self) -> dict[str, set[str]]:
         """Each resource's URN -> the registered resources it waits for."""
         known = self.recording.registrations
@@ -289,14 +294,20 @@ def _summary(plan: Plan) -> list[str]:
     ]
     _, path = plan.critical_path()
     steps = ", ".join(f"{r.name} ~{SLOW_STEP_MINUTES[slow_kind(r)]} min" for r in path if is_slow(r))
+    if plan.sets_up_a_node:
+        cluster = f"  Nodes (SSH; only the private key is secret): {'; '.join(nodes) or 'none'}."
+        after = "    after the node is prepared (README, First run). An estimate: nothing here runs live."
+    else:
+        cluster = "  Cluster: the one `kubeconfig` names; no node is set up."
+        after = "    on that cluster. An estimate: nothing here runs live."
     return [
         "Summary:",
         f"  Resources per component: {', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}.",
-        f"  Nodes (SSH; only the private key is secret): {'; '.join(nodes) or 'none'}.",
-        f"  Hostnames ({len(hostnames)}; [Access] = behind Cloudflare Access): {', '.join(marked)}.",
+        cluster,
+        f"  Hostnames ({len(hostnames)}; [Access] = behind Cloudflare Access): {', '.join(marked) or 'none'}.",
         *_ci_access(plan),
         f"  Estimated first deploy: about {estimated_minutes(plan)} min of slow steps in a row ({steps}),",
-        "    after the node is prepared (README, First run). An estimate: nothing here runs live.",
+        after,
         "",
     ]
 
@@ -332,6 +343,8 @@ def mermaid(plan: Plan) -> str:
     )
 
 
+# What a stack given a cluster by `kubeconfig` builds in place of the node bootstrap (components/existing_cluster.py).
+GIVEN_CLUSTER = "spitikos:cluster:ExistingCluster"
 # The parts a stack may leave out, by the component that builds each (spitikos settings `Parts`).
 OPTIONAL_PARTS = {
     "spitikos:k3s:K3sCluster": "the node bootstrap (k3s over SSH; the cluster is the given kubeconfig's)",
@@ -353,7 +366,7 @@ def _skipped(plan: Plan) -> list[str]:
 
 
 def _backups(plan: Plan) -> list[str]:
-    """What is backed up, where and how often, and what is not (README "Backups and restore")."""
+    """What is backed up, where and how often, and what is not (docs/backups.md)."""
     rec = plan.recording
     buckets = [b.values["name"] for b in rec.of_type("cloudflare:index/r2Bucket:R2Bucket")]
     lines = [f"Backups (R2 bucket: {', '.join(buckets) or 'none, backupBucket is not set'}):"]
@@ -375,18 +388,27 @@ def _backups(plan: Plan) -> list[str]:
             f"{config['etcd-snapshot-retention']} on each server and {config['etcd-s3-retention']} in "
             f"{config['etcd-s3-bucket']}/{config['etcd-s3-folder']}/, from {len(dropins)} server(s)"
         )
-    else:
+    elif plan.sets_up_a_node:
         lines.append("  cluster state: NOT backed up (datastore sqlite): rebuilt from the Pulumi state and Git")
+    else:
+        lines.append("  cluster state: the given cluster's own, not this stack's to back up")
     lines.append("  NOT backed up: Redis (a cache), claims not in backupVolumes, Vault's unseal keys (kept offline)")
     return lines
 
 
 def _collisions(plan: Plan) -> list[str]:
     """What the program would create that a new cluster already holds (spitikos/world.py)."""
-    from spitikos.world import FRESH_WORLD, collisions
+    from spitikos.world import AT_START, FRESH_WORLD, collisions
 
-    found = collisions(plan.recording, FRESH_WORLD)
-    lines = ["Collisions with what a new k3s cluster and the platform's controllers create themselves:"]
+    if plan.sets_up_a_node:
+        found = collisions(plan.recording, FRESH_WORLD)
+        lines = ["Collisions with what a new k3s cluster and the platform's controllers create themselves:"]
+    else:
+        # What a given cluster holds is not known offline: only what the platform's own controllers make.
+        found = collisions(plan.recording, AT_START)
+        lines = [
+            "Collisions with what the platform's controllers create (the given cluster's own are unknown offline):"
+        ]
     return lines + ([f"  {c}" for c in found] or ["  none"])
 
 
@@ -419,6 +441,8 @@ def _footprint(plan: Plan) -> list[str]:
     for name, f in sorted(footprints.items()):
         lines.append(_footprint_row(row, name, f))
     lines.append(_footprint_row(row, "total", total))
+    if not plan.sets_up_a_node:
+        return [*lines, *_given_cluster_footprint(total)]
     left = plan.left_for_applications_mi
     lines.append(
         f"  Node: {plan.node_memory_mi:.0f} MiB (nodeMemory) - k3s itself ~{K3S_SYSTEM_MI} MiB - platform requests "
@@ -427,6 +451,15 @@ def _footprint(plan: Plan) -> list[str]:
     )
     lines += _footprint_notes(total)
     return lines
+
+
+def _given_cluster_footprint(total: Footprint) -> list[str]:
+    """On a cluster given by `kubeconfig`, its nodes' size and system share are unknown offline."""
+    return [
+        f"  Cluster: the platform requests {total.memory_requests_mi:.0f} MiB of memory and "
+        f"{total.cpu_requests_millis:.0f}m CPU (limits {total.cpu_limits_millis:.0f}m) of the given cluster; "
+        "what is left for applications depends on its nodes, unknown offline."
+    ]
 
 
 def _footprint_notes(total: Footprint) -> list[str]:
@@ -463,7 +496,8 @@ def _schedule(plan: Plan) -> list[str]:
     weight, path = plan.critical_path()
     all_waves = plan.waves()
     wave_of = {r.urn: i for i, wave in enumerate(all_waves) for r in wave}
-    lines = [f"Critical path: {weight:.0f} slow steps in a row (node install, chart releases, root Application):"]
+    kinds = f"{'node install, ' if plan.sets_up_a_node else ''}chart releases, root Application"
+    lines = [f"Critical path: {weight:.0f} slow steps in a row ({kinds}):"]
     for reg in path:
         mark = "  <- slow" if is_slow(reg) else ""
         lines.append(f"  wave {wave_of[reg.urn] + 1:>2}: {reg.name}  ({reg.type}){mark}")

@@ -2,8 +2,9 @@
 the program registers, rendered offline by Helm 4 from the chart vendored at its pinned version
 (charts/vendor/) with exactly the values the program passes, then checked: each object against
 the Kubernetes schema, each pod against its namespace's Pod Security level, the images against
-the pins, the memory requests against the footprint, and the pods against the program's
-NetworkPolicies. Secret values are placeholders: nothing real is rendered or printed."""
+the pins, the memory requests against the footprint, the pods against the program's
+NetworkPolicies, and what the releases' Helm hooks leave in the cluster against the world model
+(spitikos/world_check.py). Secret values are placeholders: nothing real is rendered or printed."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from components import versions
 from components.footprint import Footprint, containers
 from components.k3s import POD_SECURITY_ENFORCED
 from spitikos import chart_checks as checks
+from spitikos import world_check
 from spitikos.engine import Registration, whole_numbers_as_int
 from spitikos.plan import RELEASE, Plan, redact
 from spitikos.stack import ROOT
@@ -302,6 +304,7 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
     out.mkdir(parents=True, exist_ok=True)
     total, pods, lines = Report(), list(program_pods(plan)), []
     levels = namespace_levels(plan)
+    rendered: list[world_check.Rendered] = []
     for release in releases(plan):
         if not release.vendored.is_dir():
             total.violations.append(f"{release.name}: no vendored chart at {release.vendored.relative_to(ROOT)}")
@@ -309,6 +312,7 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
         text = helm_template(helm, release, f"{minor}.0")
         (out / f"{release.name}.yaml").write_text(text)
         objects = split_manifests(text)
+        rendered.append((release.name, release.namespace, objects))
         report = check_release(release, objects, plan, minor)
         total.violations += report.violations
         total.notes += report.notes
@@ -322,6 +326,9 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
             f" {len(templates)} pod templates checked at Pod Security {level} in {release.namespace}"
         )
     total.violations += unused_policies(plan, pods)
+    total.violations += [f"world model: {p}" for p in world_check.hook_problems(rendered)]
+    left = ", ".join(map(str, world_check.left_by_hooks(rendered))) or "nothing"
+    lines.append(f"world model: the releases' Helm hooks leave {left}; AT_START lists exactly these")
     return total, lines
 
 

@@ -7,8 +7,9 @@ over an object that does not carry the release's ownership metadata, and NGINX's
 webhook refuses an Ingress for a host and path another Ingress already serves.
 
 Three models: `FRESH_K3S` (a new k3s server, Traefik disabled), `AT_START` (what the platform's
-own charts and controllers create when they run) and `LIVE_SPITIKOS` (the real organization's
-cluster, which the migration meets). `collisions` applies the rules above to a Recording.
+own charts and controllers create when they run, the releases' Helm hooks included) and
+`LIVE_SPITIKOS` (the real organization's cluster, which the migration meets). `collisions`
+applies the rules above to a Recording; `owner` says who made an object a cluster holds.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ RELEASE = "kubernetes:helm.sh/v3:Release"
 HELM_RELEASE_NAME = "meta.helm.sh/release-name"
 HELM_RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 MANAGED_BY = "app.kubernetes.io/managed-by"
+HELM_HOOK = "helm.sh/hook"
+HELM_HOOK_DELETE_POLICY = "helm.sh/hook-delete-policy"
+HELM_RECORD_LABEL = ("owner", "helm")
+"""The label of Helm's own release records (a Secret per release version)."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +58,86 @@ class Existing:
             return None
         return notes[HELM_RELEASE_NAME], notes[HELM_RELEASE_NAMESPACE]
 
+    @property
+    def hook(self) -> str | None:
+        """The `helm.sh/hook` events when a Helm hook made the object (Helm's hooks carry no
+        ownership annotations: pkg/action/install.go sets them on the release's manifest only)."""
+        return dict(self.annotations).get(HELM_HOOK)
+
     def __str__(self) -> str:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name}"
+
+
+# --- who made an object -----------------------------------------------------------------------
+# The rules the e2e check (spitikos/world_check.py) reads a live object's metadata by, first match:
+HOOK = "a Helm hook"
+"""`helm.sh/hook`: Helm created it for a hook, without the release's ownership; no part of the
+release (an uninstall leaves it), its delete policy decides whether it stays (`left_by_hook`)."""
+RELEASE_OWNED = "a Helm release"
+"""Both ownership annotations and `managed-by: Helm`: the release's manifest, which Helm updates
+and deletes with the release, and adopts from an earlier install (pkg/action/validate.go)."""
+HELM_RECORD = "Helm's release record"
+"""The `owner=helm` label: Helm's storage of one version of a release."""
+PROGRAM_OWNED = "the program"
+"""`managed-by: pulumi`, which pulumi-kubernetes sets on every object it creates."""
+CONTROLLER = "a controller"
+"""None of the above: made at run time by a controller, a Job or k3s; only the model says it exists."""
+
+
+def owner(o: Existing) -> str:
+    """Who made `o`, by the rules above."""
+    labels = dict(o.labels)
+    if o.hook is not None:
+        return HOOK
+    if o.helm_owner is not None:
+        return RELEASE_OWNED
+    if labels.get(HELM_RECORD_LABEL[0]) == HELM_RECORD_LABEL[1]:
+        return HELM_RECORD
+    if labels.get(MANAGED_BY) == "pulumi":
+        return PROGRAM_OWNED
+    return CONTROLLER
+
+
+# Helm's hook events (helm/helm pkg/release/v1/hook.go; `test-success` is Helm 2's `test`). An
+# object naming any other is skipped whole: Helm neither creates it nor counts it in the release
+# (pkg/release/v1/util/manifest_sorter.go). Events and policies are split on commas, trimmed and
+# lower-cased there too.
+HOOK_EVENTS = frozenset(
+    {
+        "pre-install",
+        "post-install",
+        "pre-delete",
+        "post-delete",
+        "pre-upgrade",
+        "post-upgrade",
+        "pre-rollback",
+        "post-rollback",
+        "test",
+        "test-success",
+    }
+)
+INSTALL = frozenset({"pre-install", "post-install"})
+UPGRADE = frozenset({"pre-upgrade", "post-upgrade"})
+
+
+def _listed(value: str | None) -> set[str]:
+    return {v.strip().lower() for v in (value or "").split(",") if v.strip()}
+
+
+def left_by_hook(kind: str, annotations: dict[str, str], run: frozenset[str] = INSTALL) -> bool:
+    """Whether Helm leaves a hook object in the cluster after a successful `run` (an install, or an
+    upgrade), by its annotations (helm/helm pkg/action/hooks.go, the same rules in v4.1.4, which
+    `make render` runs, and v3.20.2, the library pulumi-kubernetes installs the releases with):
+    no delete policy means `before-hook-creation`, which deletes the previous copy before the next
+    run and so leaves this one; `hook-succeeded` deletes it once every hook of the event succeeded;
+    `hook-failed` only when it fails. A CustomResourceDefinition is never deleted."""
+    events = _listed(annotations.get(HELM_HOOK))
+    if not events or not events <= HOOK_EVENTS or not events & run:
+        return False
+    return kind == "CustomResourceDefinition" or "hook-succeeded" not in _listed(
+        annotations.get(HELM_HOOK_DELETE_POLICY)
+    )
 
 
 def _group(api_version: str) -> str:
@@ -70,19 +152,56 @@ RBAC = "rbac.authorization.k8s.io/v1"
 CRD = "apiextensions.k8s.io/v1"
 K3S_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
+BOOTSTRAP_KUBE_SYSTEM_ROLES = (
+    "extension-apiserver-authentication-reader",
+    "system:controller:bootstrap-signer",
+    "system:controller:cloud-provider",
+    "system:controller:token-cleaner",
+    "system::leader-locking-kube-controller-manager",
+    "system::leader-locking-kube-scheduler",
+)
+BOOTSTRAP_KUBE_SYSTEM_ROLE_BINDINGS = (
+    "system::extension-apiserver-authentication-reader",
+    "system::leader-locking-kube-controller-manager",
+    "system::leader-locking-kube-scheduler",
+    "system:controller:bootstrap-signer",
+    "system:controller:cloud-provider",
+    "system:controller:token-cleaner",
+)
+K3S_RUNTIME_CLASSES = (
+    "nvidia",
+    "nvidia-experimental",
+    "crun",
+    "lunatic",
+    "slight",
+    "spin",
+    "wws",
+    "wasmedge",
+    "wasmer",
+    "wasmtime",
+)
+
 # kube-controller-manager puts these in every namespace, the program's own included.
 IN_EVERY_NAMESPACE = (("v1", "ServiceAccount", "default"), ("v1", "ConfigMap", "kube-root-ca.crt"))
 
-# A new k3s server (v1.35, `--disable=traefik`): the API server's own objects, then k3s's
-# manifests (k3s-io/k3s `manifests/`: coredns.yaml, local-storage.yaml, metrics-server/,
-# rolebindings.yaml, runtimes.yaml) and the CRDs of its deploy and Helm controllers.
+# A new k3s server (components/versions.py K3S_VERSION, `--disable=traefik`): the API server's own
+# objects, then k3s's manifests (k3s-io/k3s `manifests/`) and the CRDs of its deploy and Helm
+# controllers. The manifests were read in k3s-io/k3s at bad22133 (rolebindings.yaml, ccm.yaml:
+# their versions after ClusterCIDR's removal, v1.29) and c77d0b85 (runtimes.yaml); the tag
+# v1.35.5+k3s1 itself could not be fetched here (the repository is over the fetch limit).
 FRESH_K3S: tuple[Existing, ...] = (
     *_objects("v1", "Namespace", None, *K3S_NAMESPACES),
     Existing("v1", "Service", "default", "kubernetes"),
     Existing("v1", "ConfigMap", "kube-system", "extension-apiserver-authentication"),
     *_objects(RBAC, "ClusterRole", None, "cluster-admin", "admin", "edit", "view", "system:discovery"),
     *_objects(RBAC, "ClusterRoleBinding", None, "cluster-admin", "system:discovery"),
-    *_objects(RBAC, "Role", "kube-system", "extension-apiserver-authentication-reader"),
+    # The API server's bootstrap policy, its namespaced part (kubernetes/kubernetes
+    # plugin/pkg/auth/authorizer/rbac/bootstrappolicy/namespace_policy.go; `system:controller:` is
+    # its saRolePrefix): Roles and RoleBindings in kube-system and kube-public.
+    *_objects(RBAC, "Role", "kube-system", *BOOTSTRAP_KUBE_SYSTEM_ROLES),
+    *_objects(RBAC, "RoleBinding", "kube-system", *BOOTSTRAP_KUBE_SYSTEM_ROLE_BINDINGS),
+    *_objects(RBAC, "Role", "kube-public", "system:controller:bootstrap-signer"),
+    *_objects(RBAC, "RoleBinding", "kube-public", "system:controller:bootstrap-signer"),
     *_objects("scheduling.k8s.io/v1", "PriorityClass", None, "system-cluster-critical", "system-node-critical"),
     # coredns.yaml
     *_objects("v1", "ServiceAccount", "kube-system", "coredns"),
@@ -106,27 +225,58 @@ FRESH_K3S: tuple[Existing, ...] = (
     *_objects(RBAC, "ClusterRoleBinding", None, "system:metrics-server", "metrics-server:system:auth-delegator"),
     *_objects(RBAC, "RoleBinding", "kube-system", "metrics-server-auth-reader"),
     *_objects("apiregistration.k8s.io/v1", "APIService", None, "v1beta1.metrics.k8s.io"),
-    # rolebindings.yaml, runtimes.yaml
-    *_objects(RBAC, "ClusterRoleBinding", None, "kube-apiserver-kubelet-admin"),
-    *_objects("node.k8s.io/v1", "RuntimeClass", None, "nvidia", "crun", "spin", "wasmtime"),
+    # ccm.yaml: the embedded cloud controller's rights (k3s runs it unless --disable-cloud-controller).
+    *_objects(RBAC, "ClusterRole", None, "k3s-cloud-controller-manager"),
+    *_objects(
+        RBAC,
+        "ClusterRoleBinding",
+        None,
+        "k3s-cloud-controller-manager",
+        "k3s-cloud-controller-manager-auth-delegator",
+    ),
+    *_objects(RBAC, "RoleBinding", "kube-system", "k3s-cloud-controller-manager-authentication-reader"),
+    # rolebindings.yaml: the API server's kubelet rights, and k3s's own controller (network policy).
+    *_objects(RBAC, "ClusterRoleBinding", None, "kube-apiserver-kubelet-admin", "system:k3s-controller"),
+    *_objects(RBAC, "ClusterRole", None, "system:k3s-controller"),
+    # runtimes.yaml: a RuntimeClass for every runtime k3s can detect, whether the node has it or not.
+    *_objects("node.k8s.io/v1", "RuntimeClass", None, *K3S_RUNTIME_CLASSES),
     # k3s's controllers: HelmChart (helm-controller) and Addon, ETCDSnapshotFile (k3s).
     *_objects(CRD, "CustomResourceDefinition", None, "helmcharts.helm.cattle.io", "helmchartconfigs.helm.cattle.io"),
     *_objects(CRD, "CustomResourceDefinition", None, "addons.k3s.cattle.io", "etcdsnapshotfiles.k3s.cattle.io"),
 )
+
+# What a release's Helm hooks leave behind, by release name: `python -m spitikos.render` (`make
+# render`) checks this against the hooks of every chart it renders (spitikos/world_check.py,
+# `hook_problems`). argo-cd 10.1.1's redis-secret-init (templates/redis-secret-init/): `pre-install,
+# pre-upgrade`, deleted only `before-hook-creation`, so Helm leaves them after each run. Its Job
+# goes too: `ttlSecondsAfterFinished: 60` (Kubernetes' TTL-after-finished controller deletes it).
+HOOK_NOTES = ((HELM_HOOK, "pre-install,pre-upgrade"), (HELM_HOOK_DELETE_POLICY, "before-hook-creation"))
+HOOKS_LEFT: dict[str, tuple[Existing, ...]] = {
+    "argocd": (
+        Existing("v1", "ServiceAccount", "argocd", "argocd-redis-secret-init", annotations=HOOK_NOTES),
+        Existing(RBAC, "Role", "argocd", "argocd-redis-secret-init", annotations=HOOK_NOTES),
+        Existing(RBAC, "RoleBinding", "argocd", "argocd-redis-secret-init", annotations=HOOK_NOTES),
+    ),
+}
 
 # What the platform's charts and controllers create while they run, outside their releases:
 AT_START: tuple[Existing, ...] = (
     # argocd-server, before it listens (argo-cd v3.4.4 server/server.go, initializeDefaultProject).
     # (No `argocd-initial-admin-secret`: the chart sets the admin password.)
     Existing("argoproj.io/v1alpha1", "AppProject", "argocd", "default"),
-    # argo-cd 10.1.1's redis-secret-init Job.
+    # argo-cd 10.1.1's redis-secret-init Job, and the hook objects it runs with.
     Existing("v1", "Secret", "argocd", "argocd-redis"),
+    *(o for left in HOOKS_LEFT.values() for o in left),
     # ingress-nginx 4.15.1: the admission create-secret Job, and the controller's leader election.
     Existing("v1", "Secret", "ingress-nginx", "ingress-nginx-admission"),
     Existing("coordination.k8s.io/v1", "Lease", "ingress-nginx", "ingress-nginx-leader"),
     # KEDA 2.20.2's operator: its certificates (cert rotation) and leader election.
     Existing("v1", "Secret", "keda", "kedaorg-certs"),
     Existing("coordination.k8s.io/v1", "Lease", "keda", "operator.keda.sh"),
+    # VolSync v0.16.0's manager (cmd/main.go): leader election (`--leader-elect`, which the chart's
+    # deployment-controller.yaml passes) under LeaderElectionID `b95b3104.backube`, in the pod's own
+    # namespace. Its VolumePopulator CR is made only where that CRD exists; k3s installs none.
+    Existing("coordination.k8s.io/v1", "Lease", "volsync-system", "b95b3104.backube"),
 )
 
 KEDA_CRDS = (

@@ -75,7 +75,7 @@ HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
 AGENT_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockAgentHostKeyForTests"
 
 
-# pi5 grown up: embedded etcd on SSDs, three servers, backups to R2 (README "Backups and restore").
+# pi5 grown up: embedded etcd on SSDs, three servers, backups to R2 (docs/backups.md).
 HA = {
     "spitikos:datastore": "etcd",
     "spitikos:etcdOnSsd": "true",

@@ -220,3 +220,16 @@ def test_the_e2e_workflow_runs_make_e2e_on_kind_for_pull_requests_and_daily_with
     assert after and all(s.get("if") == "failure()" for s in after)
     assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in after)
     assert any("kubectl get" in s.get("run", "") for s in after)
+
+
+def test_ci_renders_the_e2e_stacks_charts_so_the_world_model_knows_what_their_hooks_leave():
+    """`make render` checks what the releases' Helm hooks leave against the world model
+    (world_check.hook_problems); run on the e2e stack too, a chart change that leaves a new object
+    fails there, not an hour later at the e2e run's world comparison on kind."""
+    import yaml
+
+    command = "make render STACK=e2e"
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pull-request.yaml").read_text())
+    assert any(s.get("run", "").startswith(command) for s in workflow["jobs"]["test"]["steps"])
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index("make test") < ci.index(command), ".ci/run: the e2e stack's charts are rendered too"

@@ -75,3 +75,18 @@ def test_the_plan_says_what_is_skipped(own_cluster, stack):
     assert "node bootstrap" in line and "Cloudflare" in line and "GitHub" in line
     assert plan.to_json()["skipped"] == skipped(plan)
     assert skipped(from_recording(stack)) == []
+
+
+def test_the_plan_of_a_given_cluster_speaks_of_no_node_and_no_k3s(own_cluster, stack):
+    """No node is prepared, no SQLite of ours, no k3s objects to collide with: the lines a Pi's plan has."""
+    from spitikos.plan import from_recording, render
+
+    node_only = ("after the node is prepared", "datastore sqlite", "new k3s cluster", "node install", "Nodes (SSH")
+    text = render(from_recording(own_cluster, "e2e"))
+    lines = [line for line in text.splitlines() if "skipped:" not in line and not line.lstrip().startswith("- ")]
+    assert [line for line in lines if any(s in line for s in node_only) or "k3s" in line] == []
+    assert "Cluster: the one `kubeconfig` names; no node is set up." in text
+    assert "cluster state: the given cluster's own" in text
+    # A stack with a node keeps every one of them.
+    pi5 = render(from_recording(stack))
+    assert all(s in pi5 for s in node_only) and "k3s itself" in pi5

@@ -3,7 +3,8 @@
 k3s enforces them with kube-router, which admits traffic from a pod's own node and, from other
 nodes, only what a rule admits. The API server runs on the server's host network, so the
 webhooks and the metrics API must admit the nodes, whichever node their pods land on; and
-nothing else: no pod may call a webhook. Checked on pi5 with one agent (two nodes).
+nothing else: no pod may call a webhook. Checked on pi5, on pi5 with servers and agents, and
+for a node rebuilt beyond the node count.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def test_no_pod_and_no_other_address_reaches_the_node_ports(with_agent_and_host_
 
 
 def test_node_peers_admit_only_the_nodes_first_two_addresses(with_agent_and_host_key, stack):
-    """One /31 per node, as many as the stack has nodes: no peer is wider."""
-    for recording, nodes in ((stack, 1), (with_agent_and_host_key, 5)):  # three servers and two agents
+    """A /31 for each /24 a node can hold, whatever the node count: no peer is wider."""
+    every_node = {f"10.42.{n}.0/31" for n in range(256)}
+    for recording in (stack, with_agent_and_host_key):  # one node; three servers and two agents
         for namespace in NODE_PORTS:
             blocks = {
                 peer["ipBlock"]["cidr"]
@@ -105,7 +107,19 @@ def test_node_peers_admit_only_the_nodes_first_two_addresses(with_agent_and_host
                 for peer in rule["from"]
                 if "ipBlock" in peer
             }
-            assert blocks == {f"10.42.{n}.0/31" for n in range(nodes)}, namespace
+            assert blocks == every_node, namespace
+
+
+@pytest.mark.parametrize("namespace", sorted(NODE_PORTS))
+def test_a_rebuilt_node_beyond_the_node_count_still_reaches_webhooks_and_probes(stack, namespace):
+    """A server or agent that joins again gets the next free /24, not its old one: on a one-node
+    stack that has rebuilt its server twice, the API server and kubelet speak from 10.42.2.0/24."""
+    spec = policy(stack, namespace)
+    for port in NODE_PORTS[namespace]["webhook"] + NODE_PORTS[namespace]["probes"]:
+        for source in ("10.42.2.0", "10.42.2.1", "10.42.255.0", "10.42.255.1"):
+            assert admitted(spec, source, port), f"{namespace}:{port} refuses a re-added node at {source}"
+        for pod in ("10.42.2.2", "10.42.255.254"):
+            assert not admitted(spec, pod, port), f"{namespace}:{port} admits the pod {pod} of a re-added node"
 
 
 def test_prometheus_in_monitoring_scrapes_keda_and_no_one_else_from_outside(stack):

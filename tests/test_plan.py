@@ -249,8 +249,11 @@ def test_out_removes_what_an_earlier_run_wrote_and_nothing_else(pi5_plan, tmp_pa
     mine = [tmp_path / "notes.md", tmp_path / "kubernetes" / "README.md"]
     for path in mine:
         path.write_text("the operator's own\n")
+    # A `kubernetes/*.yaml` is the plan's whoever wrote it (docs/development.md says so): it goes too.
+    handwritten = tmp_path / "kubernetes" / "my-own.yaml"
+    handwritten.write_text("kind: ConfigMap\n")
     written = offline.write(pi5_plan, tmp_path)
-    assert not gone.exists()
+    assert not gone.exists() and not handwritten.exists()
     assert all(path.exists() for path in mine)
     assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == sorted([*written, *mine])
 

@@ -306,15 +306,15 @@ def test_redis_answers_where_the_real_apps_look(stack):
     assert alias["spec"] == main["spec"], "the alias reaches the same pod on the same port"
 
 
-def test_the_readme_contract_table_lists_exactly_what_platform_env_holds(stack):
+def test_the_contract_table_lists_exactly_what_platform_env_holds(stack):
     import re
 
     from conftest import ROOT
 
     env = stack.one("kubernetes:core/v1:Secret", "spitikos-api-env")
     keys = set(env.values["stringData"])
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## What an application gets", 1)[1].split("\n## ", 1)[0]
+    page = (ROOT / "docs" / "platform.md").read_text()
+    section = page.split("## What an application gets", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`platform-env` key `([A-Z_]+)`", section))
     assert documented == keys
     url = env.values["stringData"]["REDIS_URL"]

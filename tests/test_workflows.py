@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
-README = (ROOT / "README.md").read_text()
+CI_PAGE = (ROOT / "docs" / "ci.md").read_text()
 ACTION = ROOT / ".github" / "actions" / "pulumi-stack" / "action.yaml"
 SEED = ROOT / "components" / "seed" / "release.yaml"
 
@@ -109,9 +109,9 @@ def test_the_preview_has_its_own_environment_and_never_runs_for_forks():
     assert preview["if"] == FORKS_EXCLUDED
 
 
-def test_each_preview_environment_is_set_up_as_the_readme_says():
-    # Environments are repository settings, not code: the README's CI section is their source.
-    ci = README.split("\n## CI\n", 1)[1].split("\n## ", 1)[0]
+def test_each_preview_environment_is_set_up_as_the_ci_page_says():
+    # Environments are repository settings, not code: docs/ci.md is their source.
+    ci = CI_PAGE
     setup = {m[1]: m[2] for m in re.finditer(r"(?ms)^- `(pi5[\w-]*)`: (.+?)(?=^- |^\n)", ci)}
     # A pull request's preview runs a side branch's code: a person approves each one first.
     assert "Required reviewers" in setup["pi5-preview"]
