@@ -11,6 +11,7 @@ import threading
 
 import pytest
 import yaml
+from conftest import stack_config
 
 from components import versions
 from components.tunnel import CI_TOKEN_ID, CI_TOKEN_SECRET
@@ -37,12 +38,15 @@ class Runner:
 
 def test_the_forwards_reach_the_node_at_the_addresses_the_state_records(stack):
     """A changed SSH host reruns the node's install, a changed kubeconfig replaces the provider: CI
-    must connect to exactly what the stack connects to, so every forward listens there."""
+    must connect to exactly what the stack connects to, so every forward listens there. Those are
+    the node's own address, never a hostname of the tunnel: the operator's first `make up`, on the
+    LAN before any tunnel exists, connects to the same."""
     output, secret = stack.exports["ciTunnel"]
     assert not secret
     forwards = {(f.address, f.port): f for f in ci_tunnel.read_forwards(output)}
     for command in stack.of_type("command:remote:Command"):
         connection = command.values["connection"]
+        assert connection["host"] == stack_config()["spitikos:nodeHost"], command.name
         assert forwards[(connection["host"], connection["port"])].kind == "ssh", command.name
         assert forwards[(connection["host"], connection["port"])].hostname == "ssh.taehoonlee.cloud"
     kubeconfig = yaml.safe_load(stack.one("pulumi:providers:kubernetes").values["kubeconfig"])
