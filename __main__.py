@@ -23,6 +23,10 @@ pulumi.export("redisAddress", platform.redis.address)
 if platform.tunnel is not None:
     pulumi.export("tunnelId", platform.tunnel.tunnel_id)
     pulumi.export("publicHostnames", [r.hostname for r in platform.tunnel.routes])
+    # What CI forwards to reach the node, and its Access service tokens (docs/decisions/0005).
+    if platform.ci_tunnel is not None:
+        pulumi.export("ciTunnel", platform.ci_tunnel)
+        pulumi.export("ciAccessTokens", platform.ci_access_tokens)
 if platform.github is not None:
     pulumi.export("repositories", platform.github.ssh_urls)
 # Only with datastore etcd: a restore of a snapshot needs it (docs/operations.md, "The Pi died").

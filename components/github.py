@@ -6,7 +6,7 @@ Repositories are protected twice: `protect` stops Pulumi from deleting them, and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,17 @@ class DocsSyncArgs:
 
 
 @dataclass
+class CiSecretsArgs:
+    """Secrets of an Actions environment of `repository` (this infrastructure repository), which the
+    program does not manage: its reviewers and branch rules are set by hand (docs/decisions/0005),
+    since writing the environment would reset them."""
+
+    repository: str
+    environments: Mapping[str, Mapping[str, pulumi.Input[str]]]
+    """Per environment, each secret's name and value."""
+
+
+@dataclass
 class GitHubArgs:
     provider: github.Provider
     owner: str
@@ -76,6 +87,7 @@ class GitHubArgs:
     required_reviews: int = 0
     adopt_existing: bool = False
     docs_sync: DocsSyncArgs | None = None
+    ci: CiSecretsArgs | None = None
 
 
 def seed_file(name: str, owner: str) -> str:
@@ -107,6 +119,8 @@ class GitHub(pulumi.ComponentResource):
         self._release_secrets(name, args)
         if args.docs_sync:
             self._docs_sync(name, args.docs_sync)
+        if args.ci:
+            self._ci_secrets(name, args.ci)
         self.register_outputs({"ssh_urls": self.ssh_urls})
 
     def _repositories(self, name: str, args: GitHubArgs) -> dict[str, github.BranchDefault]:
@@ -229,6 +243,20 @@ class GitHub(pulumi.ComponentResource):
             value=pulumi.Output.secret(value),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _ci_secrets(self, name: str, ci: CiSecretsArgs) -> None:
+        """CI's secrets, each in its environment only: a job reads them only when it names that
+        environment and passes its branch rule (main alone for the deploy's and drift's)."""
+        for environment, secrets in ci.environments.items():
+            for secret_name, value in secrets.items():
+                github.ActionsEnvironmentSecret(
+                    f"{name}-{ci.repository}-{environment}-{secret_name.lower().replace('_', '-')}",
+                    repository=ci.repository,
+                    environment=environment,
+                    secret_name=secret_name,
+                    value=pulumi.Output.secret(value),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
 
     def _docs_sync(self, name: str, sync: DocsSyncArgs) -> None:
         """The URL as a repository variable; the token only in the `sync` environment, which only

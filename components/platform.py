@@ -16,7 +16,7 @@ from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.backup import VolumeBackups, VolumeBackupsArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
-from components.github import DOCS_SYNC_TOKEN, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
+from components.github import DOCS_SYNC_TOKEN, CiSecretsArgs, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
@@ -47,6 +47,11 @@ class Platform(pulumi.ComponentResource):
     """None when the stack builds no GitHub part (`github: false`)."""
     tunnel: Tunnel | None
     """None when the stack builds no Cloudflare part (`cloudflare: false`)."""
+    ci_tunnel: dict | None
+    """What a CI job forwards to reach the node, and the nodes it cannot reach (spitikos/ci_tunnel.py);
+    None without both the SSH and the API hostnames."""
+    ci_access_tokens: pulumi.Output[dict] | None
+    """CI's service tokens, `{role: {id, secret}}`. Secret."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:platform:Platform", name, None, opts)
@@ -75,7 +80,9 @@ class Platform(pulumi.ComponentResource):
         # a deferred Output lets GitHub take the secret before Argo CD exists in this program,
         # with no cycle among the resources themselves.
         charts_webhook_secret, resolve_charts_webhook_secret = pulumi.deferred_output()
-        self.github = self._github(name, cfg, charts_webhook_secret) if cfg.parts.github else None
+        # CI's service tokens go to this repository's environments, but the tunnel makes them later.
+        ci_secrets, resolve_ci_secrets = ci_environment_secrets(cfg)
+        self.github = self._github(name, cfg, charts_webhook_secret, ci_secrets) if cfg.parts.github else None
         self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
         resolve_charts_webhook_secret(self.argocd.webhook_secret)
 
@@ -90,6 +97,13 @@ class Platform(pulumi.ComponentResource):
         )
 
         self.tunnel = self._tunnel(name, cfg, cloudflare_provider, kube) if cloudflare_provider else None
+        resolve_ci_secrets(self.tunnel)
+        self.ci_tunnel = ci_tunnel(cfg, self.tunnel)
+        self.ci_access_tokens = (
+            pulumi.Output.secret({r: {"id": i, "secret": v} for r, (i, v) in self.tunnel.ci_tokens.items()})
+            if self.ci_tunnel is not None and self.tunnel is not None
+            else None
+        )
 
         self.kubeconfig = self.cluster.kubeconfig
         self.node_address = cfg.server.host
@@ -123,12 +137,14 @@ class Platform(pulumi.ComponentResource):
             return ExistingCluster(f"{name}-cluster", ExistingClusterArgs(cfg.parts.kubeconfig), opts=child)
         return K3sCluster(f"{name}-k3s", cluster_args(cfg, snapshots), opts=child)
 
-    def _github(self, name: str, cfg: s.Settings, charts_webhook_secret: pulumi.Input[str]) -> GitHub:
+    def _github(
+        self, name: str, cfg: s.Settings, charts_webhook_secret: pulumi.Input[str], ci: CiSecretsArgs | None
+    ) -> GitHub:
         child = pulumi.ResourceOptions(parent=self)
         provider = github.Provider(f"{name}-github", owner=cfg.github.owner, token=cfg.github.token, opts=child)
-        return GitHub(
-            f"{name}-github", github_args(cfg, provider, charts_webhook_secret, self.docs_sync_token), opts=child
-        )
+        args = github_args(cfg, provider, charts_webhook_secret, self.docs_sync_token)
+        args.ci = ci
+        return GitHub(f"{name}-github", args, opts=child)
 
     def _tunnel(
         self, name: str, cfg: s.Settings, provider: cloudflare.Provider, kube: pulumi.ProviderResource
@@ -257,6 +273,39 @@ def etcd_snapshots(cfg: s.Settings) -> tuple[EtcdSnapshotArgs | None, Callable[[
     return snapshots, resolve
 
 
+def ci_environment_secrets(cfg: s.Settings) -> tuple[CiSecretsArgs | None, Callable[[Tunnel | None], None]]:
+    """With `ciRepository`: each CI environment's service token (id and secret, as cloudflared reads
+    them), deferred until the tunnel makes the tokens; and what hands them over then."""
+    if not (cfg.ci.enabled and cfg.ci.repository):
+        return None, lambda _tunnel: None
+    deferred = {role: (pulumi.deferred_output(), pulumi.deferred_output()) for role in tunnel.CI_TOKENS}
+    environments = {
+        environment: {tunnel.CI_TOKEN_ID: deferred[role][0][0], tunnel.CI_TOKEN_SECRET: deferred[role][1][0]}
+        for environment, role in tunnel.ci_environments(pulumi.get_stack()).items()
+    }
+
+    def resolve(made: Tunnel | None) -> None:
+        for role, ((_, resolve_id), (_, resolve_secret)) in deferred.items():
+            token_id, token_secret = made.ci_tokens[role] if made else ("", "")
+            resolve_id(pulumi.Output.from_input(token_id))
+            resolve_secret(pulumi.Output.from_input(token_secret))
+
+    return CiSecretsArgs(cfg.ci.repository, environments), resolve
+
+
+def ci_tunnel(cfg: s.Settings, made: Tunnel | None) -> dict | None:
+    """The `ciTunnel` output: each forward, and the hosts the stack reaches over SSH that no
+    hostname publishes (agents, more servers), which a CI job therefore cannot reach."""
+    if made is None or not made.ci_forwards:
+        return None
+    return {
+        "forwards": [
+            {"kind": f.kind, "hostname": f.hostname, "address": f.address, "port": f.port} for f in made.ci_forwards
+        ],
+        "unreachable": [n.host for n in (*cfg.agents, *cfg.backup.servers)],
+    }
+
+
 def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
     """The `platform-env` Secret: what the platform hands an application (docs/platform.md's contract
     table, held to this by tests/test_stack.py), plus what that application alone needs."""
@@ -347,4 +396,5 @@ def tunnel_args(
         ssh_hostname=cfg.ssh_hostname,
         kube_api_hostname=cfg.kube_api_hostname,
         access_emails=cfg.access_emails,
+        ci_token_rotated_at=cfg.ci.token_rotated_at,
     )

@@ -153,6 +153,17 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class CiSettings:
+    """CI's Access service tokens, which exist when both sshHostname and kubeApiHostname are set."""
+
+    enabled: bool = False
+    repository: str = ""
+    """The repository whose workflows deploy the stack (this one, in githubOwner); "" writes no secret."""
+    token_rotated_at: str = ""
+    """A UTC time; a later one rotates the tokens' secrets (docs/operations.md)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     domain: str
     zones: tuple[str, ...]
@@ -183,6 +194,8 @@ class Settings:
     parts: Parts = Parts()
     backup: BackupSettings = BackupSettings()
     """Where backups go, what the cluster's datastore is, and how many servers run it."""
+    ci: CiSettings = CiSettings()
+    """How this repository's CI reaches the node: through sshHostname and kubeApiHostname (docs/decisions/0005)."""
 
     @property
     def kubernetes_minor(self) -> str:
@@ -620,6 +633,23 @@ def _rfc3339(r: _Reader, name: str) -> str:
     return value
 
 
+def _ci(r: _Reader, hosts: _Hostnames) -> CiSettings:
+    """CI reaches the node through the tunnel only when both the SSH and the API hostnames exist."""
+    enabled = hosts.ssh is not None and hosts.kube_api is not None
+    repository = r.string("ciRepository") or ""
+    if repository and not _REPOSITORY_RE.fullmatch(repository):
+        r.fail("ciRepository", f"{repository!r} is not a GitHub repository name")
+    rotated_at = _rfc3339(r, "ciTokenRotatedAt")
+    for key, value in (("ciRepository", repository), ("ciTokenRotatedAt", rotated_at)):
+        if value and not enabled:
+            r.fail(
+                key,
+                "is set, but CI's Access service tokens exist only when both sshHostname and kubeApiHostname "
+                "are set: CI reaches the node through those two (docs/decisions/0005)",
+            )
+    return CiSettings(enabled=enabled, repository=repository, token_rotated_at=rotated_at)
+
+
 def _allowed_admin_bindings(r: _Reader) -> tuple[str, ...]:
     bindings = r.strings("allowedAdminBindings")
     for binding in bindings:
@@ -658,6 +688,7 @@ NODE_KEYS: dict[str, Any] = {
     "uninstallOnDestroy": False,
     "kubeconfigRenewal": "",
     "sshHostname": "",
+    "ciTokenRotatedAt": "",
     # Routed to the node's API server, whose certificate names it (k3s `--tls-san`): no node, no route.
     "kubeApiHostname": "",
     # k3s's datastore and servers: the given cluster has its own.
@@ -672,6 +703,8 @@ CLOUDFLARE_KEYS: dict[str, Any] = {
     "sshHostname": "",
     "kubeApiHostname": "",
     "accessEmails": [],
+    # CI's Access service tokens (components/tunnel.py).
+    "ciTokenRotatedAt": "",
     "cloudflareAccountId": "",
     "cloudflareApiToken": "",
     # The backups' R2 bucket is Cloudflare's.
@@ -687,6 +720,7 @@ GITHUB_KEYS: dict[str, Any] = {
     "adoptExistingRepositories": False,
     "repositoryVisibility": "public",
     "requiredReviews": 0,
+    "ciRepository": "",
 }
 _WHY_OFF = {
     "node": "`kubeconfig` is set: the stack builds on that cluster and sets up no node",
@@ -865,6 +899,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     node_memory_mi = _node_memory(r)
     _refuse_switched_off(r, parts)
     backup = _backup(r, server, agents)
+    ci = _ci(r, hosts)
     r.unknown_keys()
 
     if r.problems:
@@ -894,4 +929,5 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         node_memory_mi=node_memory_mi,
         parts=parts,
         backup=backup,
+        ci=ci,
     )

@@ -11,12 +11,20 @@ behind Cloudflare Access: their routes and records are created after their Acces
 application, and cloudflared itself refuses a request without that application's token
 (`originRequest.access`). A path that must stay reachable (GitHub's webhook to Argo CD)
 gets an Access bypass and its own route ahead of the hostname's.
+
+With both the SSH and the Kubernetes API hostnames, CI gets in too (docs/decisions/0005): two
+Access service tokens (`main` for the deploy and drift jobs, `preview` for pull requests'
+previews), admitted by one `non_identity` policy on exactly those two applications. A job on
+a GitHub-hosted runner forwards each hostname to the node's own address on its loopback
+(spitikos/ci_tunnel.py), so the SSH connections and the kubeconfig the state records stay as
+they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -24,6 +32,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import versions
+from components.k3s import API_PORT
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
@@ -49,6 +58,16 @@ CATCH_ALL = "http_status:404"
 KUBE_API_SERVICE = "tcp://kubernetes.default.svc:443"
 CONNECTOR_LABELS = {"app.kubernetes.io/name": "cloudflared", **PLATFORM_LABELS}
 CONNECTOR_SELECTOR = {"app.kubernetes.io/name": "cloudflared"}
+# CI's Access service tokens: `main` for the jobs only main reaches (deploy, drift), `preview`
+# for pull requests' previews. Two, so that neither environment holds the other's.
+CI_TOKENS = ("main", "preview")
+# The names cloudflared reads a service token from (`access tcp`'s --service-token-id and
+# --service-token-secret, cloudflared 2026.6.1 cmd/cloudflared/access/cmd.go); CI's secrets carry them.
+CI_TOKEN_ID = "TUNNEL_SERVICE_TOKEN_ID"  # noqa: S105 - a name, not a secret
+CI_TOKEN_SECRET = "TUNNEL_SERVICE_TOKEN_SECRET"  # noqa: S105 - a name, not a secret
+# After a rotation (`ciTokenRotatedAt`), how long the previous secret is still accepted: the
+# deploy that rotates it keeps connecting with it, and a deploy may wait days for its approval.
+CI_TOKEN_GRACE = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -85,6 +104,8 @@ class TunnelArgs:
     ssh_hostname: str | None = None
     kube_api_hostname: str | None = None
     access_emails: Sequence[str] = field(default_factory=list)
+    ci_token_rotated_at: str = ""
+    """A UTC time (`2026-12-01T09:30:00Z`); a later one gives CI's tokens new secrets. "" never rotated."""
     replicas: int = 2
     ingress_namespace: str = "ingress-nginx"
     """Where NGINX's pods run (the namespace of `ingress_url`'s Service)."""
@@ -111,6 +132,49 @@ def routes(args: TunnelArgs) -> list[Route]:
     return explicit + wildcards
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A hostname CI forwards to `address:port` on its runner: the address and port the stack
+    itself connects to (an SSH connection's host, the kubeconfig's server)."""
+
+    kind: str
+    """`ssh` or `kubeApi`: what answers at the far end."""
+    hostname: str
+    address: str
+    port: int
+
+
+def ci_forwards(args: TunnelArgs) -> list[Forward]:
+    """What a CI job forwards, through Access, to reach the node as the state records it: SSH at
+    the node's address and port, the API server at the kubeconfig's `https://<node>:6443`.
+    None unless both hostnames exist."""
+    if not (args.ssh_hostname and args.kube_api_hostname):
+        return []
+    return [
+        Forward("ssh", args.ssh_hostname, args.node_address, args.node_ssh_port),
+        Forward("kubeApi", args.kube_api_hostname, args.node_address, API_PORT),
+    ]
+
+
+def ci_token_rotation(rotated_at: str) -> dict[str, object]:
+    """The service tokens' rotation inputs for `ciTokenRotatedAt`: the secret's version is the time
+    in seconds (so a later time is a higher version, which Cloudflare takes as a rotation), and the
+    previous secret stays accepted until CI_TOKEN_GRACE after it. Nothing when never rotated."""
+    if not rotated_at:
+        return {}
+    when = datetime.strptime(rotated_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return {
+        "client_secret_version": int(when.timestamp()),
+        "previous_client_secret_expires_at": (when + CI_TOKEN_GRACE).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def ci_environments(stack: str) -> dict[str, str]:
+    """CI's environments (named after the stack, as the workflows name them) and the token each holds:
+    the deploy's and the drift check's, which only main reaches, hold `main`; the previews' `preview`."""
+    return {stack: "main", f"{stack}-drift": "main", f"{stack}-preview": "preview"}
+
+
 def team_name(auth_domain: str | None) -> str:
     """`team` of `team.cloudflareaccess.com`; an account without Zero Trust has none, and
     cloudflared could then check no token: stop with what to do instead."""
@@ -130,6 +194,11 @@ class Tunnel(pulumi.ComponentResource):
     routes: list[Route]
     token: pulumi.Output[str]
     """The tunnel's connector token. Secret."""
+    ci_forwards: list[Forward]
+    """What CI forwards to reach the node (empty without both the SSH and the API hostnames)."""
+    ci_tokens: dict[str, tuple[pulumi.Output[str], pulumi.Output[str]]]
+    """Per CI token (`main`, `preview`): its client id and client secret, both secret, as
+    cloudflared reads them (TUNNEL_SERVICE_TOKEN_ID, TUNNEL_SERVICE_TOKEN_SECRET)."""
 
     def __init__(self, name: str, args: TunnelArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         # Only Cloudflare through `providers`: with the Kubernetes provider there too, the component,
@@ -141,6 +210,8 @@ class Tunnel(pulumi.ComponentResource):
             pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(providers=[args.cloudflare])),
         )
         self.routes = routes(args)
+        self.ci_forwards = ci_forwards(args)
+        self.ci_tokens = {}
         secret = random.RandomBytes(f"{name}-secret", length=32, opts=pulumi.ResourceOptions(parent=self))
         tunnel = cloudflare.ZeroTrustTunnelCloudflared(
             f"{name}-tunnel",
@@ -248,8 +319,9 @@ class Tunnel(pulumi.ComponentResource):
             )
 
     def _access(self, name: str, args: TunnelArgs) -> dict[str, cloudflare.ZeroTrustAccessApplication]:
-        """An Access application per protected hostname, letting in only the listed emails; and a
-        bypass for each public path under one (Access applies the most specific path)."""
+        """An Access application per protected hostname, letting in only the listed emails (and, on
+        the SSH and API hostnames, CI's service tokens); and a bypass for each public path under
+        one (Access applies the most specific path)."""
         child = pulumi.ResourceOptions(parent=self)
         operators = cloudflare.ZeroTrustAccessPolicy(
             f"{name}-access-policy",
@@ -265,6 +337,8 @@ class Tunnel(pulumi.ComponentResource):
             session_duration="12h",
             opts=child,
         )
+        ci = self._ci_access(name, args) if self.ci_forwards else None
+        ci_hostnames = {f.hostname for f in self.ci_forwards}
         applications = {
             r.hostname: cloudflare.ZeroTrustAccessApplication(
                 f"{name}-access-{r.label}",
@@ -274,12 +348,25 @@ class Tunnel(pulumi.ComponentResource):
                 type="self_hosted",
                 session_duration="12h",
                 app_launcher_visible=False,
-                policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=operators.id, precedence=1)],
+                policies=[
+                    cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=operators.id, precedence=1),
+                    *(
+                        [cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=ci.id, precedence=2)]
+                        if ci is not None and r.hostname in ci_hostnames
+                        else []
+                    ),
+                ],
                 opts=child,
             )
             for r in self.routes
             if r.protected
         }
+        self._public_paths(name, args)
+        return applications
+
+    def _public_paths(self, name: str, args: TunnelArgs) -> None:
+        """A bypass application for each public path under a protected hostname."""
+        child = pulumi.ResourceOptions(parent=self)
         bypassed = [r for r in self.routes if r.path is not None]
         if bypassed:
             everyone = cloudflare.ZeroTrustAccessPolicy(
@@ -302,7 +389,43 @@ class Tunnel(pulumi.ComponentResource):
                     policies=[cloudflare.ZeroTrustAccessApplicationPolicyArgs(id=everyone.id, precedence=1)],
                     opts=child,
                 )
-        return applications
+
+    def _ci_access(self, name: str, args: TunnelArgs) -> cloudflare.ZeroTrustAccessPolicy:
+        """CI's service tokens, and the policy that admits them (and nothing else): `non_identity`,
+        Access's decision for a service token, which carries no user. Fills `ci_tokens`."""
+        child = pulumi.ResourceOptions(parent=self)
+        tokens = {
+            role: cloudflare.ZeroTrustAccessServiceToken(
+                f"{name}-ci-token-{role}",
+                account_id=args.account_id,
+                name=f"spitikos ci ({role})",
+                # No expiry of its own: an expired token would stop CI without a word. It is
+                # rotated by `ciTokenRotatedAt` instead, and cut off by the same setting.
+                duration="forever",
+                **ci_token_rotation(args.ci_token_rotated_at),
+                opts=child,
+            )
+            for role in CI_TOKENS
+        }
+        # The SDK lists clientSecret in additionalSecretOutputs; the id is marked secret here too,
+        # since both only ever travel together into CI's environments.
+        self.ci_tokens = {
+            role: (pulumi.Output.secret(token.client_id), pulumi.Output.secret(token.client_secret))
+            for role, token in tokens.items()
+        }
+        return cloudflare.ZeroTrustAccessPolicy(
+            f"{name}-access-ci-policy",
+            account_id=args.account_id,
+            name="spitikos ci",
+            decision="non_identity",
+            includes=[
+                cloudflare.ZeroTrustAccessPolicyIncludeArgs(
+                    service_token=cloudflare.ZeroTrustAccessPolicyIncludeServiceTokenArgs(token_id=token.id)
+                )
+                for token in tokens.values()
+            ],
+            opts=child,
+        )
 
     def _connector(self, name: str, replicas: int, kubernetes: k8s.Provider) -> pulumi.Output[str]:
         """cloudflared in the cluster: the token from a Secret, HTTP/2 to the edge, ready on /ready.

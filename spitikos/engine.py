@@ -256,6 +256,17 @@ class PlatformMocks(pulumi.runtime.Mocks):
             # additionalSecretOutputs, which the monitor below applies.
             token_id = (_fake(name, "token-id") * 2)[:32]
             return token_id, {**state, "id": token_id, "value": f"mock-cloudflare-token-{_fake(name, 'value')}"}
+        elif typ == "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+            # Cloudflare returns the client secret once, at creation (or rotation); its SDK lists it
+            # in additionalSecretOutputs. The id is a UUID; the client id ends in `.access`.
+            digest = _fake(name, "service-token") + "00000000"
+            token_id = f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
+            return token_id, {
+                **state,
+                "id": token_id,
+                "clientId": f"{_fake(name, 'client-id')}.access",
+                "clientSecret": f"mock-client-secret-{_fake(name, 'client-secret')}",
+            }
         elif typ == "kubernetes:helm.sh/v3:Release":
             state["status"] = {"name": args.inputs.get("name", name), "namespace": args.inputs.get("namespace")}
         elif typ == "github:index/repository:Repository":

@@ -229,6 +229,9 @@ def render(plan: Plan) -> str:
 
 ACCESS_APPLICATION = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+ACCESS_POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"  # noqa: S105 - a type
+ENVIRONMENT_SECRET = "github:index/actionsEnvironmentSecret:ActionsEnvironmentSecret"  # noqa: S105 - a type
 # Rough minutes per slow step on a Pi 5 over a home connection, for the deploy estimate: the node
 # install downloads k3s and starts it; a release pulls its images and waits for them; the root
 # Application waits for Argo CD to sync. Estimates, not measurements (nothing here runs live).
@@ -244,6 +247,35 @@ def slow_kind(reg: Registration) -> str:
 def estimated_minutes(plan: Plan) -> int:
     """The critical path's slow steps, in minutes: what a first `pulumi up` waits at least."""
     return sum(SLOW_STEP_MINUTES[slow_kind(r)] for r in plan.critical_path()[1] if is_slow(r))
+
+
+def _ci_access(plan: Plan) -> list[str]:
+    """Who gets in without a person: each service-token (`non_identity`) policy, its tokens, the
+    hostnames whose Access applications name it, and the environments CI's tokens are written to."""
+    rec = plan.recording
+    tokens = {t.urn: t.values.get("name") for t in rec.of_type(SERVICE_TOKEN)}
+    written = sorted(
+        {
+            f"{s.values.get('repository')}/{s.values.get('environment')}"
+            for s in rec.of_type(ENVIRONMENT_SECRET)
+            if str(s.values.get("secretName", "")).startswith("TUNNEL_SERVICE_TOKEN_")
+        }
+    )
+    lines = []
+    for policy in sorted(rec.of_type(ACCESS_POLICY), key=lambda r: r.name):
+        if policy.values.get("decision") != "non_identity":
+            continue
+        admits = sorted(tokens[u] for u in policy.property_dependencies.get("includes", set()) if u in tokens)
+        on = sorted(
+            a.values.get("domain")
+            for a in rec.of_type(ACCESS_APPLICATION)
+            if policy.urn in a.property_dependencies.get("policies", set())
+        )
+        lines.append(
+            f"  Service tokens admitted ({policy.values.get('name')}, non_identity): {', '.join(admits)}; "
+            f"on {', '.join(on) or 'no application'} only; written to {', '.join(written) or 'no environment'}."
+        )
+    return lines
 
 
 def _summary(plan: Plan) -> list[str]:
@@ -273,6 +305,7 @@ def _summary(plan: Plan) -> list[str]:
         f"  Resources per component: {', '.join(f'{name} {n}' for name, n in sorted(counts.items()))}.",
         cluster,
         f"  Hostnames ({len(hostnames)}; [Access] = behind Cloudflare Access): {', '.join(marked) or 'none'}.",
+        *_ci_access(plan),
         f"  Estimated first deploy: about {estimated_minutes(plan)} min of slow steps in a row ({steps}),",
         after,
         "",

@@ -288,3 +288,30 @@ def test_private_repositories_do_not_ask_for_what_github_sells_them(reviewed):
     for repo in repos:
         assert repo.values["visibility"] == "private"
         assert "securityAndAnalysis" not in repo.values, repo.name
+
+
+def test_ci_tokens_go_only_into_this_repositorys_environments_each_its_own(stack):
+    """The deploy's and the drift check's environments (main only) hold the main token; the previews'
+    environment holds the preview token; nothing holds both, and nothing is repository-wide."""
+    from components.tunnel import CI_TOKEN_ID, CI_TOKEN_SECRET
+
+    tokens = {
+        t.values["name"].removeprefix("spitikos ci (").removesuffix(")"): t.state
+        for t in stack.of_type("cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken")
+    }
+    secrets = [s for s in stack.of_type(ENVIRONMENT_SECRET) if s.values["secretName"].startswith("TUNNEL_")]
+    held = {(s.values["repository"], s.values["environment"], s.values["secretName"]): s for s in secrets}
+    expected = {"pi5": "main", "pi5-drift": "main", "pi5-preview": "preview"}
+    assert sorted(held) == sorted(
+        ("spitikos-infra", env, name) for env in expected for name in (CI_TOKEN_ID, CI_TOKEN_SECRET)
+    )
+    for (_, environment, name), secret in held.items():
+        token = tokens[expected[environment]]
+        assert secret.input_is_secret("value")
+        assert secret.values["value"] == plain(token["clientId" if name == CI_TOKEN_ID else "clientSecret"])
+    # The environments themselves (their reviewers and branch rules) are set by hand, never written:
+    # writing one would reset its reviewers.
+    assert not [e for e in stack.of_type(ENVIRONMENT) if e.values["repository"] == "spitikos-infra"]
+    # The same tokens as stack outputs, secret, for a stack whose CI repository the program does not write.
+    outputs, secret = stack.exports["ciAccessTokens"]
+    assert secret and outputs["main"]["secret"] == plain(tokens["main"]["clientSecret"])

@@ -9,7 +9,7 @@ from conftest import ROOT
 DOC = (ROOT / "docs" / "security.md").read_text()
 WORKFLOW_FILES = [*ROOT.glob(".github/workflows/*.yaml"), ROOT / "components" / "seed" / "release.yaml"]
 # Types whose resources make a new secret value (a RandomUuid makes no secret: it has no secret output).
-GENERATORS = ("random:", "tls:", "cloudflare:index/accountToken:")
+GENERATORS = ("random:", "tls:", "cloudflare:index/accountToken:", "cloudflare:index/zeroTrustAccessServiceToken:")
 
 
 def table_rows(section: str) -> list[list[str]]:

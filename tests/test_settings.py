@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pulumi
 import pytest
@@ -534,7 +535,7 @@ def test_a_mistyped_domain_is_one_problem_naming_domain():
 
 
 def test_optional_settings_left_at_their_empty_default_are_unset():
-    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": ""}
+    empty = {"k3sVersion": "", "sshHostname": "", "kubeApiHostname": "", "nodeHostKey": "", "ciRepository": ""}
     s = load({**empty, "uninstallOnDestroy": None, "kubeconfigRenewal": None})
     assert s.k3s_version == versions.K3S_VERSION
     assert s.uninstall_on_destroy is False, "a destroy leaves k3s on the node unless asked"
@@ -850,3 +851,40 @@ def test_a_kubeconfig_in_plain_text_is_refused():
     assert raised.value.problems == [
         "spitikos:kubeconfig: must be stored encrypted: `pulumi config set --secret kubeconfig ...`"
     ]
+
+
+# --- CI's way to the node (docs/decisions/0005) ---------------------------------------------------
+
+
+def test_pi5_lets_ci_in_through_its_ssh_and_api_hostnames_and_writes_the_tokens_to_this_repository():
+    ci = load({}).ci
+    assert (ci.enabled, ci.repository, ci.token_rotated_at) == (True, "spitikos-infra", "")
+
+
+def test_ci_settings_without_both_hostnames_are_refused_with_the_reason():
+    with pytest.raises(SettingsError) as error:
+        load({"kubeApiHostname": "", "ciTokenRotatedAt": "2026-12-07T09:30:00Z"})
+    for key in ("ciRepository", "ciTokenRotatedAt"):
+        assert f"spitikos:{key}: is set, but CI's Access service tokens exist only when both sshHostname and " in str(
+            error.value
+        )
+    assert load({"kubeApiHostname": "", "ciRepository": ""}).ci.enabled is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ciRepository", "spitikos/infra", "'spitikos/infra' is not a GitHub repository name"),
+        ("ciTokenRotatedAt", "yesterday", "'yesterday' is not a UTC time like '2026-12-01T09:30:00Z'"),
+    ],
+)
+def test_bad_ci_settings_are_refused_naming_the_key(key, value, message):
+    with pytest.raises(SettingsError, match=re.escape(f"spitikos:{key}: {message}")):
+        load({key: value})
+
+
+def test_ci_token_rotated_at_reaches_the_tunnel():
+    from components.platform import tunnel_args
+
+    settings = load({"ciTokenRotatedAt": "2026-12-07T09:30:00Z"})
+    assert tunnel_args(settings, None, None, "https://nginx").ci_token_rotated_at == "2026-12-07T09:30:00Z"

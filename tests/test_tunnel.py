@@ -322,3 +322,60 @@ def test_a_protected_hostname_is_protected_whatever_its_case():
         ("argocd.example.com", None, True),
         ("*.example.com", None, False),
     ]
+
+
+# --- CI's way in: service tokens admitted on the SSH and API hostnames only (docs/decisions/0005) ---
+
+SERVICE_TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken"
+ACCESS_POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy"
+
+
+def ci_policy(recording):
+    (policy,) = [p for p in recording.of_type(ACCESS_POLICY) if p.values["decision"] == "non_identity"]
+    return policy
+
+
+def test_ci_has_two_service_tokens_that_never_expire_by_themselves(stack):
+    tokens = {t.values["name"]: t for t in stack.of_type(SERVICE_TOKEN)}
+    assert sorted(tokens) == ["spitikos ci (main)", "spitikos ci (preview)"]
+    for token in tokens.values():
+        # An expiry would stop CI without a word a year on; `ciTokenRotatedAt` rotates it instead.
+        assert token.values["duration"] == "forever"
+        assert token.values["accountId"] == stack_config()["spitikos:cloudflareAccountId"]
+        assert "clientSecretVersion" not in token.values and "previousClientSecretExpiresAt" not in token.values
+        # The SDK marks the secret (additionalSecretOutputs): it is secret in the state from birth.
+        assert "clientSecret" in token.additional_secret_outputs
+
+
+def test_ci_tokens_are_admitted_on_exactly_the_ssh_and_api_applications(stack):
+    policy = ci_policy(stack)
+    tokens = {t.urn: t for t in stack.of_type(SERVICE_TOKEN)}
+    # Only a service token gets in by this policy, and only these two: no email, no IP range, no `everyone`.
+    assert policy.values["includes"] == [{"serviceToken": {"tokenId": t.state["id"]}} for t in tokens.values()]
+    assert policy.property_dependencies["includes"] == set(tokens)
+    assert "requires" not in policy.values and "excludes" not in policy.values
+    admitted = {
+        a.values["domain"]: a for a in stack.of_type(ACCESS_APP) if policy.urn in a.property_dependencies["policies"]
+    }
+    assert sorted(admitted) == ["k8s.taehoonlee.cloud", "ssh.taehoonlee.cloud"]
+    operators = next(p for p in stack.of_type(ACCESS_POLICY) if p.values["decision"] == "allow")
+    for app in admitted.values():
+        assert app.values["policies"] == [
+            {"id": f"{operators.name}-id", "precedence": 1},
+            {"id": f"{policy.name}-id", "precedence": 2},
+        ]
+
+
+def test_a_stack_without_the_ssh_and_api_hostnames_makes_no_ci_token(fresh):
+    assert fresh.of_type(SERVICE_TOKEN) == []
+    assert [p for p in fresh.of_type(ACCESS_POLICY) if p.values["decision"] == "non_identity"] == []
+
+
+def test_rotating_ci_tokens_raises_their_version_and_keeps_the_old_secret_three_days():
+    from components.tunnel import ci_token_rotation
+
+    assert ci_token_rotation("") == {}
+    first, later = ci_token_rotation("2026-12-07T09:30:00Z"), ci_token_rotation("2026-12-08T00:00:00Z")
+    assert first == {"client_secret_version": 1796635800, "previous_client_secret_expires_at": "2026-12-10T09:30:00Z"}
+    # Cloudflare rotates when the version goes up: a later time is always a higher one.
+    assert later["client_secret_version"] > first["client_secret_version"]

@@ -416,3 +416,120 @@ def test_no_drift_closes_the_open_issue(tmp_path):
 def test_no_drift_and_no_issue_does_nothing_more(tmp_path):
     gh, _ = run_drift_issue(tmp_path, "false")
     assert len(gh) == 1
+
+
+# --- no standing runner: nowhere a branch's job can wait for the deploy (docs/decisions/0005) ------
+
+# GitHub's hosted labels: each job gets a new virtual machine, deleted when the job ends, which no
+# other job ran on before and none will run on after (GitHub's "About GitHub-hosted runners").
+HOSTED = {"ubuntu-24.04", "ubuntu-22.04", "ubuntu-latest", "ubuntu-24.04-arm", "ubuntu-22.04-arm"}
+# What only main reaches: the deploy's and the drift check's environments.
+MAIN_ONLY = {"pi5", "pi5-drift"}
+
+
+def every_job():
+    for path in sorted(WORKFLOWS.glob("*.yaml")):
+        for name, job in load(path)["jobs"].items():
+            yield path.name, name, job
+
+
+def test_every_job_runs_on_a_fresh_hosted_machine_and_none_on_a_runner_a_branch_could_name():
+    """A self-hosted runner, or a label read from a variable, can be named by a workflow pushed to any
+    branch, which then runs where the next deploy runs. Every job here gets a machine of its own."""
+    for workflow, name, job in every_job():
+        assert job["runs-on"] in HOSTED, f"{workflow}: job {name} runs on {job['runs-on']!r}, not a hosted machine"
+    for path in [*WORKFLOWS.glob("*.yaml"), ACTION]:
+        assert "PULUMI_RUNNER" not in path.read_text() and "self-hosted" not in path.read_text(), path.name
+
+
+def test_no_job_that_names_the_deploys_or_drifts_environment_runs_where_another_job_can():
+    """The question asked of every such job: is its machine one any other job could be scheduled on?
+    A hosted label is a pool of single-use machines, so the answer is no for each; and these jobs are
+    the only ones that read the main token."""
+    readers = {}
+    for workflow, name, job in every_job():
+        if job.get("environment") in MAIN_ONLY:
+            assert job["runs-on"] in HOSTED, f"{workflow}: {name} could share a machine"
+            readers[(workflow, name)] = job["environment"]
+    assert readers == {("deploy.yaml", "up"): "pi5", ("drift.yaml", "preview"): "pi5-drift"}
+
+
+PUSHED_BRANCH_ATTACK = """\
+on: push
+jobs:
+  steal:
+    runs-on: ${{ vars.PULUMI_RUNNER }}
+    steps:
+      - run: cat /proc/*/environ; ls -la "$RUNNER_TOOL_CACHE"
+"""
+
+
+def test_the_pushed_branch_attack_has_nowhere_to_run_that_matters(tmp_path):
+    """Issue 25's attack: a workflow on a side branch naming the old runner variable, with no
+    environment. It is a valid workflow (actionlint accepts it), but no job of this repository needs
+    a runner that variable could name, so the operator deregisters it (docs/decisions/0005): the job
+    waits for a runner that never comes, and would find nothing of a deploy's if it got one."""
+    assert actionlint(tmp_path, PUSHED_BRANCH_ATTACK).returncode == 0
+    attack = yaml.safe_load(PUSHED_BRANCH_ATTACK)["jobs"]["steal"]
+    ours = {job["runs-on"] for _, _, job in every_job()}
+    assert attack["runs-on"] not in ours and ours <= HOSTED
+    # Without an environment it reads none of the deploy's secrets, and the tunnel's token among them.
+    assert "environment" not in attack and not deploy_secrets_read_by(attack)
+    for workflow, name, job in every_job():
+        if "TUNNEL_SERVICE_TOKEN_SECRET" in deploy_secrets_read_by(job):
+            assert job.get("environment"), f"{workflow}: {name} reads the tunnel's token outside an environment"
+
+
+def test_what_deploy_and_drift_leave_behind_no_later_job_can_read():
+    """Hosted machines are thrown away; what outlives a job is the Actions cache and artifacts. The
+    jobs that hold the deploy's secrets write neither (the drift diff goes to an issue, on purpose)."""
+    for workflow, name, job in every_job():
+        if job.get("environment") in MAIN_ONLY:
+            for step in job["steps"]:
+                uses = step.get("uses", "")
+                assert not uses.startswith(("actions/cache", "actions/upload-artifact")), f"{workflow}: {name}"
+                assert "cache" not in step.get("with", {}), f"{workflow}: {name}: {uses}"
+    for step in load(ACTION)["runs"]["steps"]:
+        assert "cache" not in step.get("with", {}), f"the composite action's {step.get('uses')} restores a cache"
+
+
+TUNNEL_STEP = "Reach the node through the tunnel"
+
+
+@pytest.mark.parametrize(
+    ("workflow", "job"), [("deploy.yaml", "up"), ("drift.yaml", "preview"), ("pull-request.yaml", "preview")]
+)
+def test_each_job_that_reads_the_cluster_reaches_it_through_the_tunnel_before_pulumi(workflow, job):
+    steps = jobs_of(workflow)[job]["steps"]
+    names = [s.get("name") or s.get("uses", "") for s in steps]
+    tunnel = names.index(TUNNEL_STEP)
+    assert names.index("./.github/actions/pulumi-stack") < tunnel  # the stack is selected: its ciTunnel output
+    # Nothing reads the node or the cluster before it: no `pulumi up`/`preview` ahead of the tunnel.
+    for earlier in steps[:tunnel]:
+        assert not earlier.get("uses", "").startswith("pulumi/actions@") and "pulumi preview" not in earlier.get(
+            "run", ""
+        )
+    step = steps[tunnel]
+    assert step["run"] == ".venv/bin/python -m spitikos.ci_tunnel"
+    # The token by environment variable only, never in the script: cloudflared reads the same names.
+    assert step["env"] == {
+        "TUNNEL_SERVICE_TOKEN_ID": "${{ secrets.TUNNEL_SERVICE_TOKEN_ID }}",
+        "TUNNEL_SERVICE_TOKEN_SECRET": "${{ secrets.TUNNEL_SERVICE_TOKEN_SECRET }}",
+    }
+
+
+def test_previews_and_drift_checks_are_skipped_with_a_notice_when_the_tunnels_token_is_missing():
+    for workflow, job in (("pull-request.yaml", "preview"), ("drift.yaml", "preview")):
+        check = jobs_of(workflow)[job]["steps"][0]
+        for name in ("TUNNEL_SERVICE_TOKEN_ID", "TUNNEL_SERVICE_TOKEN_SECRET"):
+            assert check["env"][name] == f"${{{{ secrets.{name} }}}}" and name in check["run"], workflow
+
+
+def test_the_environments_the_program_writes_the_tokens_to_are_the_ones_the_jobs_name():
+    from components.tunnel import ci_environments
+
+    named = {job["environment"] for _, _, job in every_job() if "TUNNEL_SERVICE_TOKEN_ID" in str(job)}
+    roles = ci_environments("pi5")
+    assert named == set(roles)
+    # A job any branch's pull request can start never holds the main token.
+    assert roles["pi5-preview"] == "preview" and {roles[e] for e in MAIN_ONLY} == {"main"}
