@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components import r2, versions
+from components import namespaces, r2, versions
 from components.kube import (
     API_SERVER_EGRESS,
     PLATFORM_LABELS,
@@ -38,7 +38,7 @@ from components.kube import (
     with_provider,
 )
 
-NAMESPACE = "volsync-system"
+NAMESPACE = namespaces.VOLSYNC
 CONTROLLER = Size(cpu="20m", memory="40Mi", cpu_limit="500m", memory_limit="256Mi")
 # A mover Job runs for minutes every few hours; restic's memory grows with the repository's index.
 MOVER = Size(cpu="50m", memory="128Mi", cpu_limit="1", memory_limit="768Mi")

@@ -11,7 +11,6 @@ plaintext is only looked at for presence and shape, and never printed.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import ipaddress
 import json
 import re
@@ -21,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from components import versions
+from components import namespaces, versions
 from components.footprint import memory_mi
 
 NAMESPACE = "spitikos"
@@ -823,17 +822,14 @@ def _servers(
 
 
 def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
-    from components.platform import Platform  # here: platform.py imports this module
-
     volumes = r.strings("backupVolumes")
-    platform = Platform.platform_namespaces()
     if volumes and not bucket:
         r.fail("backupVolumes", "needs `backupBucket`: the backups go there")
     for volume in volumes:
         match = _CLAIM_RE.fullmatch(volume)
         if match is None:
             r.fail("backupVolumes", f"{volume!r} is not '<namespace>/<claim>'")
-        elif any(fnmatch.fnmatchcase(match.group(1), p) for p in platform):
+        elif namespaces.is_platform(match.group(1)):
             r.fail(
                 "backupVolumes",
                 f"{volume!r} is in the platform's namespace {match.group(1)!r}: list application volumes only",
