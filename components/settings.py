@@ -294,7 +294,17 @@ class _Reader:
             close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
             hint = f": did you mean {known[close[0]]!r}?" if close else ""
             self.problems.append(f"{full}: is not a setting of this stack{hint}")
+        self.misspelt_namespaces()
         self.provider_keys()
+
+    def misspelt_namespaces(self) -> None:
+        """`spitkos:domain`, `Spitikos:domain`, `spitikos-infra:domain`: a key no setting reads, silently."""
+        for full in sorted(_stack_config_keys()):
+            namespace, _, name = full.partition(":")
+            if namespace != NAMESPACE and _near_namespace(namespace):
+                self.problems.append(
+                    f"{full}: `{namespace}:` is not this project's namespace: write the key as `{NAMESPACE}:{name}`"
+                )
 
     def provider_keys(self) -> None:
         """A provider's own key (`cloudflare:apiToken`) does nothing here, and may be a token in plain text.
@@ -319,6 +329,12 @@ PROVIDER_SETTING = {
     "kubernetes": "the kubeconfig it reads from the node",
 }
 PROVIDER_NAMESPACES = frozenset(PROVIDER_SETTING)
+
+
+def _near_namespace(namespace: str) -> bool:
+    """A namespace that is `spitikos` misspelt, in other case, or with more to it (the repository's name)."""
+    lower = namespace.lower()
+    return lower.startswith(NAMESPACE) or difflib.SequenceMatcher(None, lower, NAMESPACE).ratio() >= 0.75
 
 
 def _stack_config_keys() -> set[str]:
@@ -694,6 +710,13 @@ _WHY_OFF = {
 }
 
 
+_FIX_OFF = {
+    "node": "remove it (`pulumi config rm {key}`), or remove `kubeconfig` to install k3s on a node",
+    "cloudflare": "remove it (`pulumi config rm {key}`), or set `cloudflare` to true",
+    "github": "remove it (`pulumi config rm {key}`), or set `github` to true",
+}
+
+
 def _kubeconfig_problem(value: str) -> str | None:
     """A kubeconfig the provider can use: clusters, users, and a current context among its contexts."""
     import yaml
@@ -766,7 +789,7 @@ def _refuse_switched_off(r: _Reader, parts: Parts) -> None:
     for part, keys, off in tables:
         for key, default in keys.items():
             if off and key not in refused and not _is_default(r.config.get(key), default):
-                r.problems.append(f"{r.key(key)}: is set, but {_WHY_OFF[part]}")
+                r.problems.append(f"{r.key(key)}: is set, but {_WHY_OFF[part]}: {_FIX_OFF[part].format(key=key)}")
                 refused.add(key)
 
 

@@ -7,7 +7,9 @@ in the stack file in plain text, and offline runs must not need the real ones).
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,10 @@ PLACEHOLDER = "PLACEHOLDER"
 
 class StackFileError(ValueError):
     """A stack file `pulumi up` would refuse."""
+
+
+# Pulumi's stack names: letters, digits, '-', '_' and '.'; never a path.
+STACK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 # Placeholders, clearly fake, in the shapes the settings check (a secret key not listed
@@ -40,10 +46,10 @@ PLACEHOLDER_SECRETS = {
 }
 # Secrets of a part a stack may leave out get a placeholder only when the stack builds that part:
 # a kubeconfig when no nodeHost is set (tools/e2e sets the real one before `pulumi up`), the SSH key
-# when one is, and the Cloudflare and GitHub tokens unless the part is off.
+# when one is (and no kubeconfig), and the Cloudflare and GitHub tokens unless the part is off.
 PART_SECRETS: dict[str, Any] = {
     "spitikos:kubeconfig": lambda v: not v.get("spitikos:nodeHost"),
-    "spitikos:sshPrivateKey": lambda v: bool(v.get("spitikos:nodeHost")),
+    "spitikos:sshPrivateKey": lambda v: bool(v.get("spitikos:nodeHost")) and not v.get("spitikos:kubeconfig"),
     "spitikos:cloudflareApiToken": lambda v: v.get("spitikos:cloudflare") != "false",
     "spitikos:githubToken": lambda v: v.get("spitikos:github") != "false",
     "spitikos:ghaPat": lambda v: v.get("spitikos:github") != "false",
@@ -69,17 +75,122 @@ _CliLoader.yaml_implicit_resolvers = {
 }
 
 
+# Bounds no stack file comes near (Pulumi.pi5.yaml: 3 KB, about 80 values), checked before the
+# YAML is expanded: a file of nested aliases ("billion laughs") expands to 10^9 values from a few
+# lines, and libyaml's composer recurses once per level of nesting (deep enough, it crashes).
+MAX_BYTES = 1024 * 1024
+MAX_DEPTH = 64
+MAX_VALUES = 10_000
+# What a stack file may hold at its top (pulumi sdk/go/common/workspace/project.go, ProjectStack).
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
+class _YamlLimitError(ValueError):
+    """What is wrong with a YAML text, and on which line (1-based)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _check_nesting(text: str) -> None:
+    """Reads the events alone (libyaml's parser does not recurse) and stops at the first level too deep."""
+    loader = _CliLoader(text)
+    try:
+        depth = 0
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _YamlLimitError(event.start_mark.line + 1, f"values nested more than {MAX_DEPTH} deep")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    finally:
+        loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+def _check_keys(node: yaml.MappingNode) -> None:
+    """A key given twice: the CLI's YAML library refuses it; PyYAML would keep the last one silently."""
+    seen: dict[str, int] = {}
+    for key, _ in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            line = key.start_mark.line + 1
+            if key.value in seen:
+                raise _YamlLimitError(line, f"`{key.value}` is given twice (first on line {seen[key.value]}): keep one")
+            seen[key.value] = line
+
+
+def _check_size(root: yaml.Node) -> None:
+    """Counts the values the document expands to, an alias as often as it is used, without expanding
+    it (each node is counted once and its count reused); refuses a key given twice, and an alias
+    inside the value it names."""
+    counts: dict[int, int] = {}
+    open_: set[int] = set()
+    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while todo:
+        node, done = todo.pop()
+        if done:
+            open_.discard(id(node))
+            counts[id(node)] = 1 + sum(counts[id(child)] for child in _children(node))
+            if counts[id(node)] > MAX_VALUES:
+                raise _YamlLimitError(
+                    node.start_mark.line + 1, f"its aliases expand to more than {MAX_VALUES} values: write them out"
+                )
+        elif id(node) in open_:
+            raise _YamlLimitError(node.start_mark.line + 1, "an alias refers to a value that contains it")
+        elif id(node) not in counts:
+            if isinstance(node, yaml.MappingNode):
+                _check_keys(node)
+            open_.add(id(node))
+            todo.append((node, True))
+            todo.extend((child, False) for child in _children(node))
+
+
 @lru_cache(maxsize=32)
 def _parse(text: str) -> Any:
     # libyaml's loader is ~10x faster than the pure-Python one, and the same file is read for
     # every offline run: parse each distinct text once. Callers must not mutate the result.
-    return yaml.load(text, Loader=_CliLoader)  # noqa: S506 - a safe loader
+    _check_nesting(text)
+    loader = _CliLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None
+        _check_size(root)
+        return loader.construct_document(root)
+    finally:
+        loader.dispose()
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read no further than MAX_BYTES (a stack file that is a device or a huge file
+    must not hang the run)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot be read ({error.strerror}): fix the file") from None
+    if len(data) > MAX_BYTES:
+        raise StackFileError(f"{path.name}: is larger than {MAX_BYTES // 1024} KiB, which no stack file needs")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StackFileError(f"{path.name}: byte {error.start + 1} is not UTF-8: save the file as UTF-8") from None
 
 
 def read_yaml(path: Path) -> Any:
     """A YAML file's data, parsed once per distinct content; a syntax error is one line naming the file."""
     try:
-        return _parse(path.read_text())
+        return _parse(_read_text(path))
+    except _YamlLimitError as error:
+        raise StackFileError(f"{path.name}: line {error.line}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -98,6 +209,11 @@ def _stack_config(path: Path) -> dict[str, Any]:
         raise StackFileError(
             f"{path.name}: needs a `config:` mapping of `spitikos:` keys at the top, like Pulumi.example.yaml's"
         )
+    for key in data:
+        if key not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}:`?" if close else f"a stack file holds {', '.join(STACK_FILE_KEYS)}"
+            raise StackFileError(f"{path.name}: `{key}:` is not a stack file's key: {hint}")
     values = data.get("config") or {}
     for key in values:
         if ":" not in str(key):
@@ -137,9 +253,7 @@ def secret_keys(root: Path = ROOT) -> list[str]:
 
 def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     """The stack file's values, less the encrypted ones; a secret key in plain text is refused, as `pulumi up` does."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
+    path = stack_file(stack, root)
     values = _stack_config(path)
     secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
     plain_secrets = [k for k in secret_keys(root) if k in values and k not in secure]
@@ -161,6 +275,24 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     }
 
 
+def stack_file(stack: str, root: Path = ROOT) -> Path:
+    """`Pulumi.<stack>.yaml`, which must exist; a name that is no stack's is one line listing those that are."""
+    if not STACK_NAME_RE.fullmatch(stack):
+        raise StackFileError(
+            f"{stack!r} is not a stack name (letters, digits, '-', '_', '.'): known stacks are {known_stacks(root)}"
+        )
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
+    return path
+
+
+def encrypted_keys(stack: str, root: Path = ROOT) -> set[str]:
+    """The keys the stack file holds encrypted: the CLI hands each one to the program, whatever else is set."""
+    values = _stack_config(stack_file(stack, root))
+    return {k for k, v in values.items() if isinstance(v, dict) and "secure" in v}
+
+
 def known_stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
@@ -168,10 +300,13 @@ def known_stacks(root: Path = ROOT) -> list[str]:
 def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str], list[str]]:
     """(config, secret keys, keys filled with placeholders) for an offline run of `stack`."""
     values = {**project_defaults(root), **stack_values(stack, root)}
+    # A secret the file holds reaches the settings as it would under the CLI, even one of a part the
+    # stack switched off (which the settings then refuse): dropping it would plan another stack.
+    encrypted = encrypted_keys(stack, root)
     secrets = {
         k: PLACEHOLDER_SECRETS.get(k, f"{PLACEHOLDER}-{k.split(':', 1)[1]}-0000000000")
         for k in secret_keys(root)
-        if PART_SECRETS.get(k, lambda _: True)(values)
+        if k in encrypted or PART_SECRETS.get(k, lambda _: True)({**values, **dict.fromkeys(encrypted, "encrypted")})
     }
     builds_cloudflare = values.get("spitikos:cloudflare") != "false"
     unset = {k: v for k, v in PLACEHOLDER_VALUES.items() if not values.get(k) and builds_cloudflare}
