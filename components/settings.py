@@ -794,7 +794,8 @@ def _refuse_switched_off(r: _Reader, parts: Parts) -> None:
 
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]")
-_CLAIM_RE = re.compile(rf"({_NAMESPACE})/([a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?)")
+# `<namespace>/<claim>`: a namespace and a PersistentVolumeClaim name (DNS subdomain).
+CLAIM_RE = re.compile(rf"({_NAMESPACE})/([a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?)")
 DATASTORES = ("sqlite", "etcd")
 SERVER_COUNTS = (1, 3)
 
@@ -849,7 +850,7 @@ def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
     if volumes and not bucket:
         r.fail("backupVolumes", "needs `backupBucket`: the backups go there")
     for volume in volumes:
-        match = _CLAIM_RE.fullmatch(volume)
+        match = CLAIM_RE.fullmatch(volume)
         if match is None:
             r.fail("backupVolumes", f"{volume!r} is not '<namespace>/<claim>'")
         elif namespaces.is_platform(match.group(1)):
@@ -859,7 +860,7 @@ def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
             )
     for dup in sorted({v for v in volumes if volumes.count(v) > 1}):
         r.fail("backupVolumes", f"{dup!r} is listed twice")
-    return tuple(v for v in dict.fromkeys(volumes) if _CLAIM_RE.fullmatch(v))
+    return tuple(v for v in dict.fromkeys(volumes) if CLAIM_RE.fullmatch(v))
 
 
 def load_settings(config: pulumi.Config | None = None) -> Settings:

@@ -8,7 +8,9 @@ in the stack file in plain text, and offline runs must not need the real ones).
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -313,3 +315,37 @@ def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[
     filled = list(unset) + list(secrets)
     config = {**values, **unset, **secrets}
     return config, list(secrets), filled
+
+
+def workspace_file(root: Path = ROOT, home: Path | None = None) -> Path:
+    """Where `pulumi stack select` records the stack it selected for this project folder:
+    `<PULUMI_HOME or ~/.pulumi>/workspaces/<project>-<sha1 of Pulumi.yaml's path>-workspace.json`
+    (pulumi sdk/go/common/workspace/workspace.go, `settingsPath`)."""
+    home = home or Path(os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    project = read_yaml(root / "Pulumi.yaml")["name"]
+    digest = hashlib.sha1(str(root / "Pulumi.yaml").encode()).hexdigest()  # noqa: S324 - the CLI's file name
+    return home / "workspaces" / f"{project}-{digest}-workspace.json"
+
+
+def selected_stack(root: Path = ROOT, home: Path | None = None) -> str | None:
+    """The stack `pulumi stack select` chose here (its `stack` field; `org/project/name` names it
+    last), or None when none was."""
+    try:
+        data = json.loads(workspace_file(root, home).read_text())
+    except (OSError, ValueError):
+        return None
+    stack = data.get("stack") if isinstance(data, dict) else None
+    name = stack.rsplit("/", 1)[-1] if isinstance(stack, str) else ""
+    return name if STACK_NAME_RE.fullmatch(name) else None
+
+
+def chosen_stack(given: str | None, root: Path = ROOT, home: Path | None = None) -> str:
+    """The stack a command works on: the one named, else the selected one; never a default, which
+    would be the organization's own stack."""
+    stack = given or selected_stack(root, home)
+    if not stack:
+        raise StackFileError(
+            f"no stack named and none selected (`pulumi stack select`): name one with STACK=<name>, "
+            f"one of {known_stacks(root)}"
+        )
+    return stack
