@@ -76,16 +76,12 @@ def test_out_is_checked_before_the_plan_is_built(tmp_path, capsys, never_built):
     assert existing.read_text() == "mine\n"
 
 
-def test_a_missing_out_folder_is_made_and_written(pi5_plan, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(offline, "build", lambda stack: pi5_plan)
-    assert main(["plan", "--stack", "pi5", "--out", str(tmp_path / "a" / "b")]) == 0
-    assert (tmp_path / "a" / "b" / "plan.json").is_file()
-    assert capsys.readouterr().out.splitlines()[-1].startswith(f"Wrote {len(offline.snapshot(pi5_plan))}")
+def test_a_missing_out_folder_is_made_when_the_arguments_are_read(tmp_path):
+    from spitikos.cli import folder_to_write
 
-
-@pytest.fixture(scope="module")
-def pi5_plan(stack):
-    return offline.from_recording(stack)
+    assert folder_to_write(str(tmp_path / "a" / "b")) == tmp_path / "a" / "b"
+    assert (tmp_path / "a" / "b").is_dir()
+    assert folder_to_write(str(tmp_path)) == tmp_path, "an existing folder is fine: --out rewrites its own files"
 
 
 def test_no_stack_named_and_none_selected_stops_listing_the_stacks(nothing_selected, capsys, never_built):
