@@ -69,17 +69,20 @@ up: $(VENV)/.installed  ## deploy STACK (or the selected stack) with the pinned 
 e2e: $(VENV)/.installed  ## the in-cluster platform up, checked and destroyed on the cluster KUBECONFIG points at
 	PY='$(PY)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' tools/e2e
 
-# The runbook's restores (docs/operations.md, "The Pi died"), from the same .venv as the tests. The
+# The runbook's restores (docs/operations.md, "The Pi died"), from the same .venv as the tests, set
+# up first with its output on stderr: stdout is the script or the objects, and nothing else. The
 # script goes to OUT whole or not at all (0600): the next step sends it to the node over ssh.
-etcd-restore-script: $(VENV)/.installed  ## the node-side script restoring etcd SNAPSHOT, written to OUT (STACK=<name>)
+etcd-restore-script:  ## the node-side script restoring etcd SNAPSHOT, written to OUT (STACK=<name>)
 	$(if $(SNAPSHOT),,$(error SNAPSHOT=<name, as `sudo k3s etcd-snapshot ls` prints it> is required))
 	$(if $(OUT),,$(error OUT=<file to write the script to> is required))
+	@$(MAKE) --no-print-directory -s $(VENV)/.installed >&2
 	@$(PY) -m spitikos etcd-restore-script $(STACK_ARG) --out '$(OUT)' '$(SNAPSHOT)'
 
 # The objects that refill a backed-up claim, on stdout for `kubectl apply -f -` (nothing when refused).
-restore-volume: $(VENV)/.installed  ## the objects refilling CLAIM=<namespace>/<claim> of SIZE from its backup (STACK=<name>)
+restore-volume:  ## the objects refilling CLAIM=<namespace>/<claim> of SIZE from its backup (STACK=<name>)
 	$(if $(CLAIM),,$(error CLAIM=<namespace>/<claim>, as listed in backupVolumes, is required))
 	$(if $(SIZE),,$(error SIZE=<the claim's size, like 1Gi> is required))
+	@$(MAKE) --no-print-directory -s $(VENV)/.installed >&2
 	@$(PY) -m spitikos restore-volume $(STACK_ARG) --size '$(SIZE)' '$(CLAIM)'
 
 # Install the pinned Pulumi CLI into .pulumi-cli/ when none is found, and print the line that

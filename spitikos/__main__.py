@@ -42,9 +42,12 @@ def parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "stack" and args.stack:  # `make up STACK=...`: nothing more to read
+        print(args.stack)
+        return 0
     from spitikos.stack import StackFileError
 
-    if args.command == "stack":  # run by `make up` before the deploy: no provider SDK is imported
+    if args.command == "stack":
         try:
             return _stack(args)
         except StackFileError as error:
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 def _stack(args: Namespace) -> int:
     from spitikos.stack import chosen_stack
 
-    print(args.stack or chosen_stack(None))
+    print(chosen_stack(None))
     return 0
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import NoReturn
+
+# Pulumi's stack names: letters, digits, '-', '_' and '.'; never a path.
+STACK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class Parser(argparse.ArgumentParser):
@@ -59,8 +63,6 @@ def file_to_write(value: str) -> Path:
 
 
 def stack_name(value: str) -> str:
-    from spitikos.stack import STACK_NAME_RE
-
     if not STACK_NAME_RE.fullmatch(value):
         raise argparse.ArgumentTypeError(f"{value!r} is not a stack name (letters, digits, '-', '_', '.')")
     return value

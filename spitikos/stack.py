@@ -11,12 +11,13 @@ import difflib
 import hashlib
 import json
 import os
-import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from spitikos.cli import STACK_NAME_RE
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = "PLACEHOLDER"
@@ -24,10 +25,6 @@ PLACEHOLDER = "PLACEHOLDER"
 
 class StackFileError(ValueError):
     """A stack file `pulumi up` would refuse."""
-
-
-# Pulumi's stack names: letters, digits, '-', '_' and '.'; never a path.
-STACK_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 # Placeholders, clearly fake, in the shapes the settings check (a secret key not listed

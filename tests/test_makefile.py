@@ -243,3 +243,62 @@ def test_ci_installs_the_pulumi_version_pinned_in_the_makefile():
     ]
     assert pins
     assert all(version == PULUMI_VERSION for _, version in pins), pins
+
+
+def dry_run(tmp_path, *args):
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args, f"VENV={tmp_path / 'fresh'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_restore_targets_run_from_the_venv_with_nothing_else_on_stdout(tmp_path):
+    """The runbook once ran `python -m spitikos` on whatever `python` was on PATH (ModuleNotFoundError),
+    and pipes `make restore-volume` into `kubectl apply`: the venv's setup must not reach stdout."""
+    python = tmp_path / "fresh" / "bin" / "python"
+    for args, command in [
+        (
+            ["restore-volume", "STACK=lab", "CLAIM=vault/data-vault-0", "SIZE=1Gi"],
+            f"{python} -m spitikos restore-volume --stack 'lab' --size '1Gi' 'vault/data-vault-0'",
+        ),
+        (
+            ["etcd-restore-script", "STACK=lab", "SNAPSHOT=etcd-snapshot-a-1.zip", "OUT=restore.sh"],
+            f"{python} -m spitikos etcd-restore-script --stack 'lab' --out 'restore.sh' 'etcd-snapshot-a-1.zip'",
+        ),
+    ]:
+        result = dry_run(tmp_path, *args)
+        assert result.returncode == 0, result.stderr
+        assert "pip install --quiet --require-hashes -r requirements-dev.lock" in result.stderr
+        # (`-n` prints the sub-make line that sets the venv up, whose own output goes to stderr.)
+        assert result.stdout.splitlines() == [
+            f"make --no-print-directory -s {tmp_path / 'fresh'}/.installed >&2",
+            command,
+        ]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["restore-volume", "SIZE=1Gi"], "CLAIM=<namespace>/<claim>, as listed in backupVolumes, is required"),
+        (["restore-volume", "CLAIM=vault/data-vault-0"], "SIZE=<the claim's size, like 1Gi> is required"),
+        (["etcd-restore-script", "OUT=r.sh"], "SNAPSHOT=<name, as `sudo k3s etcd-snapshot ls` prints it> is required"),
+        (["etcd-restore-script", "SNAPSHOT=x"], "OUT=<file to write the script to> is required"),
+    ],
+)
+def test_the_restore_targets_say_which_setting_is_missing(tmp_path, args, message):
+    result = dry_run(tmp_path, *args)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.strip().endswith(f"*** {message}.  Stop."), result.stderr
+
+
+def test_no_target_plans_renders_or_deploys_a_default_stack(tmp_path):
+    """`STACK ?= pi5` once made the organization's stack every target's default."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^STACK \?=\s*$", makefile, re.M)
+    for target in ("plan", "render", "up"):
+        result = dry_run(tmp_path, target)
+        assert "--stack" not in result.stdout.replace("-m spitikos stack", ""), (target, result.stdout)
+        assert "pi5" not in result.stdout, (target, result.stdout)
