@@ -721,8 +721,12 @@ def _kubeconfig_problem(value: str) -> str | None:
     """A kubeconfig the provider can use: clusters, users, and a current context among its contexts."""
     import yaml
 
+    from components import bounded_yaml
+
     try:
-        data = yaml.safe_load(value)
+        data = bounded_yaml.load(value)
+    except bounded_yaml.YamlLimitError as error:
+        return f"is not a kubeconfig: line {error.line}: {error}"
     except yaml.YAMLError:
         return "is not YAML (paste the whole kubeconfig file: `pulumi config set --secret kubeconfig < FILE`)"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) and data[k] for k in _KUBECONFIG_LISTS):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from components import bounded_yaml
 from spitikos.cli import STACK_NAME_RE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,98 +75,17 @@ _CliLoader.yaml_implicit_resolvers = {
 }
 
 
-# Bounds no stack file comes near (Pulumi.pi5.yaml: 3 KB, about 80 values), checked before the
-# YAML is expanded: a file of nested aliases ("billion laughs") expands to 10^9 values from a few
-# lines, and libyaml's composer recurses once per level of nesting (deep enough, it crashes).
+# No stack file comes near it (Pulumi.pi5.yaml: 3 KB); a device or a huge file must not hang the run.
 MAX_BYTES = 1024 * 1024
-MAX_DEPTH = 64
-MAX_VALUES = 10_000
 # What a stack file may hold at its top (pulumi sdk/go/common/workspace/project.go, ProjectStack).
 STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
-
-
-class _YamlLimitError(ValueError):
-    """What is wrong with a YAML text, and on which line (1-based)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _check_nesting(text: str) -> None:
-    """Reads the events alone (libyaml's parser does not recurse) and stops at the first level too deep."""
-    loader = _CliLoader(text)
-    try:
-        depth = 0
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, yaml.CollectionStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _YamlLimitError(event.start_mark.line + 1, f"values nested more than {MAX_DEPTH} deep")
-            elif isinstance(event, yaml.CollectionEndEvent):
-                depth -= 1
-    finally:
-        loader.dispose()
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
-
-
-def _check_keys(node: yaml.MappingNode) -> None:
-    """A key given twice: the CLI's YAML library refuses it; PyYAML would keep the last one silently."""
-    seen: dict[str, int] = {}
-    for key, _ in node.value:
-        if isinstance(key, yaml.ScalarNode):
-            line = key.start_mark.line + 1
-            if key.value in seen:
-                raise _YamlLimitError(line, f"`{key.value}` is given twice (first on line {seen[key.value]}): keep one")
-            seen[key.value] = line
-
-
-def _check_size(root: yaml.Node) -> None:
-    """Counts the values the document expands to, an alias as often as it is used, without expanding
-    it (each node is counted once and its count reused); refuses a key given twice, and an alias
-    inside the value it names."""
-    counts: dict[int, int] = {}
-    open_: set[int] = set()
-    todo: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while todo:
-        node, done = todo.pop()
-        if done:
-            open_.discard(id(node))
-            counts[id(node)] = 1 + sum(counts[id(child)] for child in _children(node))
-            if counts[id(node)] > MAX_VALUES:
-                raise _YamlLimitError(
-                    node.start_mark.line + 1, f"its aliases expand to more than {MAX_VALUES} values: write them out"
-                )
-        elif id(node) in open_:
-            raise _YamlLimitError(node.start_mark.line + 1, "an alias refers to a value that contains it")
-        elif id(node) not in counts:
-            if isinstance(node, yaml.MappingNode):
-                _check_keys(node)
-            open_.add(id(node))
-            todo.append((node, True))
-            todo.extend((child, False) for child in _children(node))
 
 
 @lru_cache(maxsize=32)
 def _parse(text: str) -> Any:
     # libyaml's loader is ~10x faster than the pure-Python one, and the same file is read for
     # every offline run: parse each distinct text once. Callers must not mutate the result.
-    _check_nesting(text)
-    loader = _CliLoader(text)
-    try:
-        root = loader.get_single_node()
-        if root is None:
-            return None
-        _check_size(root)
-        return loader.construct_document(root)
-    finally:
-        loader.dispose()
+    return bounded_yaml.load(text, _CliLoader)
 
 
 def _read_text(path: Path) -> str:
@@ -188,7 +108,7 @@ def read_yaml(path: Path) -> Any:
     """A YAML file's data, parsed once per distinct content; a syntax error is one line naming the file."""
     try:
         return _parse(_read_text(path))
-    except _YamlLimitError as error:
+    except bounded_yaml.YamlLimitError as error:
         raise StackFileError(f"{path.name}: line {error.line}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)

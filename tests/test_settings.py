@@ -99,6 +99,23 @@ OWN_CLUSTER_BAD_INPUTS = [
     ("own-etcd", {"kubeconfig": KUBECONFIG, "datastore": "etcd"}, f"spitikos:datastore: {NO_NODE}"),
     ("k3s-version", {"kubeconfig": KUBECONFIG, "k3sVersion": "v1.35.5+k3s1"}, f"spitikos:k3sVersion: {NO_NODE}"),
     ("not-yaml", {"kubeconfig": "{not: [yaml"}, "spitikos:kubeconfig: is not YAML"),
+    (
+        # A secret is input too, read with the stack file's bounds.
+        "kubeconfig-billion-laughs",
+        {
+            "kubeconfig": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefghi", "bcdefghij", strict=True)
+            )
+        },
+        "spitikos:kubeconfig: is not a kubeconfig: line 4: holds more than 10000 values once its aliases are expanded",
+    ),
+    (
+        # libyaml's composer recursed once per level: this one crashed the interpreter.
+        "kubeconfig-nested-deep",
+        {"kubeconfig": "[" * 100_000 + "]" * 100_000},
+        "spitikos:kubeconfig: is not a kubeconfig: line 1: values nested more than 64 deep",
+    ),
     ("not-a-kubeconfig", {"kubeconfig": "clusters: []"}, "spitikos:kubeconfig: is not a kubeconfig"),
     (
         "no-current-context",
@@ -701,12 +718,12 @@ STACK_FILES = [
             for a, b in zip("abcdefghi", "bcdefghij", strict=False)
         )
         + "  spitikos:domain: *j\n",
-        "Pulumi.bad.yaml: line 5: its aliases expand to more than 10000 values: write them out",
+        "Pulumi.bad.yaml: line 5: holds more than 10000 values once its aliases are expanded: write them out",
     ),
     (
         "alias-inside-itself",
         "config:\n  spitikos:x: &a [1, *a]\n",
-        "Pulumi.bad.yaml: line 2: an alias refers to a value that contains it",
+        "Pulumi.bad.yaml: line 2: an alias refers to a value that contains it: remove it",
     ),
     # libyaml's composer recursed once per level, and crashed the interpreter past ~50 000 levels.
     (
