@@ -251,7 +251,7 @@ class _Reader:
             return default
         try:
             value: Any = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: `[[[...]]]` nested past Python's stack
             self.fail(name, "is not a list (set it with `pulumi config set --path`, or as a YAML list)")
             return default
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -781,7 +781,7 @@ def _is_default(raw: str | None, default: Any) -> bool:
         return True
     try:
         return json.loads(raw) == default
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return raw.strip() == default
 
 

@@ -110,7 +110,10 @@ def _restore_volume(args: Namespace) -> int:
     if (problem := storage_problem(args.size)) is not None:
         return refuse(args.command, f"--size {args.size!r} {problem}")
     stack, config = _stack_values(args.stack)
-    listed = json.loads(config.get("spitikos:backupVolumes") or "[]")
+    try:
+        listed = json.loads(config.get("spitikos:backupVolumes") or "[]")
+    except (ValueError, RecursionError):
+        listed = []  # not a list: the settings refuse it, and nothing is listed
     if args.claim not in listed:
         return refuse(
             args.command,

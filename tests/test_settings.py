@@ -91,6 +91,8 @@ OFF = {"cloudflare": "is set, but `cloudflare` is false", "github": "is set, but
 NO_NODE = "is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node"
 # Parts switched off, on the pi5 stack's settings: each key set for an absent part is one line.
 OWN_CLUSTER_BAD_INPUTS = [
+    # A list in text, nested past Python's stack (json.loads raised RecursionError: a traceback).
+    ("agents-nested-deep", {"agents": "[" * 100_000 + "]" * 100_000}, "spitikos:agents: is not a list"),
     ("node-host", {"kubeconfig": KUBECONFIG}, f"spitikos:nodeHost: {NO_NODE}"),
     ("ssh-key", {"kubeconfig": KUBECONFIG}, f"spitikos:sshPrivateKey: {NO_NODE}"),
     ("agents", {"kubeconfig": KUBECONFIG, "agents": '["10.0.0.201"]'}, f"spitikos:agents: {NO_NODE}"),
