@@ -247,13 +247,26 @@ def workspace_file(root: Path = ROOT, home: Path | None = None) -> Path:
 def selected_stack(root: Path = ROOT, home: Path | None = None) -> str | None:
     """The stack `pulumi stack select` chose here (its `stack` field; `org/project/name` names it
     last), or None when none was."""
+    for folder in _names_of(root):
+        try:
+            data = json.loads(workspace_file(folder, home).read_text())
+        except (OSError, ValueError):
+            continue
+        stack = data.get("stack") if isinstance(data, dict) else None
+        name = stack.rsplit("/", 1)[-1] if isinstance(stack, str) else ""
+        return name if STACK_NAME_RE.fullmatch(name) else None
+    return None
+
+
+def _names_of(root: Path) -> list[Path]:
+    """The folder as the CLI may have named it: Go's os.Getwd answers $PWD when it is this folder, so
+    in a checkout reached through a symbolic link the CLI hashes that path, not the resolved one."""
+    pwd = Path(os.environ.get("PWD") or root)
     try:
-        data = json.loads(workspace_file(root, home).read_text())
-    except (OSError, ValueError):
-        return None
-    stack = data.get("stack") if isinstance(data, dict) else None
-    name = stack.rsplit("/", 1)[-1] if isinstance(stack, str) else ""
-    return name if STACK_NAME_RE.fullmatch(name) else None
+        same = pwd != root and pwd.samefile(root)
+    except OSError:
+        same = False
+    return [pwd, root] if same else [root]
 
 
 def chosen_stack(given: str | None, root: Path = ROOT, home: Path | None = None) -> str:

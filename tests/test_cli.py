@@ -109,6 +109,13 @@ def test_the_selected_stack_is_read_where_pulumi_stack_select_records_it(nothing
         select(nothing_selected, recorded)
         assert main(["stack"]) == 0 and capsys.readouterr().out == f"{name}\n"
     assert main(["stack", "--stack", "other"]) == 0 and capsys.readouterr().out == "other\n", "named wins"
+    link = nothing_selected.parent / "checkout"  # a checkout reached through a symbolic link
+    link.symlink_to(ROOT)
+    select(nothing_selected, "lab")
+    stacks.workspace_file(link, nothing_selected).write_text('{"stack": "linked"}')
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PWD", str(link))
+        assert stacks.selected_stack() == "linked", "the CLI hashes the path it was run from"
     for garbage in ("{", "[]", '{"stack": ""}', '{"stack": "o/p/.."}', '{"stack": 5}'):
         stacks.workspace_file(ROOT).write_text(garbage)
         assert stacks.selected_stack() is None, garbage
