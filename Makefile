@@ -11,15 +11,19 @@ PULUMI_VERSION := 3.272.0
 PULUMI_ROOT ?= $(CURDIR)/.pulumi-cli
 # `make up PULUMI_INSTALL=no` stops instead, printing the install command.
 PULUMI_INSTALL ?= yes
-STACK ?= pi5
+# The stack `plan`, `render`, `up` and the restore commands work on: STACK=<name>, else the one
+# `pulumi stack select` chose in this folder. Never a default: that would be the organization's own.
+STACK ?=
+STACK_ARG = $(if $(STACK),--stack '$(STACK)')
 
-.PHONY: test lint pytest up plan render vendor-charts pin-charts cli help lock e2e
+.PHONY: test lint pytest up plan render vendor-charts pin-charts cli help lock e2e etcd-restore-script restore-volume
 
-# Plain `make` is `make test`, as the README's first lines say; `make help` lists the targets.
+# The README's first lines give `make up` and `make test`; plain `make` is `make test`, the whole
+# check, and `make help` lists every target.
 test: lint pytest  ## ruff, actionlint and pytest, setting up .venv first (the whole check)
 
 help:  ## this list
-	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { printf "  make %-20s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH), actionlint
 	$(VENV)/bin/ruff check .
@@ -32,15 +36,15 @@ pytest: $(VENV)/.installed  ## the tests alone
 	$(PY) -m pytest
 
 # The whole platform offline: no CLI, network or credentials. `make plan OUT=plan-out` also writes files.
-plan: $(VENV)/.installed  ## the platform offline (STACK=pi5; OUT=plan-out also writes files)
-	$(PY) -m spitikos plan --stack $(STACK) $(if $(OUT),--out $(OUT))
+plan: $(VENV)/.installed  ## the platform offline (STACK=<name>; OUT=plan-out also writes files)
+	@$(PY) -m spitikos plan $(STACK_ARG) $(if $(OUT),--out '$(OUT)')
 
 # Each Helm release the program registers, rendered offline by the locked Helm 4 from the chart vendored
 # at its pinned version (charts/vendor/), and checked (docs/development.md, "What `make render` proves"). Its own
 # target: about 4.5 s (7 s the first time, with the install), too slow for `make test`.
 RENDER_TOOLS := .render
 render: $(VENV)/.installed $(RENDER_TOOLS)/bin/helm  ## render every chart release offline with Helm and check it (OUT=render-out)
-	$(PY) -m spitikos.render --stack $(STACK) --out $(or $(OUT),render-out)
+	$(PY) -m spitikos.render $(STACK_ARG) --out '$(or $(OUT),render-out)'
 
 # After Renovate bumps a chart in components/versions.py: pull the new version from the chart's own
 # repository into charts/vendor/ and pin its hash (charts/vendor/SHA256SUMS), and drop the old one.
@@ -61,20 +65,35 @@ $(RENDER_TOOLS)/bin/helm: requirements-render.lock | $(VENV)/.installed
 
 # Deploy a stack (`make up STACK=lab`) with the program's dependencies from the same .venv the
 # tests use. The stack is created only on the local file backend, never on a shared one.
-up: $(VENV)/.installed  ## deploy STACK (default pi5) with the pinned Pulumi CLI
-	STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
-	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
+up: $(VENV)/.installed  ## deploy STACK (or the selected stack) with the pinned Pulumi CLI
+	@stack=$$($(PY) -m spitikos stack $(STACK_ARG)) && STACK="$$stack" PULUMI_VERSION='$(PULUMI_VERSION)' \
+	PULUMI_ROOT='$(PULUMI_ROOT)' PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up
 
 # The in-cluster platform up, checked and destroyed with the real CLI on whatever cluster KUBECONFIG
 # points at (docs/development.md, "What the e2e run proves"); CI runs it on kind. Installs the pinned CLI if missing.
 e2e: $(VENV)/.installed  ## the in-cluster platform up, checked and destroyed on the cluster KUBECONFIG points at
 	PY='$(PY)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' tools/e2e
 
+# The runbook's restores (docs/operations.md, "The Pi died"), from the same .venv as the tests, set
+# up first with its output on stderr: stdout is the script or the objects, and nothing else. The
+# script goes to OUT whole or not at all (0600): the next step sends it to the node over ssh.
+etcd-restore-script:  ## the node-side script restoring etcd SNAPSHOT, written to OUT (STACK=<name>)
+	$(if $(SNAPSHOT),,$(error SNAPSHOT=<name, as `sudo k3s etcd-snapshot ls` prints it> is required))
+	$(if $(OUT),,$(error OUT=<file to write the script to> is required))
+	@$(MAKE) --no-print-directory -s $(VENV)/.installed >&2
+	@$(PY) -m spitikos etcd-restore-script $(STACK_ARG) --out '$(OUT)' '$(SNAPSHOT)'
+
+# The objects that refill a backed-up claim, on stdout for `kubectl apply -f -` (nothing when refused).
+restore-volume:  ## the objects refilling CLAIM=<namespace>/<claim> of SIZE from its backup (STACK=<name>)
+	$(if $(CLAIM),,$(error CLAIM=<namespace>/<claim>, as listed in backupVolumes, is required))
+	$(if $(SIZE),,$(error SIZE=<the claim's size, like 1Gi> is required))
+	@$(MAKE) --no-print-directory -s $(VENV)/.installed >&2
+	@$(PY) -m spitikos restore-volume $(STACK_ARG) --size '$(SIZE)' '$(CLAIM)'
+
 # Install the pinned Pulumi CLI into .pulumi-cli/ when none is found, and print the line that
 # puts it on PATH: the README's and the runbook's `pulumi` commands need it there.
 cli:  ## install the pinned Pulumi CLI (when missing) and print the `export PATH=...` line
-	@STACK='$(STACK)' PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' \
-	PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up cli
+	@PULUMI_VERSION='$(PULUMI_VERSION)' PULUMI_ROOT='$(PULUMI_ROOT)' PULUMI_INSTALL='$(PULUMI_INSTALL)' tools/up cli
 
 # Installed from the lock, every file checked against its sha256: a release replaced on the index,
 # or a dependency missing from the lock, stops the install. (No `pip install --upgrade pip`: that

@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import versions
+from components import namespaces, versions
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
@@ -33,7 +33,7 @@ from components.kube import (
     public_internet,
 )
 
-NAMESPACE = "argocd"
+NAMESPACE = namespaces.ARGOCD
 IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_PROJECT = "root"
 APPS_PROJECT = "default"

@@ -13,6 +13,7 @@ names it as its data source (`restore_manifests`), applied before the applicatio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
-from components import r2, versions
+from components import namespaces, r2, versions
 from components.kube import (
     API_SERVER_EGRESS,
     PLATFORM_LABELS,
@@ -38,7 +39,7 @@ from components.kube import (
     with_provider,
 )
 
-NAMESPACE = "volsync-system"
+NAMESPACE = namespaces.VOLSYNC
 CONTROLLER = Size(cpu="20m", memory="40Mi", cpu_limit="500m", memory_limit="256Mi")
 # A mover Job runs for minutes every few hours; restic's memory grows with the repository's index.
 MOVER = Size(cpu="50m", memory="128Mi", cpu_limit="1", memory_limit="768Mi")
@@ -60,6 +61,21 @@ CRD_FILE = Path(__file__).parent / "crds" / "volumesnapshots.yaml"
 # not listed here gets a mover with the image's own user: `baseline`, never privileged (the
 # namespace never gets VolSync's `volsync.backube/privileged-movers` annotation).
 APP_OWNERS: dict[str, tuple[int, int]] = {"vault": (100, 1000)}
+
+
+# A Kubernetes storage quantity as a claim's `resources.requests.storage` takes it: a number and a
+# binary or decimal suffix (k8s.io/apimachinery resource.Quantity; the exponent forms are left out).
+_STORAGE_RE = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?")
+
+
+def storage_problem(size: str) -> str | None:
+    """What makes `size` no claim's size (None when it is one): not a quantity, or not above zero."""
+    match = _STORAGE_RE.fullmatch(size)
+    if match is None:
+        return "is not a size like '1Gi' or '500Mi' (a positive Kubernetes quantity)"
+    if float(match.group(1)) == 0:
+        return "is no size: a claim needs more than 0 bytes"
+    return None
 
 
 @dataclass(frozen=True)

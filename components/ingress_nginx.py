@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import namespaces, versions
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
@@ -26,7 +26,7 @@ from components.kube import (
     with_provider,
 )
 
-NAMESPACE = "ingress-nginx"
+NAMESPACE = namespaces.INGRESS_NGINX
 INGRESS_CLASS = "nginx"
 METRICS_PORT = 10254  # the chart's controller.metrics.port, also where the kubelet probes /healthz
 WEBHOOK_PORT = 8443  # the chart's controller.admissionWebhooks.port

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import versions
+from components import namespaces, versions
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
@@ -24,7 +24,7 @@ from components.kube import (
     with_provider,
 )
 
-NAMESPACE = "keda"
+NAMESPACE = namespaces.KEDA
 OPERATOR = Size(cpu="50m", memory="96Mi", cpu_limit="500m", memory_limit="256Mi")
 METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="192Mi")
 # What the scalers read: the real applications' ScaledObjects (charts/_common's template) query

@@ -10,7 +10,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, backup, ingress_nginx, keda, r2, redis, tunnel
+from components import argocd, ingress_nginx, namespaces, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
@@ -28,8 +28,8 @@ from components.tunnel import Tunnel, TunnelArgs
 # The api's Connect RPC that recaches docs (spitikos/api proto/docs/docs.proto: docs.DocsService).
 DOCS_SYNC_PATH = "/docs.DocsService/Sync"
 ARGOCD_WEBHOOK_PATH = "/api/webhook"
-API_NAMESPACE = "api"
-K3S_NAMESPACES = ["kube-system", "kube-public", "kube-node-lease"]
+API_NAMESPACE = namespaces.API
+K3S_NAMESPACES = list(namespaces.K3S)
 
 
 @dataclass
@@ -239,15 +239,7 @@ class Platform(pulumi.ComponentResource):
     def platform_namespaces() -> list[str]:
         """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never
         deploy into. Application namespaces Pulumi prepares (`api`) are the applications' to use."""
-        return [
-            argocd.NAMESPACE,
-            ingress_nginx.NAMESPACE,
-            redis.NAMESPACE,
-            keda.NAMESPACE,
-            tunnel.NAMESPACE,
-            backup.NAMESPACE,
-            "kube-*",
-        ]
+        return list(namespaces.PLATFORM)
 
 
 def etcd_snapshots(cfg: s.Settings) -> tuple[EtcdSnapshotArgs | None, Callable[[BackupBucket], None]]:

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import versions
+from components import namespaces, versions
 from components.kube import (
     NAMESPACE_NAME,
     PLATFORM_LABELS,
@@ -30,7 +30,7 @@ from components.kube import (
     with_provider,
 )
 
-NAMESPACE = "redis"
+NAMESPACE = namespaces.REDIS
 SERVICE = "redis"
 # The name the real applications' charts and the api's config use (Bitnami's chart named its
 # Service so): one more Service on the same pod, so neither side has to change at once.

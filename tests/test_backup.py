@@ -368,6 +368,40 @@ def test_the_etcd_restore_takes_the_token_on_stdin_and_resets_from_the_bucket(tm
         etcd_restore_script("x; rm -rf /")
 
 
+# What each flag of the restore's `k3s server` means, in k3s's own words (docs.k3s.io/cli/etcd-snapshot,
+# "Restoring Snapshots" and "S3 Compatible Object Store Support"; docs.k3s.io/cli/server). A flag added,
+# dropped or renamed fails the test below: read its meaning in k3s's documentation before changing this.
+RESTORE_FLAGS = {
+    "--cluster-reset": "Forget all peers and become sole member of a new cluster",
+    "--cluster-reset-restore-path": "Path to snapshot file to be restored (with --etcd-s3: its name in the bucket)",
+    "--etcd-s3": "Enable backup to S3 (and, with --cluster-reset, restore from it: the bucket, endpoint and keys"
+    " are the config drop-in's etcd-s3-* settings)",
+    "--token-file": "File containing the cluster-secret/token (the original cluster's: it decrypts the snapshot)",
+}
+
+
+def test_the_etcd_restore_runs_k3s_with_exactly_the_documented_restore_flags():
+    import shlex
+
+    from components.k3s import ETCD_SNAPSHOT_CONFIG, etcd_restore_script
+
+    script = etcd_restore_script("etcd-snapshot-pi5-1764561600.zip").replace("\\\n", " ")
+    line = next(line for line in script.splitlines() if " k3s server " in line)
+    words = shlex.split(line.split(" </dev/null")[0])
+    assert words[:6] == ["timeout", "900", "sudo", "-n", "k3s", "server"], "bounded, as root, never interactive"
+    flags = dict(word.partition("=")[::2] for word in words[6:])
+    assert sorted(flags) == sorted(RESTORE_FLAGS), "a flag whose meaning the table above does not say"
+    assert flags["--cluster-reset"] == "" and flags["--etcd-s3"] == "", "switches, not settings"
+    # The snapshot's name in the bucket (the script's `snapshot=`), not a path on the node; the token from a file.
+    assert (
+        flags["--cluster-reset-restore-path"] == "$snapshot" and "snapshot=etcd-snapshot-pi5-1764561600.zip" in script
+    )
+    assert flags["--token-file"] == "$token"
+    # The bucket's credentials stay in the root-only drop-in, which the script checks for first: never argv.
+    assert not [w for w in words if w.startswith("--etcd-s3-")]
+    assert f"test -s {ETCD_SNAPSHOT_CONFIG}" in script
+
+
 def test_the_plan_says_what_is_backed_up_where_and_how_often_and_what_is_not(stack, ha):
     from spitikos import plan as offline
 

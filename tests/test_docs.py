@@ -203,3 +203,27 @@ def test_the_first_runs_node_prerequisites_are_the_ones_the_preflight_checks():
     gib = 1024 * 1024
     assert f"≥ {MIN_MEMORY_KIB // gib} GiB RAM, ≥ {MIN_FREE_DISK_KIB // gib} GiB free" in step
     assert "cgroup_enable=memory cgroup_memory=1" in step
+
+
+def test_the_runbooks_commands_work_as_written_for_the_readers_stack_and_node():
+    """It once ran `python -m spitikos` on whatever `python` was on PATH (ModuleNotFoundError, and an
+    empty restore script sent over ssh), and ssh'd to pi5's address while using `$STACK` elsewhere."""
+    import yaml
+
+    pi5 = yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"]
+    assert pi5["spitikos:nodeHost"] not in RUNBOOK, "pi5's address: the reader's is $NODE_HOST"
+    blocks = "\n".join(re.findall(r"```\w*\n(.*?)```", RUNBOOK, re.S))
+    assert "python -m" not in blocks
+    targets = set(re.findall(r"^([a-z][a-z0-9-]*):", (ROOT / "Makefile").read_text(), re.M))
+    makes = re.findall(r"^\s*make (\S+)(.*)$", blocks, re.M)
+    assert {"etcd-restore-script", "restore-volume"} <= {target for target, _ in makes}
+    for target, rest in makes:
+        assert target in targets and 'STACK="$STACK"' in rest, (target, rest)
+    assert "OUT=" in dict(makes)["etcd-restore-script"] and "SNAPSHOT=" in dict(makes)["etcd-restore-script"]
+    assert re.search(r"make restore-volume [^\n]*\| kubectl apply -f -", blocks)
+    # The script is sent only when it was written: never an older or missing one.
+    assert re.search(r'OUT="([^"]+)" &&\n\s+ssh [^\n]*"\$\(cat "\1"\)"', blocks)
+    for line in re.findall(r"^\s*ssh .*$", blocks, re.M):
+        assert '-p "$NODE_PORT" "$NODE"' in line, line
+    setup = RUNBOOK[: RUNBOOK.index("```", RUNBOOK.index("export STACK=")) + 3]
+    assert all(f"{name}=" in setup for name in ("NODE_HOST", "NODE", "NODE_PORT"))

@@ -1,4 +1,5 @@
-"""`make up` on a fresh machine: the CLI version CI pins, any stack, no stack created on a shared backend.
+"""`make up` on a fresh machine: the CLI version CI pins, the stack named or selected and never a
+default, no stack created on a shared backend.
 
 Each test runs the real `make up` with stub `pulumi` and `curl` on PATH that record their
 arguments: no network, no Pulumi CLI.
@@ -6,8 +7,10 @@ arguments: no network, no Pulumi CLI.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -47,9 +50,22 @@ def machine(tmp_path):
     (bin_dir / "curl").write_text(STUB_CURL)
     (bin_dir / "curl").chmod(0o755)
     venv = tmp_path / "venv"
-    venv.mkdir()
+    (venv / "bin").mkdir(parents=True)
     (venv / ".installed").touch()  # newer than the requirements: make leaves it alone
+    # The project's own interpreter (`make up` asks it which stack to deploy).
+    (venv / "bin" / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv / "bin" / "python").chmod(0o755)
+    (tmp_path / "pulumi-home").mkdir()  # no stack selected yet
     return tmp_path
+
+
+def select_stack(machine, stack: str) -> None:
+    """What `pulumi stack select` leaves behind for this project folder."""
+    from spitikos.stack import workspace_file
+
+    path = workspace_file(ROOT, machine / "pulumi-home")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"stack": stack}, indent=4))
 
 
 def with_pulumi_on_path(machine):
@@ -57,16 +73,19 @@ def with_pulumi_on_path(machine):
 
 
 def make_up(machine, *args, target="up", **env):
+    """`make <target> <args>`; with no STACK= among the args, the stack is pi5, named."""
     calls = machine / "calls"
     calls.touch()
     make = ["make", "--no-print-directory", "-s", target, f"VENV={machine / 'venv'}", f"PULUMI_ROOT={machine / 'cli'}"]
+    named = [] if any(a.startswith("STACK") for a in args) or target != "up" else ["STACK=pi5"]
     result = subprocess.run(
-        [*make, *args],
+        [*make, *named, *[a for a in args if a != "STACK="]],
         cwd=ROOT,
         env={
             "PATH": f"{machine / 'bin'}:/usr/bin:/bin",
             "CALLS": str(calls),
             "STUB_PULUMI": str(machine / "stub-pulumi"),
+            "PULUMI_HOME": str(machine / "pulumi-home"),
             **env,
         },
         capture_output=True,
@@ -76,11 +95,28 @@ def make_up(machine, *args, target="up", **env):
     return result, calls.read_text().splitlines()
 
 
-def test_make_up_deploys_pi5_by_default_creating_it_on_the_local_file_backend(machine):
+def test_make_up_deploys_the_stack_named_creating_it_on_the_local_file_backend(machine):
     with_pulumi_on_path(machine)
     result, calls = make_up(machine)
     assert result.returncode == 0, result.stderr
     assert calls == ["pulumi version", "pulumi stack select --create pi5", "pulumi up --stack pi5"]
+
+
+def test_make_up_without_a_stack_deploys_the_selected_one_and_never_a_default(machine):
+    """`STACK` once defaulted to pi5, the organization's own stack: forget it and deploy its domains."""
+    with_pulumi_on_path(machine)
+    result, calls = make_up(machine, "STACK=")
+    assert result.returncode != 0 and calls == [], "nothing runs"
+    assert result.stderr.splitlines()[0] == (
+        "stack: no stack named and none selected (`pulumi stack select`): name one with STACK=<name>,"
+        " one of ['e2e', 'example', 'pi5']"
+    )
+    select_stack(machine, "organization/spitikos/lab")  # the form a file backend records
+    result, calls = make_up(machine, "STACK=")
+    assert result.returncode == 0, result.stderr
+    assert calls[-1] == "pulumi up --stack lab"
+    result, calls = make_up(machine, "STACK=../x")
+    assert result.returncode != 0 and "'../x' is not a stack name" in result.stderr
 
 
 def test_make_up_deploys_any_stack(machine):
@@ -168,6 +204,7 @@ def test_the_installed_cli_stays_out_of_git_even_before_its_own_gitignore_exists
 def test_make_help_lists_every_target_and_plain_make_is_the_whole_check():
     makefile = (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-z][a-z0-9-]*):", makefile, re.M))
+    assert {"e2e", "restore-volume", "etcd-restore-script"} <= targets  # a digit once hid `e2e`
     listed = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert {line.split()[1] for line in listed.splitlines()} == targets
     # Plain `make` is `make test`, which the README's first lines give as the whole check.
@@ -206,3 +243,62 @@ def test_ci_installs_the_pulumi_version_pinned_in_the_makefile():
     ]
     assert pins
     assert all(version == PULUMI_VERSION for _, version in pins), pins
+
+
+def dry_run(tmp_path, *args):
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args, f"VENV={tmp_path / 'fresh'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_restore_targets_run_from_the_venv_with_nothing_else_on_stdout(tmp_path):
+    """The runbook once ran `python -m spitikos` on whatever `python` was on PATH (ModuleNotFoundError),
+    and pipes `make restore-volume` into `kubectl apply`: the venv's setup must not reach stdout."""
+    python = tmp_path / "fresh" / "bin" / "python"
+    for args, command in [
+        (
+            ["restore-volume", "STACK=lab", "CLAIM=vault/data-vault-0", "SIZE=1Gi"],
+            f"{python} -m spitikos restore-volume --stack 'lab' --size '1Gi' 'vault/data-vault-0'",
+        ),
+        (
+            ["etcd-restore-script", "STACK=lab", "SNAPSHOT=etcd-snapshot-a-1.zip", "OUT=restore.sh"],
+            f"{python} -m spitikos etcd-restore-script --stack 'lab' --out 'restore.sh' 'etcd-snapshot-a-1.zip'",
+        ),
+    ]:
+        result = dry_run(tmp_path, *args)
+        assert result.returncode == 0, result.stderr
+        assert "pip install --quiet --require-hashes -r requirements-dev.lock" in result.stderr
+        # (`-n` prints the sub-make line that sets the venv up, whose own output goes to stderr.)
+        assert result.stdout.splitlines() == [
+            f"make --no-print-directory -s {tmp_path / 'fresh'}/.installed >&2",
+            command,
+        ]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["restore-volume", "SIZE=1Gi"], "CLAIM=<namespace>/<claim>, as listed in backupVolumes, is required"),
+        (["restore-volume", "CLAIM=vault/data-vault-0"], "SIZE=<the claim's size, like 1Gi> is required"),
+        (["etcd-restore-script", "OUT=r.sh"], "SNAPSHOT=<name, as `sudo k3s etcd-snapshot ls` prints it> is required"),
+        (["etcd-restore-script", "SNAPSHOT=x"], "OUT=<file to write the script to> is required"),
+    ],
+)
+def test_the_restore_targets_say_which_setting_is_missing(tmp_path, args, message):
+    result = dry_run(tmp_path, *args)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.strip().endswith(f"*** {message}.  Stop."), result.stderr
+
+
+def test_no_target_plans_renders_or_deploys_a_default_stack(tmp_path):
+    """`STACK ?= pi5` once made the organization's stack every target's default."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^STACK \?=\s*$", makefile, re.M)
+    for target in ("plan", "render", "up"):
+        result = dry_run(tmp_path, target)
+        assert "--stack" not in result.stdout.replace("-m spitikos stack", ""), (target, result.stdout)
+        assert "pi5" not in result.stdout, (target, result.stdout)

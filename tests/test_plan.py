@@ -186,7 +186,7 @@ def test_building_a_plan_runs_the_stacks_main_with_its_offline_settings(stack, m
 def test_out_writes_the_objects_the_routes_and_the_plan(pi5_plan, tmp_path, capsys, monkeypatch):
     built = []
     monkeypatch.setattr(offline, "build", lambda stack: built.append(stack) or pi5_plan)
-    assert main(["plan", "--out", str(tmp_path)]) == 0
+    assert main(["plan", "--stack", "pi5", "--out", str(tmp_path)]) == 0
     assert built == ["pi5"]
     printed = capsys.readouterr().out
     assert "not a preview of live state" in printed and "Critical path: 3 slow steps" in printed

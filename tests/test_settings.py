@@ -92,6 +92,8 @@ OFF = {"cloudflare": "is set, but `cloudflare` is false", "github": "is set, but
 NO_NODE = "is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node"
 # Parts switched off, on the pi5 stack's settings: each key set for an absent part is one line.
 OWN_CLUSTER_BAD_INPUTS = [
+    # A list in text, nested past Python's stack (json.loads raised RecursionError: a traceback).
+    ("agents-nested-deep", {"agents": "[" * 100_000 + "]" * 100_000}, "spitikos:agents: is not a list"),
     ("node-host", {"kubeconfig": KUBECONFIG}, f"spitikos:nodeHost: {NO_NODE}"),
     ("ssh-key", {"kubeconfig": KUBECONFIG}, f"spitikos:sshPrivateKey: {NO_NODE}"),
     ("agents", {"kubeconfig": KUBECONFIG, "agents": '["10.0.0.201"]'}, f"spitikos:agents: {NO_NODE}"),
@@ -100,6 +102,23 @@ OWN_CLUSTER_BAD_INPUTS = [
     ("own-etcd", {"kubeconfig": KUBECONFIG, "datastore": "etcd"}, f"spitikos:datastore: {NO_NODE}"),
     ("k3s-version", {"kubeconfig": KUBECONFIG, "k3sVersion": "v1.35.5+k3s1"}, f"spitikos:k3sVersion: {NO_NODE}"),
     ("not-yaml", {"kubeconfig": "{not: [yaml"}, "spitikos:kubeconfig: is not YAML"),
+    (
+        # A secret is input too, read with the stack file's bounds.
+        "kubeconfig-billion-laughs",
+        {
+            "kubeconfig": "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(
+                f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n" for a, b in zip("abcdefghi", "bcdefghij", strict=True)
+            )
+        },
+        "spitikos:kubeconfig: is not a kubeconfig: line 4: holds more than 10000 values once its aliases are expanded",
+    ),
+    (
+        # libyaml's composer recursed once per level: this one crashed the interpreter.
+        "kubeconfig-nested-deep",
+        {"kubeconfig": "[" * 100_000 + "]" * 100_000},
+        "spitikos:kubeconfig: is not a kubeconfig: line 1: values nested more than 64 deep",
+    ),
     ("not-a-kubeconfig", {"kubeconfig": "clusters: []"}, "spitikos:kubeconfig: is not a kubeconfig"),
     (
         "no-current-context",
@@ -663,6 +682,7 @@ def test_an_agent_port_at_the_edges_is_accepted():
 
 
 # Stack files as an operator writes them: each mistake is one line naming the file (and the key).
+# (`billion-laughs`: ten aliases of the one before, nine deep, 10^10 values once expanded.)
 STACK_FILES = [
     ("yaml-syntax", "config:\n  spitikos:domain: [a\n", "Pulumi.bad.yaml: line 3, column 1: not valid YAML ("),
     ("yaml-tab", "config:\n\tspitikos:domain: a\n", "Pulumi.bad.yaml: line 2, column 1: not valid YAML ("),
@@ -673,6 +693,52 @@ STACK_FILES = [
         "key-without-namespace",
         "config:\n  nodeSshPort: 2222\n",
         "Pulumi.bad.yaml: nodeSshPort: a key needs its namespace: write it as `spitikos:nodeSshPort`",
+    ),
+    (
+        "key-given-twice",
+        "config:\n  spitikos:domain: a.example\n  spitikos:nodeHost: 10.0.0.9\n  spitikos:domain: b.example\n",
+        "Pulumi.bad.yaml: line 4: `spitikos:domain` is given twice (first on line 2): keep one",
+    ),
+    (
+        "nested-key-given-twice",
+        "config:\n  spitikos:x:\n    - {a: 1, a: 2}\n",
+        "Pulumi.bad.yaml: line 3: `a` is given twice (first on line 3): keep one",
+    ),
+    (
+        "configs",
+        "configs:\n  spitikos:domain: a.example\n",
+        "Pulumi.bad.yaml: `configs:` is not a stack file's key: did you mean `config:`?",
+    ),
+    (
+        "top-level-key",
+        "domain: a.example\nconfig: {}\n",
+        "Pulumi.bad.yaml: `domain:` is not a stack file's key: a stack file holds config,",
+    ),
+    (
+        "billion-laughs",
+        "config:\n  spitikos:a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+        + "".join(
+            f"  spitikos:{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n"
+            for a, b in zip("abcdefghi", "bcdefghij", strict=False)
+        )
+        + "  spitikos:domain: *j\n",
+        "Pulumi.bad.yaml: line 5: holds more than 10000 values once its aliases are expanded: write them out",
+    ),
+    (
+        "alias-inside-itself",
+        "config:\n  spitikos:x: &a [1, *a]\n",
+        "Pulumi.bad.yaml: line 2: an alias refers to a value that contains it: remove it",
+    ),
+    # libyaml's composer recursed once per level, and crashed the interpreter past ~50 000 levels.
+    (
+        "nested-deep",
+        f"config:\n  spitikos:x: {'[' * 100_000}{']' * 100_000}\n",
+        "Pulumi.bad.yaml: line 2: values nested more than 64 deep",
+    ),
+    (
+        "mappings-nested-deep",
+        f"config:\n  x: {'{a: ' * 100_000}1{'}' * 100_000}\n",
+        "Pulumi.bad.yaml: line 2: values nested more than 64 deep",
     ),
 ]
 
@@ -692,6 +758,96 @@ def test_a_broken_stack_file_is_one_line_naming_the_file(tmp_path, text, message
     with pytest.raises(StackFileError) as raised:
         offline_config("bad", _stack_root(tmp_path, text))
     assert str(raised.value).startswith(message) and "\n" not in str(raised.value), str(raised.value)
+
+
+def test_a_stack_file_whose_aliases_expand_without_bound_is_refused_within_a_second(tmp_path):
+    """It once ran 60 s at 1.7 GB and ignored Ctrl-C: the expansion is counted, never done."""
+    import time
+
+    from spitikos.stack import StackFileError, offline_config
+
+    laughs = next(text for name, text, _ in STACK_FILES if name == "billion-laughs")
+    started = time.monotonic()
+    with pytest.raises(StackFileError):
+        offline_config("bad", _stack_root(tmp_path, laughs.replace("10000", "")))
+    assert time.monotonic() - started < 1
+
+
+def test_a_stack_file_that_is_not_text_or_not_a_file_is_one_line(tmp_path):
+    from spitikos.stack import StackFileError, offline_config
+
+    root = _stack_root(tmp_path, "")
+    (root / "Pulumi.bad.yaml").write_bytes(b"config:\n  spitikos:domain: caf\xe9.example\n")
+    with pytest.raises(StackFileError, match=r"^Pulumi.bad.yaml: byte 31 is not UTF-8: save the file as UTF-8$"):
+        offline_config("bad", root)
+    (root / "Pulumi.bad.yaml").unlink()
+    (root / "Pulumi.bad.yaml").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"^no stack file Pulumi\.bad\.yaml: known stacks are"):
+        offline_config("bad", root)
+    for name in ("../x", "a/b", "", "-x"):
+        with pytest.raises(StackFileError, match="is not a stack name"):
+            offline_config(name, root)
+
+
+@pytest.mark.parametrize("namespace", ["spitkos", "Spitikos", "spitikos-infra", "SPITIKOS"])
+def test_a_key_under_a_misspelt_namespace_is_refused_naming_the_right_one(namespace):
+    with pytest.raises(SettingsError) as raised:
+        load({f"{namespace}:nodeMemory": "8Gi"})
+    assert raised.value.problems == [
+        f"{namespace}:nodeMemory: `{namespace}:` is not this project's namespace:"
+        " write the key as `spitikos:nodeMemory`"
+    ]
+
+
+def test_keys_of_other_packages_are_left_to_their_own_checks():
+    """The providers the program makes itself are refused as before; other packages' keys are not ours."""
+    with pytest.raises(SettingsError) as raised:
+        load({"kubernetes:context": "x", "cloudflare:apiToken": "y", "github:owner": "z", "random:x": "1"})
+    assert [p.split(": ", 1)[0] for p in raised.value.problems] == [
+        "cloudflare:apiToken",
+        "github:owner",
+        "kubernetes:context",
+    ]
+    assert all("is not read: the program makes its" in p for p in raised.value.problems)
+    assert load({"random:x": "1", "pulumi:template": "x"}).domain == "taehoonlee.cloud"
+
+
+SECURE = "\n    secure: v1:AAAABBBBCCCC\n"
+
+
+@pytest.mark.parametrize(
+    "added,message",
+    [
+        (
+            f"  spitikos:nodeHost: 10.0.0.9\n  spitikos:kubeconfig:{SECURE}",
+            "spitikos:nodeHost: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node:"
+            " remove it (`pulumi config rm nodeHost`), or remove `kubeconfig` to install k3s on a node",
+        ),
+        (
+            f"  spitikos:cloudflareApiToken:{SECURE}",
+            "spitikos:cloudflareApiToken: is set, but `cloudflare` is false: there is no tunnel, DNS or Access:"
+            " remove it (`pulumi config rm cloudflareApiToken`), or set `cloudflare` to true",
+        ),
+        (
+            f"  spitikos:githubToken:{SECURE}",
+            "spitikos:githubToken: is set, but `github` is false: the stack manages no GitHub repository (the root's"
+            " Git URL is `rootRepositoryUrl`): remove it (`pulumi config rm githubToken`), or set `github` to true",
+        ),
+    ],
+    ids=["kubeconfig-and-node", "cloudflare-token-without-cloudflare", "github-token-without-github"],
+)
+def test_an_encrypted_secret_of_a_part_the_stack_does_not_build_is_refused_not_dropped(tmp_path, added, message):
+    """Offline runs once dropped it, and planned another stack (an SSH install instead of the kubeconfig's)."""
+    from conftest import ROOT
+
+    from spitikos.stack import offline_config
+
+    text = (ROOT / "Pulumi.e2e.yaml").read_text() + added
+    config, secrets, _ = offline_config("bad", _stack_root(tmp_path, text))
+    pulumi.runtime.set_all_config(config, secrets)
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+    assert raised.value.problems == [message]
 
 
 def test_unquoted_dates_reach_the_settings_as_the_cli_hands_them(tmp_path):
@@ -830,11 +986,15 @@ def test_a_key_of_an_absent_part_is_one_line_and_nothing_else():
             }
         )
     assert raised.value.problems == [
-        "spitikos:nodeUser: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
-        "spitikos:sshHostname: is set, but `kubeconfig` is set: the stack builds on that cluster and sets up no node",
-        "spitikos:hostnames: is set, but `cloudflare` is false: there is no tunnel, DNS or Access",
+        f"spitikos:nodeUser: {NO_NODE}: remove it (`pulumi config rm nodeUser`), or remove `kubeconfig` to install"
+        " k3s on a node",
+        f"spitikos:sshHostname: {NO_NODE}: remove it (`pulumi config rm sshHostname`), or remove `kubeconfig` to"
+        " install k3s on a node",
+        "spitikos:hostnames: is set, but `cloudflare` is false: there is no tunnel, DNS or Access: remove it"
+        " (`pulumi config rm hostnames`), or set `cloudflare` to true",
         "spitikos:githubToken: is set, but `github` is false: the stack manages no GitHub repository"
-        " (the root's Git URL is `rootRepositoryUrl`)",
+        " (the root's Git URL is `rootRepositoryUrl`): remove it (`pulumi config rm githubToken`), or set `github`"
+        " to true",
     ]
     assert "ghp_" not in str(raised.value)
     # A blank value is not a value: nothing to refuse.

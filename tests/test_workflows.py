@@ -46,9 +46,9 @@ def test_pull_requests_run_the_tests_then_comment_a_preview():
     test_steps = [step.get("run", "") for step in pr["jobs"]["test"]["steps"]]
     assert "make test" in test_steps
     # The charts rendered and checked (Pod Security, pins, footprint, NetworkPolicies), offline.
-    assert "make render" in test_steps
+    assert "make render STACK=pi5" in test_steps
     # The offline plan needs no secrets, so pull requests from forks see it too.
-    assert any("make --no-print-directory plan" in run and "GITHUB_STEP_SUMMARY" in run for run in test_steps)
+    assert any("make --no-print-directory plan STACK=pi5" in run and "GITHUB_STEP_SUMMARY" in run for run in test_steps)
     preview = pr["jobs"]["preview"]
     assert preview["needs"] == "test"
     assert preview["permissions"]["pull-requests"] == "write"
@@ -533,3 +533,17 @@ def test_the_environments_the_program_writes_the_tokens_to_are_the_ones_the_jobs
     assert named == set(roles)
     # A job any branch's pull request can start never holds the main token.
     assert roles["pi5-preview"] == "preview" and {roles[e] for e in MAIN_ONLY} == {"main"}
+
+
+# The targets that work on a stack, which have no default stack: CI names it every time.
+STACK_TARGETS = re.compile(r"^\s*make\b[^\n]*?\s(plan|render|up|restore-volume|etcd-restore-script)\b[^\n]*", re.M)
+
+
+def test_ci_names_the_stack_of_every_target_that_works_on_one():
+    """Without STACK a target takes the selected stack; on a runner none is selected, and a default
+    would be the organization's own stack."""
+    scripts = [(path.name, step.get("run", "")) for path in WORKFLOWS.glob("*.yaml") for step in all_steps(load(path))]
+    scripts.append((".ci/run", (ROOT / ".ci" / "run").read_text()))
+    calls = [(name, m.group(0)) for name, text in scripts for m in STACK_TARGETS.finditer(text)]
+    assert {call.split("STACK=")[0].split()[-1] for _, call in calls} >= {"plan", "render"}, calls
+    assert [(name, call) for name, call in calls if "STACK=" not in call] == []
