@@ -38,6 +38,8 @@ from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.argocd import PLATFORM_CLUSTER_OBJECTS
 from components.kube import PLATFORM_LABELS, with_provider
 
+MANAGED_BY = "app.kubernetes.io/managed-by"  # PLATFORM_LABELS' key that says Pulumi made the object
+
 RBAC = "rbac.authorization.k8s.io"
 # The chart's `controller.serviceAccount.name` (argo-cd 10.1.1), in the release's namespace.
 ARGOCD_CONTROLLER = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
@@ -316,25 +318,33 @@ def in_namespaces(expression: str, namespaces: Sequence[str]) -> str:
 
 
 def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
-    """Any write in a platform namespace, and any change to or deletion of its Namespace object: the
-    deployers' namespaced rights hold in every namespace, and the projects' destinations leave these
-    out. Judged on the request alone (a DELETE has no object)."""
+    """Any write in a platform namespace, any change to or deletion of its Namespace object, and any
+    change to or deletion of an object Pulumi made elsewhere (labelled PLATFORM_LABELS: the `api`
+    namespace and its `platform-env` Secret): the deployers' namespaced rights hold in every
+    namespace, and the projects' destinations leave these out. Judged on the request and the stored
+    object (`oldObject`, null on a CREATE, so read only on an UPDATE or DELETE; a DELETE has no
+    `object`)."""
     in_platform = in_namespaces("request.namespace", platform_namespaces)
     platform_namespace = "request.resource.group == '' && request.resource.resource == 'namespaces' && " + (
         in_namespaces("request.name", platform_namespaces)
+    )
+    label = json.dumps(MANAGED_BY)
+    pulumis = (
+        f"(request.operation != 'CREATE' && has(oldObject.metadata.labels) && {label} in oldObject.metadata.labels"
+        f" && oldObject.metadata.labels[{label}] == {json.dumps(PLATFORM_LABELS[MANAGED_BY])})"
     )
     spec = _spec(
         requesters,
         ["*"],
         group="*",
         operations=("CREATE", "UPDATE", "DELETE"),
-        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace})"}],
+        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace}) || {pulumis}"}],
         validations=[
             {
                 "expression": "!variables.platform",
                 "messageExpression": "request.resource.resource + ' ' + request.name + ' in ' + "
-                "(request.namespace == '' ? 'the platform namespace ' + request.name : request.namespace) + "
-                "': the platform namespaces are Pulumi-owned, Argo CD may write nothing there'",
+                "(request.namespace == '' ? 'the cluster' : request.namespace) + "
+                "': the platform namespaces and what Pulumi made are Pulumi-owned, Argo CD may not write them'",
                 "reason": "Forbidden",
             }
         ],

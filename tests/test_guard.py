@@ -66,9 +66,13 @@ def matches(spec: dict, request: dict) -> bool:
     )
 
 
-def judge(spec: dict, request: dict, obj: dict) -> Verdict:
+def judge(spec: dict, request: dict, obj: dict | None, old: dict | None = None) -> Verdict:
     """One policy, as the API server runs it; an expression that errs is a refusal (`failurePolicy: Fail`)."""
-    activation = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj)}
+    activation = {
+        "request": celpy.json_to_cel(request),
+        "object": celpy.json_to_cel(obj),
+        "oldObject": celpy.json_to_cel(old),
+    }
     if not matches(spec, request):
         return Verdict(True)
     if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
@@ -114,7 +118,8 @@ def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREA
     }
     for spec in policies:
         # A DELETE carries no object (`object` is null): a policy that read it would err, and refuse.
-        verdict = judge(spec, request, None if operation == "DELETE" else obj)
+        # The stored object is `oldObject` on an UPDATE or DELETE (here: the same), null on a CREATE.
+        verdict = judge(spec, request, None if operation == "DELETE" else obj, None if operation == "CREATE" else obj)
         if not verdict.allowed:
             return verdict
     return Verdict(True)
@@ -406,3 +411,23 @@ def test_the_apps_deployer_writes_the_charts_own_cluster_objects(policies):
     ]:
         for operation in ("CREATE", "UPDATE", "DELETE"):
             assert admit(policies, cluster_object(kind, name), operation=operation).allowed, (name, operation)
+
+
+def test_the_apps_deployer_changes_nothing_pulumi_made_in_an_application_namespace(policies):
+    """The `api` namespace and its `platform-env` Secret are Pulumi's (PLATFORM_LABELS): a chart
+    with a Secret of that name, or the Application's managedNamespaceMetadata, would overwrite them."""
+    env = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "platform-env", "namespace": "api", "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+    }
+    api = namespace("api", "baseline")
+    api["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "pulumi"
+    for obj in (env, api):
+        for operation in ("UPDATE", "DELETE"):
+            verdict = admit(policies, obj, operation=operation)
+            assert not verdict.allowed and "Pulumi-owned" in verdict.message, (obj["kind"], operation)
+    # The app's own objects there, and a label it sets on its own object, are its own.
+    own = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-config", "namespace": "api"}}
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        assert admit(policies, own, operation=operation).allowed
