@@ -313,8 +313,8 @@ def namespaces_policy(requesters: Sequence[str], privileged: Sequence[str]) -> d
 def in_namespaces(expression: str, namespaces: Sequence[str]) -> str:
     """CEL: `expression` (a string) names one of `namespaces`, a trailing `*` being a prefix."""
     names = [n for n in namespaces if not n.endswith("*")]
-    prefixes = [n[:-1] for n in namespaces if n.endswith("*")]
-    return f"({expression} in {cel_list(names)} || {cel_list(prefixes)}.exists(p, {expression}.startsWith(p)))"
+    prefixes = [f"{expression}.startsWith({json.dumps(n[:-1])})" for n in namespaces if n.endswith("*")]
+    return "(" + " || ".join([f"{expression} in {cel_list(names)}", *prefixes]) + ")"
 
 
 def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
