@@ -19,7 +19,9 @@ be off), and refuse:
   rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
   Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
   writes those kinds by any name: the charts' own names are not all known in advance);
-- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel.
+- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
+  hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
+  the API server's included).
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -101,6 +103,7 @@ CLUSTER_RESOURCES = {
     "MutatingWebhookConfiguration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
 }
 SERVICES_POLICY = "argocd-publishes-no-node-port"
+ENDPOINTS_POLICY = "argocd-writes-no-endpoints"
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
@@ -139,6 +142,7 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
         self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
+        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -147,6 +151,7 @@ class ClusterGuard(pulumi.ComponentResource):
             PLATFORM_POLICY,
             PLATFORM_OBJECTS_POLICY,
             SERVICES_POLICY,
+            ENDPOINTS_POLICY,
         ]
         self.register_outputs({"policies": self.policies})
 
@@ -416,4 +421,27 @@ def platform_objects_policy(requesters: Sequence[str]) -> dict:
         ],
     )
     spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = groups
+    return spec
+
+
+def endpoints_policy(requesters: Sequence[str]) -> dict:
+    """Endpoints and EndpointSlices written by Git's identities: a Service without a selector plus
+    one of these routes an application's hostname to any address in the cluster (argocd-server's,
+    the API server's), past Access. The control plane writes the real ones; no chart needs to. The
+    deployer holds the right only because kube-prometheus-stack's operator role carries it."""
+    spec = _spec(
+        requesters,
+        ["endpoints", "endpointslices"],
+        group="",
+        variables=[],
+        validations=[
+            {
+                "expression": "false",
+                "messageExpression": "request.kind.kind + ' ' + request.name + "
+                "': hand-written endpoints would route a Service to any address; Argo CD may not write them'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+    spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = ["", "discovery.k8s.io"]
     return spec

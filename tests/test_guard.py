@@ -28,6 +28,8 @@ GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
 PLURAL["Namespace"] = "namespaces"
 PLURAL |= {"Service": "services", "Secret": "secrets", "Deployment": "deployments"}
 GROUP |= {"Service": "", "Secret": "", "Deployment": "apps"}
+PLURAL |= {"Endpoints": "endpoints", "EndpointSlice": "endpointslices"}
+GROUP |= {"Endpoints": "", "EndpointSlice": "discovery.k8s.io"}
 PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
 PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
@@ -294,6 +296,7 @@ def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespace
             judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
     rbac_and_namespaces = {(GROUP[k], PLURAL[k]) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
     assert rbac_and_namespaces | {("", "namespaces"), ("", "services"), ("*", "*"), ("*", "*/*")} <= judged
+    assert {("", "endpoints"), ("discovery.k8s.io", "endpointslices")} <= judged
     # The platform's cluster-scoped objects, by kind.
     assert {
         ("apiextensions.k8s.io", "customresourcedefinitions"),
@@ -431,3 +434,14 @@ def test_the_apps_deployer_changes_nothing_pulumi_made_in_an_application_namespa
     own = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-config", "namespace": "api"}}
     for operation in ("CREATE", "UPDATE", "DELETE"):
         assert admit(policies, own, operation=operation).allowed
+
+
+@pytest.mark.parametrize("kind", ["Endpoints", "EndpointSlice"])
+def test_no_application_writes_endpoints_by_hand(policies, kind):
+    """A selector-less Service plus an EndpointSlice listing argocd-server's pod address, under the
+    Access-free wildcard hostname, would publish Argo CD (issue 24, walk-around 6)."""
+    obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "shortcut", "namespace": "homepage"}}
+    for user in REQUESTERS:
+        verdict = admit(policies, obj, user=user)
+        assert not verdict.allowed and "endpoints" in verdict.message, user
+    assert admit(policies, obj, user=OPERATOR).allowed
