@@ -77,12 +77,14 @@ CHART_PARTS: dict[str, tuple[Part, ...]] = {
         Part("notifications.resources", "notifications.enabled"),
         Part("commitServer.resources", "commitServer.enabled", on_by_default=False),
     ),
-    # ingress-nginx 4.15.1: the controller and the admission webhook's two certificate jobs.
-    "ingress-nginx": (
-        Part("controller.resources"),
-        Part("controller.admissionWebhooks.createSecretJob.resources", "controller.admissionWebhooks.enabled"),
-        Part("controller.admissionWebhooks.patchWebhookJob.resources", "controller.admissionWebhooks.enabled"),
-        Part("defaultBackend.resources", "defaultBackend.enabled", on_by_default=False),
+    # nginx-gateway-fabric 2.6.7: the control plane, and the NGINX pod it provisions for each
+    # Gateway (one: components/gateway.py), sized by `nginx.container.resources` through its
+    # NginxProxy. The cert-generator Job has no resources value: components/gateway.py makes the
+    # certificates instead, so it must stay off.
+    "nginx-gateway-fabric": (
+        Part("nginxGateway.resources"),
+        Part("nginx.container.resources"),
+        Part("(the cert-generator Job, which takes no size)", "certGenerator.enable"),
     ),
     # keda 2.20.2: sizes live under `resources`, one block per workload.
     # volsync 0.16.0: the controller alone (its movers are Jobs, sized in each ReplicationSource).
@@ -105,8 +107,14 @@ def _lookup(values: dict, dotted: str) -> Any:
     return node
 
 
+def chart_name(chart: str) -> str:
+    """`nginx-gateway-fabric` for `oci://ghcr.io/nginx/charts/nginx-gateway-fabric`; a name stays."""
+    return chart.rsplit("/", 1)[-1]
+
+
 def running_parts(chart: str, values: dict) -> list[Part] | None:
     """The parts `chart` runs with `values`; None for a chart `CHART_PARTS` does not know."""
+    chart = chart_name(chart)
     if chart not in CHART_PARTS:
         return None
     running = []

@@ -33,13 +33,13 @@ ARGOCD_CONTROLLER = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-applicatio
 
 # ClusterRoles whose binding makes its subjects cluster-admin, or the controller of a part of the
 # platform (Argo CD's own roles hold `*` on `*`): Kubernetes' own, k3s's (its manifests' names) and
-# the platform's charts' (argocd-*, keda-*, ingress-nginx*).
+# the platform's charts' (argocd-*, keda-*, nginx-gateway*).
 ADMIN_ROLES = ("cluster-admin", "admin", "kube-apiserver-kubelet-admin")
 ADMIN_ROLE_PREFIXES = (
     "system:",
     "argocd-",
     "keda-",
-    "ingress-nginx",
+    "nginx-gateway",
     "k3s-",
     "local-path-provisioner-",
     "metrics-server:",

@@ -120,14 +120,16 @@ def chart(
     provider: k8s.Provider | None = None,
     depends_on: list[pulumi.Resource] | None = None,
 ) -> k8s.helm.v3.Release:
-    """An upstream chart at a pinned version, rolled back if it does not become ready."""
+    """An upstream chart at a pinned version, rolled back if it does not become ready. An OCI
+    registry (`oci://...`) is no Helm repository: the chart is then named by its full reference."""
+    oci = repo.startswith("oci://")
     return k8s.helm.v3.Release(
         resource_name,
         k8s.helm.v3.ReleaseArgs(
             name=release,
-            chart=chart,
+            chart=f"{repo.rstrip('/')}/{chart}" if oci else chart,
             version=version,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo),
+            repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=repo),
             namespace=namespace,
             values=values,
             atomic=True,

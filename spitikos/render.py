@@ -25,8 +25,8 @@ from typing import Any
 
 import yaml
 
-from components import versions
-from components.footprint import Footprint, containers
+from components import gateway, versions
+from components.footprint import Footprint, chart_name, containers
 from components.k3s import POD_SECURITY_ENFORCED
 from spitikos import chart_checks as checks
 from spitikos.engine import Registration, whole_numbers_as_int
@@ -52,6 +52,8 @@ API_VERSIONS = (
     "keda.sh/v1alpha1/ScaledJob",
     "volsync.backube/v1alpha1/ReplicationSource",
     "volsync.backube/v1alpha1/ReplicationDestination",
+    "gateway.networking.k8s.io/v1/GatewayClass",
+    "gateway.networking.k8s.io/v1/Gateway",
 )
 
 # The images the program pins for each chart (components/versions.py). A chart absent here runs
@@ -60,8 +62,9 @@ PINNED_IMAGES: dict[str, tuple[str, ...]] = {
     "argo-cd": (versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE),
     "keda": (versions.KEDA_IMAGE, versions.KEDA_METRICS_API_SERVER_IMAGE, versions.KEDA_WEBHOOKS_IMAGE),
 }
-DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False}
-"""volsync's images run by tag: components/versions.py says why (no digest could be read)."""
+DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "nginx-gateway-fabric": False, "volsync": False}
+"""volsync's and nginx-gateway-fabric's images run by tag: components/versions.py says why (no
+digest could be read)."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,19 @@ def releases(plan: Plan) -> list[Release]:
         Release(
             owner=reg.name,
             name=reg.values["name"],
-            chart=reg.values["chart"],
+            chart=chart_name(reg.values["chart"]),
             version=reg.values["version"],
             namespace=reg.values["namespace"],
             values=whole_numbers_as_int(redact(reg.inputs.get("values", {}), SECRET_PLACEHOLDER)),
-            repo=reg.values.get("repositoryOpts", {}).get("repo", ""),
+            repo=reg.values.get("repositoryOpts", {}).get("repo", "") or _oci_registry(reg.values["chart"]),
         )
         for reg in sorted(plan.recording.of_type(RELEASE), key=lambda r: r.name)
     ]
+
+
+def _oci_registry(chart: str) -> str:
+    """`oci://ghcr.io/nginx/charts` for `oci://ghcr.io/nginx/charts/nginx-gateway-fabric`."""
+    return chart.rsplit("/", 1)[0] if chart.startswith("oci://") else ""
 
 
 def vendored_version(chart_dir: Path) -> str:
@@ -256,11 +264,13 @@ def unused_policies(plan: Plan, pods: Iterable[tuple[str, Mapping[str, str]]]) -
 
 
 def program_pods(plan: Plan) -> list[tuple[str, Mapping[str, str]]]:
-    """The pods of the Deployments the program writes itself, as (namespace, labels)."""
-    return [
+    """The pods of the Deployments the program writes itself, as (namespace, labels), and the NGINX
+    pod NGF provisions for the Gateway (no chart renders it; spitikos/world.py lists its objects)."""
+    written = [
         (d.values["metadata"].get("namespace", ""), d.values["spec"]["template"]["metadata"].get("labels") or {})
         for d in plan.recording.kubernetes("Deployment")
     ]
+    return written + [(gateway.NAMESPACE, gateway.DATA_PLANE_POD) for _ in plan.recording.kubernetes("Gateway")]
 
 
 # --- vendoring ---------------------------------------------------------------------------------
@@ -277,7 +287,9 @@ def vendor(plan: Plan, helm: Path, vendor_dir: Path = VENDOR) -> list[str]:
         if target.is_dir():
             continue
         with tempfile.TemporaryDirectory(prefix="spitikos-vendor-") as tmp:
-            pull = [str(helm), "pull", release.chart, "--repo", release.repo, "--version", release.version]
+            source = [f"{release.repo}/{release.chart}"] if release.repo.startswith("oci://") else [release.chart]
+            source += [] if release.repo.startswith("oci://") else ["--repo", release.repo]
+            pull = [str(helm), "pull", *source, "--version", release.version]
             subprocess.run([*pull, "--untar", "--untardir", tmp], check=True, timeout=300)
             pulled = Path(tmp) / release.chart
             if vendored_version(pulled) != release.version:

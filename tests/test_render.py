@@ -10,7 +10,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from components import versions
+from components import gateway, versions
+from components.footprint import chart_name
 from spitikos import chart_checks as checks
 from spitikos import render
 from spitikos.engine import is_secret, plain
@@ -22,7 +23,7 @@ from spitikos.plan import RELEASE, from_recording
 def test_each_release_has_its_chart_vendored_at_the_pinned_version(stack):
     # Renovate bumps components/versions.py: the copy under charts/vendor/ must follow, or the
     # render would check a chart the cluster does not run.
-    wanted = {(r.values["chart"], r.values["version"]) for r in stack.of_type(RELEASE)}
+    wanted = {(chart_name(r.values["chart"]), r.values["version"]) for r in stack.of_type(RELEASE)}
     assert ("argo-cd", versions.ARGO_CD_CHART) in wanted and ("volsync", versions.VOLSYNC_CHART) in wanted
     assert len(wanted) == 4
     for chart, version in sorted(wanted):
@@ -58,7 +59,7 @@ def test_vendoring_pulls_each_missing_chart_from_its_repository_and_drops_unused
     vendor = tmp_path / "vendor"
     kept = [
         f"argo-cd-{versions.ARGO_CD_CHART}",
-        f"ingress-nginx-{versions.INGRESS_NGINX_CHART}",
+        f"nginx-gateway-fabric-{versions.NGINX_GATEWAY_FABRIC_CHART}",
         f"volsync-{versions.VOLSYNC_CHART}",
     ]
     for folder in [*kept, "keda-2.0.0"]:
@@ -73,6 +74,31 @@ def test_vendoring_pulls_each_missing_chart_from_its_repository_and_drops_unused
     assert render.vendored_version(vendor / f"keda-{versions.KEDA_CHART}") == versions.KEDA_CHART
     assert [line.split(" ", 1)[0] for line in done] == ["vendored", "removed"]
     assert "keda-2.0.0/" in done[1]
+
+
+def test_a_chart_from_an_oci_registry_is_pulled_by_its_reference(stack, tmp_path, monkeypatch):
+    helm, log = tmp_path / "helm", tmp_path / "argv"
+    helm.write_text(
+        "#!/bin/sh\n"
+        'echo "$*" >> "$LOG"\n'
+        'while [ "$1" != --version ]; do shift; done; version=$2\n'
+        'while [ "$1" != --untardir ]; do shift; done\n'
+        'mkdir -p "$2/nginx-gateway-fabric" && printf "name: nginx-gateway-fabric\\nversion: %s\\n" "$version"'
+        ' > "$2/nginx-gateway-fabric/Chart.yaml"\n'
+    )
+    helm.chmod(0o755)
+    vendor = tmp_path / "vendor"
+    for folder in (
+        f"argo-cd-{versions.ARGO_CD_CHART}",
+        f"keda-{versions.KEDA_CHART}",
+        f"volsync-{versions.VOLSYNC_CHART}",
+    ):
+        (vendor / folder).mkdir(parents=True)
+    monkeypatch.setenv("LOG", str(log))
+    render.vendor(from_recording(stack), helm, vendor)
+    reference = f"{versions.NGINX_GATEWAY_FABRIC_REPO}/nginx-gateway-fabric"
+    assert log.read_text().split()[:4] == ["pull", reference, "--version", versions.NGINX_GATEWAY_FABRIC_CHART]
+    assert (vendor / f"nginx-gateway-fabric-{versions.NGINX_GATEWAY_FABRIC_CHART}").is_dir()
 
 
 def test_the_vendored_charts_are_named_in_their_readme_with_their_source():
@@ -107,7 +133,7 @@ def _secret_leaves(value):
 
 def test_namespaces_are_checked_at_the_level_the_program_enforces(stack):
     levels = render.namespace_levels(from_recording(stack))
-    assert levels["argocd"] == levels["keda"] == levels["ingress-nginx"] == levels["volsync-system"] == "restricted"
+    assert levels["argocd"] == levels["keda"] == levels["nginx-gateway"] == levels["volsync-system"] == "restricted"
     assert levels["api"] == "baseline"
 
 
@@ -227,7 +253,8 @@ def test_only_the_pinned_images_run_where_the_program_pins_them():
 def test_each_chart_the_program_pins_images_for_is_checked_against_those_pins():
     assert set(render.PINNED_IMAGES["argo-cd"]) == {versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE}
     assert len(render.PINNED_IMAGES["keda"]) == 3
-    assert render.DIGEST_REQUIRED["ingress-nginx"] is True
+    # NGF's images run by tag until their digests can be read (components/versions.py).
+    assert render.DIGEST_REQUIRED["nginx-gateway-fabric"] is False
 
 
 def test_memory_requests_count_every_container_and_replica():
@@ -298,7 +325,16 @@ def test_check_release_reports_each_violation_of_a_rendered_pod(stack):
 
 def test_a_program_policy_for_pods_no_chart_renders_is_reported(stack):
     plan = from_recording(stack)
-    (found,) = render.unused_policies(plan, render.program_pods(plan))
-    assert found == "NetworkPolicy argocd/argocd-server-from-ingress-nginx selects none of the pods"
+    # The NGINX pod NGF provisions for the Gateway is no chart's: the program's pods count it.
+    assert ("nginx-gateway", gateway.DATA_PLANE_POD) in render.program_pods(plan)
+    found = render.unused_policies(plan, render.program_pods(plan))
+    assert found == [
+        "NetworkPolicy argocd/argocd-server-from-gateway selects none of the pods",
+        "NetworkPolicy nginx-gateway/control-plane-from-nginx selects none of the pods",
+    ]
     server = ("argocd", {"app.kubernetes.io/instance": "argocd", "app.kubernetes.io/name": "argocd-server"})
-    assert render.unused_policies(plan, [*render.program_pods(plan), server]) == []
+    control = (
+        "nginx-gateway",
+        {"app.kubernetes.io/instance": "nginx-gateway", "app.kubernetes.io/name": "nginx-gateway"},
+    )
+    assert render.unused_policies(plan, [*render.program_pods(plan), server, control]) == []

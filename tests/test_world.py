@@ -128,7 +128,6 @@ def test_the_live_cluster_collides_with_pi5_before_the_handover(stack):
     assert {
         ("spitikos-argocd-namespace", "Namespace argocd"),
         ("spitikos-api-namespace", "Namespace api"),
-        ("spitikos-argocd-ingress", "Ingress argocd/argocd-ingress"),
         ("spitikos-keda-release", "RoleBinding kube-system/keda-operator-auth-reader"),
         *(("spitikos-keda-release", f"CustomResourceDefinition {crd}") for crd in world.KEDA_CRDS),
     } == found
