@@ -644,6 +644,28 @@ def test_the_api_route_answers_every_host_the_homepage_calls(patched, original):
     assert not called <= set(read_yaml(original["charts"], "charts/api/values.yaml")["ingress"]["hosts"])
 
 
+def test_the_api_answers_cors_for_the_origins_and_headers_its_ingress_listed(patched, original):
+    """A GRPCRoute has no CORS filter (Gateway API 1.5.1): what ingress-nginx's annotations said,
+    the api's own handler says, word for word."""
+    annotations = read_yaml(original["charts"], "charts/api/values.yaml")["ingress"]["annotations"]
+    source = (patched["api"] / "internal/cors/cors.go").read_text()
+    origins = re.search(r"var Origins = \[\]string\{(.*)\}", source)[1]
+    listed = annotations["nginx.ingress.kubernetes.io/cors-allow-origin"].split(",")
+    assert re.findall(r'"([^"]+)"', origins) == listed
+    for annotation, constant in (
+        ("cors-allow-methods", "allowMethods"),
+        ("cors-allow-headers", "allowHeaders"),
+        ("cors-expose-headers", "exposeHeaders"),
+    ):
+        value = re.search(rf'{constant} += "([^"]+)"', source)[1]
+        words = [w.strip() for w in annotations[f"nginx.ingress.kubernetes.io/{annotation}"].split(",")]
+        assert [w.strip() for w in value.split(",")] == words, annotation
+    assert "Vary" in source and "http.StatusNoContent" in source
+    # And the charts ask NGINX for none of it any more.
+    api = read_yaml(patched["charts"], "charts/api/values.yaml")
+    assert "ingress" not in api and api["routes"][0]["kind"] == "GRPCRoute"
+
+
 # --- every real hostname is served at the Gateway, by its own namespace ---------------------------
 
 

@@ -178,3 +178,32 @@ def test_every_pulumi_import_names_one_of_the_stacks_explicit_providers(stack, d
         named = re.search(r"--provider '?[\w-]+=([^' ]+)", command)
         assert named, f"{doc}: `{command[:70]}...` names no --provider"
         assert named.group(1) in providers, f"{doc}: {named.group(1)} is not one of the stack's providers"
+
+
+# --- the Gateway cutover (docs/migration/gateway-cutover.md) -----------------------------------
+
+CUTOVER = ROOT / "docs" / "migration" / "gateway-cutover.md"
+
+
+def test_the_cutover_holds_back_exactly_what_points_the_tunnel_at_the_edge(stack):
+    """Step 2 brings the Gateway up with everything but the tunnel's origin and cloudflared's
+    egress; step 5 switches both, and going back targets the same two: each names a resource
+    of the pi5 stack as the real engine spells it."""
+    text = CUTOVER.read_text()
+    excluded = re.findall(r"--exclude '([^']+)'", text)
+    targeted = re.findall(r"--target '([^']+)'", text)
+    assert excluded == targeted and len(excluded) == 2
+    urns = {engine_urn(stack, reg): reg for reg in stack.all()}
+    held = [urns[u] for u in excluded]
+    assert {r.type for r in held} == {
+        "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    }
+    policy = next(r for r in held if r.type.endswith("NetworkPolicy")).values
+    assert policy["metadata"] == {**policy["metadata"], "name": "egress", "namespace": "cloudflared"}
+    # The state-delete of step 1 takes no resource of this version but the one it makes anew
+    # under the same name (Argo CD's server policy, now `argocd-server-from-gateway`).
+    pattern = re.search(r"grep -E '([^']+)'", text)[1]
+    taken = [reg.name for u, reg in urns.items() if re.search(pattern, u)]
+    assert taken == ["spitikos-argocd-server-network-policy"]
+    assert stack.by_name(taken[0]).values["metadata"]["name"] == "argocd-server-from-gateway"
