@@ -94,6 +94,17 @@ PLATFORM_CLUSTER_OBJECTS = [
     ),
 ]
 
+# The edge is the platform's: an application routes on its Gateway and never makes one of its own.
+# NGF would provision NGINX for any Gateway of its class, in the application's namespace, with a
+# Service an application's NginxProxy could make a NodePort; a ListenerSet adds listeners to a Gateway.
+EDGE_KINDS = [
+    ("gateway.networking.k8s.io", "Gateway"),
+    ("gateway.networking.k8s.io", "ListenerSet"),
+    ("gateway.nginx.org", "NginxProxy"),
+    ("gateway.nginx.org", "SnippetsFilter"),
+    ("gateway.nginx.org", "SnippetsPolicy"),
+]
+
 CONTROLLER = Size(cpu="100m", memory="192Mi", cpu_limit="1", memory_limit="512Mi")
 SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="256Mi")
 REPO_SERVER = Size(cpu="50m", memory="96Mi", cpu_limit="1", memory_limit="512Mi")
@@ -458,6 +469,7 @@ def app_projects(
                     *({"group": "", "kind": "Namespace", "name": ns} for ns in denied),
                     *({"group": g, "kind": k, "name": n} for g, k, n in PLATFORM_CLUSTER_OBJECTS),
                 ],
+                "namespaceResourceBlacklist": [{"group": g, "kind": k} for g, k in EDGE_KINDS],
             },
         },
     ]

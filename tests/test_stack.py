@@ -241,6 +241,19 @@ REAL_CLUSTER_OBJECTS = [
 ]
 
 
+def test_an_app_routes_on_the_platforms_gateway_and_makes_none_of_its_own(stack):
+    """Argo CD refuses a namespaced kind the project blacklists (app_project_types.go,
+    IsGroupKindPermitted): a Gateway, a ListenerSet, NGF's NginxProxy and snippets; routes pass."""
+    default = projects(stack)["default"]
+    refused = {(k["group"], k["kind"]) for k in default["namespaceResourceBlacklist"]}
+    assert ("gateway.networking.k8s.io", "Gateway") in refused
+    assert ("gateway.networking.k8s.io", "ListenerSet") in refused
+    assert {("gateway.nginx.org", "NginxProxy"), ("gateway.nginx.org", "SnippetsFilter")} <= refused
+    for kind in ("HTTPRoute", "GRPCRoute", "BackendTLSPolicy", "ReferenceGrant"):
+        assert ("gateway.networking.k8s.io", kind) not in refused, kind
+    assert "namespaceResourceWhitelist" not in default, "every other namespaced kind stays admitted"
+
+
 def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_namespaces(stack):
     default = projects(stack)["default"]
     for namespace in REAL_APP_NAMESPACES:
