@@ -79,9 +79,15 @@ class Listener:
 
 
 def listeners(hostnames: Sequence[str], owners: Mapping[str, str]) -> list[Listener]:
-    """One HTTPS listener per hostname (those `owners` names too), named after it."""
-    names = list(dict.fromkeys([*hostnames, *owners]))
-    return [Listener(h.replace("*", "wildcard").replace(".", "-"), h, owners.get(h)) for h in names]
+    """One HTTPS listener per hostname (those `owners` names too), named after it; a name two
+    hostnames would share (`a-b.c`, `a.b-c`) gets a number, as listener names must be unique."""
+    found: list[Listener] = []
+    for hostname in dict.fromkeys([*hostnames, *owners]):
+        name = base = hostname.replace("*", "wildcard").replace(".", "-")
+        while name in {lst.name for lst in found}:
+            name = f"{base}-{sum(lst.name.startswith(base) for lst in found) + 1}"
+        found.append(Listener(name, hostname, owners.get(hostname)))
+    return found
 
 
 def allowed_namespaces(listener: Listener, platform: Sequence[str]) -> dict[str, Any]:

@@ -526,6 +526,7 @@ def _hostnames(r: _Reader, domain: str, zones: tuple[str, ...]) -> _Hostnames:
     return _Hostnames(public, api, argocd, protected, ssh, kube_api)
 
 
+MAX_LISTENERS = 64  # a Gateway's `spec.listeners` (Gateway API v1.5.1 CRD: maxItems 64)
 ARGOCD_NAMESPACE = "argocd"  # components/argocd.py's NAMESPACE (settings import no component)
 API_NAMESPACE = "api"  # components/platform.py's API_NAMESPACE
 
@@ -557,6 +558,8 @@ def _route_namespaces(r: _Reader, hosts: _Hostnames) -> tuple[tuple[str, str], .
         owners.setdefault(hosts.argocd, ARGOCD_NAMESPACE)
     if hosts.api and any(covers(h, hosts.api) for h in hosts.public):
         owners.setdefault(hosts.api, API_NAMESPACE)
+    if len({*hosts.public, *owners}) > MAX_LISTENERS:
+        r.fail("hostnames", f"lists more than {MAX_LISTENERS}: the Gateway has one listener per hostname, at most 64")
     return tuple(sorted(owners.items()))
 
 

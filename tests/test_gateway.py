@@ -166,3 +166,9 @@ def test_the_control_planes_certificates_are_the_ones_the_chart_would_make(stack
         )
     values = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-edge-release").values["values"]
     assert values["certGenerator"] == {"enable": False}
+
+
+def test_every_listener_has_its_own_name_even_when_two_hostnames_spell_it_alike():
+    found = gateway.listeners(["a-b.example.org", "a.b-example.org", "*.example.org"], {"a-b.example.org": "x"})
+    assert [lst.name for lst in found] == ["a-b-example-org", "a-b-example-org-2", "wildcard-example-org"]
+    assert [lst.namespace for lst in found] == ["x", None, None]

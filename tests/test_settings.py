@@ -453,6 +453,11 @@ BAD_INPUTS = [
         "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",
     ),
     (
+        "too-many-listeners",
+        {"hostnames": json.dumps([f"h{i}.taehoonlee.cloud" for i in range(63)] + ["api.taehoonlee.cloud"])},
+        "spitikos:hostnames: lists more than 64: the Gateway has one listener per hostname, at most 64",
+    ),
+    (
         "route-namespace-not-routed",
         {"routeNamespaces": '["vault/vault.spitikos.dev"]'},
         "spitikos:routeNamespaces: 'vault.spitikos.dev' is not one of `hostnames`",
