@@ -3,7 +3,9 @@ the program registers, rendered offline by Helm 4 from the chart vendored at its
 (charts/vendor/) with exactly the values the program passes, then checked: each object against
 the Kubernetes schema, each pod against its namespace's Pod Security level, the images against
 the pins, the memory requests against the footprint, and the pods against the program's
-NetworkPolicies. Secret values are placeholders: nothing real is rendered or printed."""
+NetworkPolicies. Then the organization's charts as the patches leave them, each app's routes
+checked against the pi5 stack's Gateway (spitikos/org_render.py). Secret values are placeholders:
+nothing real is rendered or printed."""
 
 from __future__ import annotations
 
@@ -356,7 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.vendor:
         print("\n".join(vendor(offline.build(args.stack), HELM)) or "render: every pinned chart is vendored")
         return 0
-    report, lines = render_all(offline.build(args.stack), HELM, args.out)
+    plan = offline.build(args.stack)
+    report, lines = render_all(plan, HELM, args.out)
+    if args.stack == "pi5":  # the organization's own charts, against the pi5 stack's Gateway
+        from spitikos import org_render
+
+        (gateway_spec,) = [g.values for g in plan.recording.kubernetes("Gateway")]
+        violations, org_lines = org_render.check(HELM, gateway_spec)
+        report.violations += violations
+        lines += org_lines
     print("\n".join(lines + [f"note: {n}" for n in report.notes]))
     print(f"Wrote the rendered manifests to {args.out}/ (secret values are placeholders).")
     if report.violations:

@@ -11,9 +11,9 @@ import jsonschema
 import pytest
 import yaml
 from conftest import ROOT, stack_config
-from gateway_api import Route, accepting_listeners, intersect, listener_for, serving
 
 from components import gateway, versions
+from spitikos.gateway_api import Route, accepting_listeners, intersect, listener_for, serving
 
 GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
 HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"

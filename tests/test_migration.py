@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import ROOT
-from gateway_api import Route, serving
 from gotemplate import render
 from test_guard import admit, denying_policies
 from test_stack import permits_cluster_object, permits_namespace, projects
@@ -31,6 +30,7 @@ from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_
 from components.guard import ENFORCE_LABEL
 from components.platform import DOCS_SYNC_PATH
 from spitikos.engine import mock_zone_id
+from spitikos.gateway_api import Route, serving
 
 FIXTURES = ROOT / "tests" / "fixtures" / "spitikos"
 SOURCES = yaml.safe_load((FIXTURES / "SOURCES.yaml").read_text())

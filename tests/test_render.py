@@ -338,3 +338,32 @@ def test_a_program_policy_for_pods_no_chart_renders_is_reported(stack):
         {"app.kubernetes.io/instance": "nginx-gateway", "app.kubernetes.io/name": "nginx-gateway"},
     )
     assert render.unused_policies(plan, [*render.program_pods(plan), server, control]) == []
+
+
+def test_the_organizations_routes_are_checked_against_the_crds_and_the_gateway(stack):
+    """`make render` renders each app of the patched charts with Helm (spitikos/org_render.py);
+    what it checks in each route, on hand-written ones."""
+    from spitikos import org_render
+
+    spec = stack.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "spitikos-edge-gateway").values
+
+    def route(namespace: str, host: str, **spec_extra) -> dict:
+        parent = {"name": "spitikos", "namespace": "nginx-gateway"}
+        body = {"parentRefs": [parent], "hostnames": [host], "rules": [{"backendRefs": [{"name": "s", "port": 80}]}]}
+        meta = {"name": "r", "namespace": namespace}
+        return {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": meta,
+            "spec": body | spec_extra,
+        }
+
+    assert org_render.route_problems([route("vault", "vault.taehoonlee.cloud")], spec, {}) == []
+    (found,) = org_render.route_problems([route("homepage", "vault.taehoonlee.cloud")], spec, {})
+    assert found.endswith("would not serve vault.taehoonlee.cloud with it (no listener for the host admits homepage)")
+    (found,) = org_render.route_problems(
+        [route("vault", "vault.taehoonlee.cloud", parentRefs=[{"name": "x"}])], spec, {}
+    )
+    assert "not the program's Gateway" in found
+    broken = route("vault", "vault.taehoonlee.cloud", rules=[{"backendRefs": [{"port": 80}]}])  # no name
+    assert any("'name' is a required property" in p for p in org_render.route_problems([broken], spec, {}))
