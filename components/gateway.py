@@ -144,7 +144,7 @@ class Edge(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("spitikos:ingress:Edge", name, None, with_provider(opts, args.provider))
+        super().__init__("spitikos:gateway:Edge", name, None, with_provider(opts, args.provider))
         ns = namespace(f"{name}-namespace", NAMESPACE, self, RESTRICTED)
         self.crds = self._crds(name)
         agent_certs = self._agent_certificates(name, ns)

@@ -122,7 +122,7 @@ def test_the_pi5_plan_contains_every_component(pi5_plan):
     assert components == {
         "spitikos:platform:Platform",
         "spitikos:k3s:K3sCluster",
-        "spitikos:ingress:Edge",
+        "spitikos:gateway:Edge",
         "spitikos:cache:Redis",
         "spitikos:autoscaling:Keda",
         "spitikos:gitops:ArgoCd",
