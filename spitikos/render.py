@@ -201,18 +201,57 @@ def program_policies(plan: Plan) -> list[dict]:
     return [p.values for p in plan.recording.kubernetes("NetworkPolicy")]
 
 
+def crd_validators(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`group/version/Kind` -> a validator of the CRD's schema, for each CRD among `objects` (a
+    chart's own, rendered with `--include-crds`)."""
+    import jsonschema
+
+    found = {}
+    for crd in (o for o in objects if o.get("kind") == "CustomResourceDefinition"):
+        spec = crd.get("spec") or {}
+        for version in spec.get("versions") or []:
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if schema:
+                found[f"{spec['group']}/{version['name']}/{spec['names']['kind']}"] = jsonschema.Draft7Validator(schema)
+    return found
+
+
+@functools.cache
+def program_crd_validators(kind: str) -> dict[str, Any]:
+    """The validators of a kind the program's own CRDs define (the Gateway API's, vendored)."""
+    from components import gateway
+
+    for path in gateway.CRD_FOLDER.glob("*.yaml"):
+        text = path.read_text()
+        if f"\n    kind: {kind}\n" in text[:2000]:  # the CRD's names, before its schema
+            return crd_validators(split_manifests(text))
+    return {}
+
+
+def _custom_problems(obj: Mapping[str, Any], what: str, validators: Mapping[str, Any], report: Report) -> list[str]:
+    """A custom resource against its CRD: the chart's own, or the program's (the Gateway API's);
+    a note when neither is at hand."""
+    key = f"{obj.get('apiVersion')}/{obj.get('kind')}"
+    validator = validators.get(key) or program_crd_validators(str(obj.get("kind"))).get(key)
+    if validator is None:
+        report.notes.append(f"{what}: {key} is a custom resource: no schema checked")
+        return []
+    return [f"{what}: not valid for its CRD: {e.message}" for e in validator.iter_errors(dict(obj))]
+
+
 def check_release(release: Release, objects: list[dict], plan: Plan, minor: str) -> Report:
     report = Report()
     level = namespace_levels(plan).get(release.namespace, POD_SECURITY_ENFORCED)
     policies = program_policies(plan)
     running: list[str] = []
+    validators = crd_validators(objects)
     for obj in objects:
         what = f"{release.name}: {obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
         problem = schema_problem(obj, minor)
         if problem and problem[0] == "invalid":
             report.violations.append(f"{what}: not valid for Kubernetes {minor}: {problem[1]}")
         elif problem:
-            report.notes.append(f"{what}: {problem[1]} is a custom resource: no schema checked")
+            report.violations += _custom_problems(obj, what, validators, report)
         pod = checks.pod_template(obj)
         if pod is None:
             continue

@@ -367,3 +367,46 @@ def test_the_organizations_routes_are_checked_against_the_crds_and_the_gateway(s
     assert "not the program's Gateway" in found
     broken = route("vault", "vault.taehoonlee.cloud", rules=[{"backendRefs": [{"port": 80}]}])  # no name
     assert any("'name' is a required property" in p for p in org_render.route_problems([broken], spec, {}))
+
+
+def test_a_custom_resource_is_checked_against_the_crd_its_chart_renders_or_the_programs(stack):
+    """A chart that renders a CRD with `--include-crds` (NGF's NginxProxy, KEDA's, Argo CD's) has its
+    own custom resources checked against it; the Gateway API's kinds against the vendored CRDs."""
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.example.org"},
+        "spec": {
+            "group": "example.org",
+            "names": {"kind": "Thing", "plural": "things"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"type": "object", "properties": {"size": {"type": "integer"}}}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    thing = {"apiVersion": "example.org/v1", "kind": "Thing", "metadata": {"name": "t"}, "spec": {"size": "big"}}
+    release = render.Release("spitikos-keda-release", "x", "keda", "2.20.2", "keda", {})
+    report = render.check_release(release, [crd, thing], from_recording(stack), "1.35")
+    assert "x: Thing t: not valid for its CRD: 'big' is not of type 'integer'" in report.violations
+    gateway_class = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": "nginx"},
+        "spec": {},  # no controllerName
+    }
+    report = render.check_release(release, [gateway_class], from_recording(stack), "1.35")
+    assert any(
+        "GatewayClass nginx: not valid for its CRD: 'controllerName' is a required property" in v
+        for v in report.violations
+    )
