@@ -94,8 +94,10 @@ def allowed_namespaces(listener: Listener, platform: Sequence[str]) -> dict[str,
     """The listener's `allowedRoutes.namespaces`: its owner by name, or every namespace but the platform's."""
     if listener.namespace is not None:
         expression = {"key": NAMESPACE_NAME, "operator": "In", "values": [listener.namespace]}
-    else:
+    elif platform:
         expression = {"key": NAMESPACE_NAME, "operator": "NotIn", "values": list(platform)}
+    else:  # `NotIn` needs values (a label selector's rule): with no platform namespace, all
+        return {"from": "All"}
     return {"from": "Selector", "selector": {"matchExpressions": [expression]}}
 
 

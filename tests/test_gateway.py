@@ -172,3 +172,18 @@ def test_every_listener_has_its_own_name_even_when_two_hostnames_spell_it_alike(
     found = gateway.listeners(["a-b.example.org", "a.b-example.org", "*.example.org"], {"a-b.example.org": "x"})
     assert [lst.name for lst in found] == ["a-b-example-org", "a-b-example-org-2", "wildcard-example-org"]
     assert [lst.namespace for lst in found] == ["x", None, None]
+
+
+def test_a_hostname_no_namespace_owns_admits_all_but_the_platforms_and_all_when_there_is_none():
+    shared = gateway.Listener("wildcard-a-b", "*.a.b", None)
+    assert gateway.allowed_namespaces(shared, ["redis", "keda"]) == {
+        "from": "Selector",
+        "selector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["redis", "keda"]}
+            ]
+        },
+    }
+    assert gateway.allowed_namespaces(shared, []) == {"from": "All"}, "NotIn with no values is no selector"
+    owned = gateway.Listener("x-a-b", "x.a.b", "x")
+    assert gateway.allowed_namespaces(owned, [])["selector"]["matchExpressions"][0]["values"] == ["x"]
