@@ -83,9 +83,9 @@ def listeners(hostnames: Sequence[str], owners: Mapping[str, str]) -> list[Liste
     hostnames would share (`a-b.c`, `a.b-c`) gets a number, as listener names must be unique."""
     found: list[Listener] = []
     for hostname in dict.fromkeys([*hostnames, *owners]):
-        name = base = hostname.replace("*", "wildcard").replace(".", "-")
-        while name in {lst.name for lst in found}:
-            name = f"{base}-{sum(lst.name.startswith(base) for lst in found) + 1}"
+        base = hostname.replace("*", "wildcard").replace(".", "-")
+        taken = {lst.name for lst in found}
+        name = next(n for n in (base, *(f"{base}-{i}" for i in range(2, len(found) + 3))) if n not in taken)
         found.append(Listener(name, hostname, owners.get(hostname)))
     return found
 
