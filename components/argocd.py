@@ -41,16 +41,11 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 ROOT_PROJECT = "root"
 APPS_PROJECT = "default"
 SERVER_SERVICE = "argocd-server"  # the chart's `<fullname>-server` for the release name `argocd`
+SERVER_SERVICE_PORT = 80  # chart 10.1.1 server.service.servicePortHttp
 # The server's pods and port (chart 10.1.1: `argo-cd.selectorLabels` with `nameOverride: argocd`,
-# `server.containerPorts.server`), and NGINX's controller pods (ingress-nginx chart 4.15.1, release
-# and name `ingress-nginx`): the only clients the server has.
+# `server.containerPorts.server`): the Gateway's NGINX pods are their only clients.
 SERVER_POD = {"app.kubernetes.io/name": "argocd-server", "app.kubernetes.io/instance": "argocd"}
 SERVER_PORT = 8080
-NGINX_CONTROLLER_POD = {
-    "app.kubernetes.io/name": "ingress-nginx",
-    "app.kubernetes.io/instance": "ingress-nginx",
-    "app.kubernetes.io/component": "controller",
-}
 
 # Cluster-scoped kinds the applications may create: what homelab charts install
 # (kube-prometheus-stack, vault, kubernetes-dashboard: CRDs, RBAC, admission webhooks) and
@@ -72,9 +67,12 @@ PLATFORM_CLUSTER_OBJECTS = [
     ("rbac.authorization.k8s.io", "ClusterRoleBinding", "argocd-*"),
     ("rbac.authorization.k8s.io", "ClusterRole", "keda-*"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding", "keda-*"),
-    ("rbac.authorization.k8s.io", "ClusterRole", "ingress-nginx*"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "ingress-nginx*"),
-    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "nginx-gateway*"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "nginx-gateway*"),
+    # The Gateway API's CRDs (the program's) and NGF's (its chart's): an application replacing one
+    # would redefine every route, or drop them all.
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.gateway.networking.k8s.io"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.gateway.nginx.org"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "keda-admission"),
     # VolSync (chart 0.16.0, release `volsync`): its manager holds Secrets and Jobs cluster-wide.
     ("apiextensions.k8s.io", "CustomResourceDefinition", "*.volsync.backube"),
@@ -105,11 +103,22 @@ PLATFORM_CLUSTER_OBJECTS = [
     ),
 ]
 
+# The edge is the platform's: an application routes on its Gateway and never makes one of its own.
+# NGF would provision NGINX for any Gateway of its class, in the application's namespace, with a
+# Service an application's NginxProxy could make a NodePort; a ListenerSet adds listeners to a Gateway.
+EDGE_KINDS = [
+    ("gateway.networking.k8s.io", "Gateway"),
+    ("gateway.networking.k8s.io", "ListenerSet"),
+    ("gateway.nginx.org", "NginxProxy"),
+    ("gateway.nginx.org", "SnippetsFilter"),
+    ("gateway.nginx.org", "SnippetsPolicy"),
+]
 # Namespaced kinds no application may create (the default project's `namespaceResourceBlacklist`):
 # k3s's HelmChart and HelmChartConfig (its helm-controller, if ever on, installs them as
 # cluster-admin) and Addon; hand-written Endpoints and EndpointSlices, which would route a
 # Service (and so a hostname) to any address, argocd-server's or the API server's included.
 APP_NAMESPACED_DENIED_KINDS = [
+    *EDGE_KINDS,
     ("helm.cattle.io", "*"),
     ("k3s.cattle.io", "*"),
     ("", "Endpoints"),
@@ -142,6 +151,18 @@ class RootSource:
     revision: str = "main"
 
 
+@dataclass(frozen=True)
+class GatewayRef:
+    """The Gateway that serves Argo CD's hostname, and the pods that forward to the server."""
+
+    namespace: str
+    name: str
+    pod: dict[str, str]
+    """The labels of the Gateway's NGINX pods: the server's only clients."""
+    ready: pulumi.Resource | None = None
+    """The Gateway (and so its CRDs): what the route waits for."""
+
+
 @dataclass
 class ArgoCdArgs:
     provider: k8s.Provider
@@ -153,11 +174,8 @@ class ArgoCdArgs:
     repositories: Sequence[RepositoryCredential] = field(default_factory=list)
     platform_namespaces: Sequence[str] = field(default_factory=list)
     """Namespaces Pulumi manages (globs allowed); applications may never deploy into them."""
-    ingress_class: str = "nginx"
-    ingress_namespace: str = "ingress-nginx"
-    """Where NGINX's controller runs: its pods are the only ones that reach the server."""
-    ingress_controller: pulumi.Resource | None = None
-    """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
+    gateway: GatewayRef = field(default_factory=lambda: GatewayRef("nginx-gateway", "spitikos", {}))
+    """The Gateway whose listener for `hostname` admits Argo CD's route."""
     app_repository_urls: Sequence[str] = ()
     """More Git URLs (patterns) the applications may come from, besides the owner's repositories."""
     admin_bindings: Sequence[tuple[str, str]] = ()
@@ -188,7 +206,7 @@ class ArgoCd(pulumi.ComponentResource):
         self.webhook_secret = pulumi.Output.secret(webhook.result)
         self.deployers = deployers.Deployers(f"{name}-deployers", self, args.provider, ns, args.admin_bindings)
         self.release = self._release(name, args, ns, admin_password_hash)
-        self._ingress(name, args, ns)
+        self._route(name, args, ns)
         self._egress_policy(name, args, ns)
         self._network_policies(name, args, ns)
         self._repository_secrets(name, args, ns)
@@ -314,8 +332,8 @@ class ArgoCd(pulumi.ComponentResource):
         return {part: pulumi.Output.secret(secret.result) for part, secret in parts.items()}
 
     def _network_policies(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
-        """Every pod of the namespace refuses what no policy admits, and the server admits NGINX's
-        controller alone. The chart cannot say so: its server policy admits everyone, and comes with
+        """Every pod of the namespace refuses what no policy admits, and the server admits the
+        Gateway's NGINX alone. The chart cannot say so: its server policy admits everyone, and comes with
         its default deny (`global.networkPolicy`), so both are ours. They need only the namespace,
         and do not share a name with the chart's, which the release removes on the same run."""
         network_policy(
@@ -327,14 +345,14 @@ class ArgoCd(pulumi.ComponentResource):
             provider=args.provider,
         )
         nginx = {
-            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME: args.ingress_namespace}},
-            "podSelector": {"matchLabels": NGINX_CONTROLLER_POD},
+            "namespaceSelector": {"matchLabels": {NAMESPACE_NAME: args.gateway.namespace}},
+            "podSelector": {"matchLabels": args.gateway.pod},
         }
         network_policy(
             f"{name}-server-network-policy",
             self,
             ns.metadata.name,
-            "argocd-server-from-ingress-nginx",
+            "argocd-server-from-gateway",
             {
                 "podSelector": {"matchLabels": SERVER_POD},
                 "ingress": [{"from": [nginx], "ports": [{"protocol": "TCP", "port": SERVER_PORT}]}],
@@ -342,40 +360,25 @@ class ArgoCd(pulumi.ComponentResource):
             provider=args.provider,
         )
 
-    def _ingress(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.Ingress:
-        """The UI's Ingress, apart from the release: it waits for NGINX, whose admission webhook
-        would otherwise reject it mid-install and roll back all of Argo CD (`atomic`), while the
-        release itself waits for nothing but the cluster."""
-        return k8s.networking.v1.Ingress(
-            f"{name}-ingress",
-            metadata={
-                "name": SERVER_SERVICE,
-                "namespace": ns.metadata.name,
-                "labels": PLATFORM_LABELS,
-                # server.insecure: argocd-server speaks plain HTTP (and gRPC-Web) behind NGINX.
-                "annotations": {"nginx.ingress.kubernetes.io/backend-protocol": "HTTP"},
-            },
+    def _route(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> k8s.apiextensions.CustomResource:
+        """The UI, API and `/api/webhook` at `hostname`: an HTTPRoute to argocd-server's plain HTTP
+        (`server.insecure`; its gRPC-Web, which the UI and `argocd --grpc-web` speak, is HTTP too).
+        Apart from the release, which waits for nothing but the cluster: the route waits for the
+        Gateway, whose listener for the hostname admits routes from this namespace only."""
+        return k8s.apiextensions.CustomResource(
+            f"{name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata={"name": SERVER_SERVICE, "namespace": ns.metadata.name, "labels": PLATFORM_LABELS},
             spec={
-                "ingressClassName": args.ingress_class,
-                "rules": [
-                    {
-                        "host": args.hostname,
-                        "http": {
-                            "paths": [
-                                {
-                                    "path": "/",
-                                    "pathType": "Prefix",
-                                    "backend": {"service": {"name": SERVER_SERVICE, "port": {"name": "http"}}},
-                                }
-                            ]
-                        },
-                    }
-                ],
+                "parentRefs": [{"name": args.gateway.name, "namespace": args.gateway.namespace}],
+                "hostnames": [args.hostname],
+                "rules": [{"backendRefs": [{"name": SERVER_SERVICE, "port": SERVER_SERVICE_PORT}]}],
             },
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.provider,
-                depends_on=[args.ingress_controller] if args.ingress_controller else None,
+                depends_on=[args.gateway.ready] if args.gateway.ready else None,
             ),
         )
 
@@ -439,7 +442,7 @@ def argocd_values(
         "server": {
             "replicas": 1,
             "resources": SERVER.resources(),
-            # The Ingress is a resource of its own (ArgoCd._ingress), made once NGINX is ready.
+            # The route is a resource of its own (ArgoCd._route), made once the Gateway exists.
             "ingress": {"enabled": False},
         },
         "repoServer": {

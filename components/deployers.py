@@ -106,7 +106,7 @@ APPS_NAMESPACED_RULES = [
     rule([RBAC], ["roles", "rolebindings"], WRITE),
     rule(["monitoring.coreos.com"], ["*"], ["*"]),
     rule(["keda.sh"], ["scaledobjects", "scaledjobs", "triggerauthentications"], WRITE),
-    rule(["gateway.networking.k8s.io"], ["httproutes", "grpcroutes"], WRITE),
+    rule(["gateway.networking.k8s.io"], ["httproutes", "grpcroutes", "backendtlspolicies"], WRITE),
 ]
 
 # Cluster-scoped: what the charts create (CRDs, ClusterRoles and their bindings, admission webhooks:

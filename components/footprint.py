@@ -79,12 +79,14 @@ CHART_PARTS: dict[str, tuple[Part, ...]] = {
         Part("notifications.resources", "notifications.enabled"),
         Part("commitServer.resources", "commitServer.enabled", on_by_default=False),
     ),
-    # ingress-nginx 4.15.1: the controller and the admission webhook's two certificate jobs.
-    "ingress-nginx": (
-        Part("controller.resources"),
-        Part("controller.admissionWebhooks.createSecretJob.resources", "controller.admissionWebhooks.enabled"),
-        Part("controller.admissionWebhooks.patchWebhookJob.resources", "controller.admissionWebhooks.enabled"),
-        Part("defaultBackend.resources", "defaultBackend.enabled", on_by_default=False),
+    # nginx-gateway-fabric 2.6.7: the control plane, and the NGINX pod it provisions for each
+    # Gateway (one: components/gateway.py), sized by `nginx.container.resources` through its
+    # NginxProxy. The cert-generator Job has no resources value: components/gateway.py makes the
+    # certificates instead, so it must stay off.
+    "nginx-gateway-fabric": (
+        Part("nginxGateway.resources"),
+        Part("nginx.container.resources"),
+        Part("(the cert-generator Job, which takes no size)", "certGenerator.enable"),
     ),
     # keda 2.20.2: sizes live under `resources`, one block per workload.
     # volsync 0.16.0: the controller alone (its movers are Jobs, sized in each ReplicationSource).

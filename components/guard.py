@@ -54,14 +54,14 @@ REQUESTERS = (
 
 # ClusterRoles whose binding makes its subjects cluster-admin, or the controller of a part of the
 # platform (Argo CD's own roles hold `*` on `*`): Kubernetes' own, k3s's (its manifests' names) and
-# the platform's charts' (argocd-*, keda-*, ingress-nginx*).
+# the platform's charts' (argocd-*, keda-*, nginx-gateway*).
 # `edit` holds `impersonate` on service accounts and `create` on their tokens.
 ADMIN_ROLES = ("cluster-admin", "admin", "edit", "kube-apiserver-kubelet-admin")
 ADMIN_ROLE_PREFIXES = (
     "system:",
     "argocd-",
     "keda-",
-    "ingress-nginx",
+    "nginx-gateway",
     "volsync-",
     "k3s-",
     "local-path-provisioner-",

@@ -10,7 +10,8 @@ from __future__ import annotations
 import fnmatch
 
 ARGOCD = "argocd"
-INGRESS_NGINX = "ingress-nginx"
+NGINX_GATEWAY = "nginx-gateway"
+"""The edge: NGINX Gateway Fabric's control plane and the Gateway's NGINX (components/gateway.py)."""
 REDIS = "redis"
 KEDA = "keda"
 CLOUDFLARED = "cloudflared"
@@ -19,7 +20,7 @@ API = "api"
 """An application namespace Pulumi prepares (its `platform-env` Secret): the application's to use."""
 K3S = ("kube-system", "kube-public", "kube-node-lease")
 """k3s's own namespaces (and the API server's)."""
-PLATFORM = (ARGOCD, INGRESS_NGINX, REDIS, KEDA, CLOUDFLARED, VOLSYNC, "kube-*")
+PLATFORM = (ARGOCD, NGINX_GATEWAY, REDIS, KEDA, CLOUDFLARED, VOLSYNC, "kube-*")
 """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never deploy into."""
 
 

@@ -10,15 +10,15 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, ingress_nginx, namespaces, r2, redis, tunnel
+from components import argocd, gateway, namespaces, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.backup import VolumeBackups, VolumeBackupsArgs
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
+from components.gateway import Edge, EdgeArgs
 from components.github import DOCS_SYNC_TOKEN, CiSecretsArgs, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
 from components.guard import ClusterGuard, ClusterGuardArgs
-from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
 from components.r2 import BackupBucket, BackupBucketArgs
@@ -110,9 +110,10 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
     def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> None:
-        """ingress-nginx, Redis, KEDA and the admission guard: each waits for the cluster only."""
+        """The edge (Gateway API on NGINX), Redis, KEDA and the admission guard: each waits for the
+        cluster only."""
         child = pulumi.ResourceOptions(parent=self)
-        self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube), opts=child)
+        self.edge = Edge(f"{name}-edge", edge_args(cfg, kube), opts=child)
         self.redis = Redis(
             f"{name}-redis",
             RedisArgs(
@@ -156,7 +157,7 @@ class Platform(pulumi.ComponentResource):
     ) -> Tunnel:
         return Tunnel(
             f"{name}-tunnel",
-            tunnel_args(cfg, provider, kube, self.ingress.service_url),
+            tunnel_args(cfg, provider, kube, self.edge.service_url),
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -179,9 +180,9 @@ class Platform(pulumi.ComponentResource):
             hostname=cfg.argocd_hostname,
             root=RootSource(self._root_url(cfg), cfg.root.path, cfg.root.revision),
             owner=cfg.github.owner,
-            ingress_class=self.ingress.ingress_class,
-            ingress_namespace=ingress_nginx.NAMESPACE,
-            ingress_controller=self.ingress.release,
+            gateway=argocd.GatewayRef(
+                namespace=gateway.NAMESPACE, name=gateway.GATEWAY, pod=gateway.DATA_PLANE_POD, ready=self.edge.gateway
+            ),
             repositories=self._deploy_keys(argocd_repositories(cfg)),
             app_repository_urls=self._app_sources(cfg),
             platform_namespaces=self.platform_namespaces(),
@@ -310,13 +311,18 @@ def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulu
     return {"REDIS_ADDRESS": cache.address, "REDIS_PASSWORD": cache.password, "REDIS_URL": cache.url, **extra}
 
 
-def ingress_args(kube: pulumi.ProviderResource) -> IngressNginxArgs:
-    """NGINX for the tunnel's cloudflared; no other platform namespace but Argo CD's may reach it."""
-    return IngressNginxArgs(
+def edge_args(cfg: s.Settings, kube: pulumi.ProviderResource) -> EdgeArgs:
+    """The Gateway for the tunnel's cloudflared, a listener per hostname; NGINX reaches no platform
+    namespace but Argo CD's, and no route from a platform namespace attaches to a hostname no
+    namespace owns."""
+    return EdgeArgs(
         provider=kube,
+        hostnames=cfg.hostnames,
+        route_namespaces=dict(cfg.route_namespaces),
+        platform_namespaces=Platform.owned_namespaces(),
         client_namespace=tunnel.NAMESPACE,
         unreachable_namespaces=[
-            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, gateway.NAMESPACE)
         ],
     )
 
@@ -385,6 +391,7 @@ def tunnel_args(
         account_id=cfg.cloudflare.account_id,
         zones=cfg.zones,
         ingress_url=ingress_url,
+        ingress_namespace=gateway.NAMESPACE,
         hostnames=cfg.hostnames,
         protected_hostnames=cfg.protected_hostnames,
         # GitHub must reach Argo CD's webhook even when the UI is behind Access.

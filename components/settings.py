@@ -190,6 +190,9 @@ class Settings:
     those roles alone, and components/guard.py refuses any other binding to an admin role."""
     privileged_namespaces: tuple[str, ...]
     """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
+    route_namespaces: tuple[tuple[str, str], ...] = ()
+    """(hostname, namespace): the one namespace whose routes the Gateway attaches for the hostname
+    (`routeNamespaces`, with Argo CD's and the api's hostnames added); components/gateway.py."""
     node_memory_mi: int = 4096
     """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
     parts: Parts = Parts()
@@ -553,6 +556,43 @@ def _hostnames(r: _Reader, domain: str, zones: tuple[str, ...]) -> _Hostnames:
     return _Hostnames(public, api, argocd, protected, ssh, kube_api)
 
 
+MAX_LISTENERS = 64  # a Gateway's `spec.listeners` (Gateway API v1.5.1 CRD: maxItems 64)
+ARGOCD_NAMESPACE = "argocd"  # components/argocd.py's NAMESPACE (settings import no component)
+API_NAMESPACE = "api"  # components/platform.py's API_NAMESPACE
+
+
+def _route_namespaces(r: _Reader, hosts: _Hostnames) -> tuple[tuple[str, str], ...]:
+    """`routeNamespaces` (`<namespace>/<hostname>`), plus Argo CD's hostname for `argocd` and the
+    api's for `api` unless listed: who may serve each hostname at the Gateway."""
+    owners: dict[str, str] = {}
+    entries = r.strings("routeNamespaces")
+    # With no `hostnames`, that one problem says it all.
+    for entry in entries if hosts.public else ():
+        ns, slash, hostname = entry.partition("/")
+        hostname = hostname.lower()
+        if not (slash and _NAMESPACE_RE.fullmatch(ns) and is_hostname_pattern(hostname)):
+            r.fail("routeNamespaces", f"{entry!r} is not '<namespace>/<hostname>'")
+        elif hostname not in hosts.public:
+            r.fail("routeNamespaces", f"{hostname!r} is not one of `hostnames`")
+        elif hostname == hosts.argocd and ns != ARGOCD_NAMESPACE:
+            r.fail(
+                "routeNamespaces", f"{hostname!r} is Argo CD's (`argocdHostname`): only {ARGOCD_NAMESPACE!r} serves it"
+            )
+        elif hostname in owners:
+            r.fail("routeNamespaces", f"{hostname!r} is listed twice: one namespace serves a hostname")
+        else:
+            owners[hostname] = ns
+    # Argo CD's hostname always gets its listener (on a stack without Cloudflare too: kind's e2e);
+    # the api's when the stack routes it.
+    if hosts.argocd:
+        owners.setdefault(hosts.argocd, ARGOCD_NAMESPACE)
+    if hosts.api and any(covers(h, hosts.api) for h in hosts.public):
+        owners.setdefault(hosts.api, API_NAMESPACE)
+    if len({*hosts.public, *owners}) > MAX_LISTENERS:
+        r.fail("hostnames", f"lists more than {MAX_LISTENERS}: the Gateway has one listener per hostname, at most 64")
+    return tuple(sorted(owners.items()))
+
+
 def _access_emails(r: _Reader, hosts: _Hostnames) -> tuple[str, ...]:
     emails = tuple(e.lower() for e in r.strings("accessEmails"))
     for email in emails:
@@ -740,6 +780,7 @@ CLOUDFLARE_KEYS: dict[str, Any] = {
     # The backups' R2 bucket is Cloudflare's.
     "backupBucket": "",
     "backupVolumes": [],
+    "routeNamespaces": [],
 }
 GITHUB_KEYS: dict[str, Any] = {
     "githubOwner": "",
@@ -928,6 +969,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     ssh_private_key = r.secret("sshPrivateKey", _ssh_key_problem)
     hosts = _hostnames(r, domain, zones)
     access_emails = _access_emails(r, hosts)
+    route_namespaces = _route_namespaces(r, hosts)
     cloudflare = _cloudflare(r)
     github = _github(r)
     # Without GitHub the root is `rootRepositoryUrl`, a repository the stack does not create.
@@ -965,6 +1007,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         argocd_admin_password_rotated_at=rotated_at,
         allowed_admin_bindings=allowed_admin_bindings,
         privileged_namespaces=privileged_namespaces,
+        route_namespaces=route_namespaces,
         node_memory_mi=node_memory_mi,
         parts=parts,
         backup=backup,

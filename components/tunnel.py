@@ -1,7 +1,9 @@
 """Public ingress with no open port: a Cloudflare Tunnel, its routes and DNS, and cloudflared.
 
-Every public hostname routes to NGINX over HTTPS with HTTP/2 (`http2Origin`, which gRPC
-needs; `noTLSVerify` because NGINX serves its default certificate inside the cluster).
+Every public hostname routes to the Gateway's NGINX over HTTPS with HTTP/2 (`http2Origin`, which
+gRPC needs; `noTLSVerify` because NGINX serves the program's self-signed certificate inside the
+cluster; `matchSNItoHost`, because NGINX picks the listener by SNI and refuses a request whose Host
+differs from it).
 Hostnames live in several zones of one account; each zone is looked up by name, and each
 hostname's record goes to its own zone. A wildcard (`*.example.com`) is one route and one
 record, matched after every explicit hostname.
@@ -94,7 +96,7 @@ class TunnelArgs:
     zones: Sequence[str]
     """The account's zones (domain names) the hostnames belong to; each is looked up by name."""
     ingress_url: str
-    """The NGINX controller's in-cluster HTTPS address."""
+    """The Gateway's in-cluster HTTPS address (its NGINX Service)."""
     hostnames: Sequence[str]
     node_address: str
     node_ssh_port: int = 22
@@ -107,8 +109,8 @@ class TunnelArgs:
     ci_token_rotated_at: str = ""
     """A UTC time (`2026-12-01T09:30:00Z`); a later one gives CI's tokens new secrets. "" never rotated."""
     replicas: int = 2
-    ingress_namespace: str = "ingress-nginx"
-    """Where NGINX's pods run (the namespace of `ingress_url`'s Service)."""
+    ingress_namespace: str = "nginx-gateway"
+    """Where the Gateway's NGINX pods run (the namespace of `ingress_url`'s Service)."""
 
 
 def routes(args: TunnelArgs) -> list[Route]:
@@ -261,7 +263,7 @@ class Tunnel(pulumi.ComponentResource):
             if route.service != args.ingress_url:
                 return cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs(access=checks)
             return cloudflare.ZeroTrustTunnelCloudflaredConfigConfigIngressOriginRequestArgs(
-                no_tls_verify=True, http2_origin=True, access=checks
+                no_tls_verify=True, http2_origin=True, match_sn_ito_host=True, access=checks
             )
 
         cloudflare.ZeroTrustTunnelCloudflaredConfig(
@@ -472,7 +474,7 @@ EDGE_PORT = 7844
 
 def connector_egress(args: TunnelArgs) -> list[dict]:
     """What cloudflared dials: DNS, the edge, NGINX, and the origins of the SSH and API routes."""
-    rules = [DNS_EGRESS, public_internet(EDGE_PORT, 443), to_pods(in_namespaces(args.ingress_namespace), [80, 443])]
+    rules = [DNS_EGRESS, public_internet(EDGE_PORT, 443), to_pods(in_namespaces(args.ingress_namespace), [443])]
     if args.ssh_hostname:
         rules.append(to_host(args.node_address, args.node_ssh_port))
     if args.kube_api_hostname:

@@ -25,10 +25,12 @@ def kubernetes_minor(k3s_version: str) -> str:
     return ".".join(k3s_version.lstrip("v").split("+")[0].split(".")[:2])
 
 
-# The last release (controller v1.15.1): upstream retired ingress-nginx in March 2026; see
-# docs/decisions/0001-ingress-controller.md for why the platform stays on it for now.
-INGRESS_NGINX_CHART = "4.15.1"
-INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
+# NGINX Gateway Fabric 2.6.7 ships NGINX 1.31.3 (CHANGELOG.md; build/Dockerfile.nginx at the tag),
+# with the fixes for CVE-2026-42945, CVE-2026-9256 and CVE-2026-42533: docs/decisions/0006. It
+# supports the Gateway API 1.5.1, whose CRDs the program applies (components/crds/gateway-api/).
+NGINX_GATEWAY_FABRIC_CHART = "2.6.7"
+NGINX_GATEWAY_FABRIC_REPO = "oci://ghcr.io/nginx/charts"
+GATEWAY_API_VERSION = "v1.5.1"
 
 KEDA_CHART = "2.20.2"
 KEDA_REPO = "https://kedacore.github.io/charts"
@@ -72,9 +74,12 @@ ARGO_CD_REDIS_IMAGE = "ecr-public.aws.com/docker/library/redis:8.2.10-alpine@sha
 KEDA_IMAGE = "ghcr.io/kedacore/keda:2.20.2@sha256:fe74c7b8849586a67ad2201bcb89e7f5ac221ff90399ecaa8fd28427f1ef11e6"
 KEDA_METRICS_API_SERVER_IMAGE = "ghcr.io/kedacore/keda-metrics-apiserver:2.20.2@sha256:27286536a8a775aeeee37a7e343f8ecebb27ebf680ee1181a4f99e82eefb253b"  # noqa: E501 - one line, for Renovate
 KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks:2.20.2@sha256:41f74102aba7959c6e8d08b433ab8a5fd6cae7c5646c78f7fe3de40a52df3439"  # noqa: E501 - one line, for Renovate
-# ingress-nginx's chart already runs its images by digest (controller.image.digest and
-# admissionWebhooks.patch.image.digest in values.yaml at 4.15.1): not overridden, so a chart
-# upgrade brings its own tags and digests together.
+# NGINX Gateway Fabric's images (ghcr.io/nginx/nginx-gateway-fabric:2.6.7 and .../nginx:2.6.7, the
+# chart's defaults) run by tag: neither the repository at v2.6.7, its release notes nor any file
+# read where this was written publishes their digests, and a guessed one would stop every pod.
+# Pin them once `crane digest` can run: the chart joins `repository:tag` (templates/deployment.yaml),
+# so `nginxGateway.image.tag: 2.6.7@sha256:...` runs the control plane by digest; whether NGF's
+# provisioner takes the same form for NGINX (`nginx.image.tag`, NginxProxy) is to check then.
 
 
 def charts() -> dict[str, str]:

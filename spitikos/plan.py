@@ -530,7 +530,8 @@ def files(plan: Plan) -> dict[str, str]:
     """Kubernetes objects the program writes itself, the tunnel's routes and DNS, and plan.json, by relative path."""
     out: dict[str, str] = {}
     for reg in sorted(plan.resources, key=lambda r: r.urn):
-        if not reg.type.startswith("kubernetes:") or reg.type == RELEASE:
+        # Not a release, nor a group of files the provider reads (the Gateway API's CRDs, upstream's).
+        if not reg.type.startswith("kubernetes:") or reg.type == RELEASE or reg.type.startswith("kubernetes:yaml/"):
             continue
         obj = manifest(reg)
         meta = obj.get("metadata", {})

@@ -4,7 +4,9 @@ the program registers, rendered offline by Helm 4 from the chart vendored at its
 the Kubernetes schema, each pod against its namespace's Pod Security level, the images against
 the pins, the memory requests against the footprint, the pods against the program's
 NetworkPolicies, and what the releases' Helm hooks leave in the cluster against the world model
-(spitikos/world_check.py). Secret values are placeholders: nothing real is rendered or printed."""
+(spitikos/world_check.py). Then the organization's charts as the patches leave them, each app's
+routes checked against the pi5 stack's Gateway (spitikos/org_render.py). Secret values are
+placeholders: nothing real is rendered or printed."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from components import charts, versions
+from components import charts, gateway, versions
 from components.footprint import Footprint, containers
 from components.k3s import POD_SECURITY_ENFORCED
 from spitikos import chart_checks as checks
@@ -53,6 +55,8 @@ API_VERSIONS = (
     "keda.sh/v1alpha1/ScaledJob",
     "volsync.backube/v1alpha1/ReplicationSource",
     "volsync.backube/v1alpha1/ReplicationDestination",
+    "gateway.networking.k8s.io/v1/GatewayClass",
+    "gateway.networking.k8s.io/v1/Gateway",
 )
 
 # The images the program pins for each chart (components/versions.py). A chart absent here runs
@@ -61,8 +65,9 @@ PINNED_IMAGES: dict[str, tuple[str, ...]] = {
     "argo-cd": (versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE),
     "keda": (versions.KEDA_IMAGE, versions.KEDA_METRICS_API_SERVER_IMAGE, versions.KEDA_WEBHOOKS_IMAGE),
 }
-DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False}
-"""volsync's images run by tag: components/versions.py says why (no digest confirmed by two sources)."""
+DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "nginx-gateway-fabric": False, "volsync": False}
+"""volsync's and nginx-gateway-fabric's images run by tag: components/versions.py says why (no
+digest could be read)."""
 
 
 @dataclass(frozen=True)
@@ -188,18 +193,57 @@ def program_policies(plan: Plan) -> list[dict]:
     return [p.values for p in plan.recording.kubernetes("NetworkPolicy")]
 
 
+def crd_validators(objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """`group/version/Kind` -> a validator of the CRD's schema, for each CRD among `objects` (a
+    chart's own, rendered with `--include-crds`)."""
+    import jsonschema
+
+    found = {}
+    for crd in (o for o in objects if o.get("kind") == "CustomResourceDefinition"):
+        spec = crd.get("spec") or {}
+        for version in spec.get("versions") or []:
+            schema = (version.get("schema") or {}).get("openAPIV3Schema")
+            if schema:
+                found[f"{spec['group']}/{version['name']}/{spec['names']['kind']}"] = jsonschema.Draft7Validator(schema)
+    return found
+
+
+@functools.cache
+def program_crd_validators(kind: str) -> dict[str, Any]:
+    """The validators of a kind the program's own CRDs define (the Gateway API's, vendored)."""
+    from components import gateway
+
+    for path in gateway.CRD_FOLDER.glob("*.yaml"):
+        text = path.read_text()
+        if f"\n    kind: {kind}\n" in text[:2000]:  # the CRD's names, before its schema
+            return crd_validators(split_manifests(text))
+    return {}
+
+
+def _custom_problems(obj: Mapping[str, Any], what: str, validators: Mapping[str, Any], report: Report) -> list[str]:
+    """A custom resource against its CRD: the chart's own, or the program's (the Gateway API's);
+    a note when neither is at hand."""
+    key = f"{obj.get('apiVersion')}/{obj.get('kind')}"
+    validator = validators.get(key) or program_crd_validators(str(obj.get("kind"))).get(key)
+    if validator is None:
+        report.notes.append(f"{what}: {key} is a custom resource: no schema checked")
+        return []
+    return [f"{what}: not valid for its CRD: {e.message}" for e in validator.iter_errors(dict(obj))]
+
+
 def check_release(release: Release, objects: list[dict], plan: Plan, minor: str) -> Report:
     report = Report()
     level = namespace_levels(plan).get(release.namespace, POD_SECURITY_ENFORCED)
     policies = program_policies(plan)
     running: list[str] = []
+    validators = crd_validators(objects)
     for obj in objects:
         what = f"{release.name}: {obj.get('kind')} {(obj.get('metadata') or {}).get('name')}"
         problem = schema_problem(obj, minor)
         if problem and problem[0] == "invalid":
             report.violations.append(f"{what}: not valid for Kubernetes {minor}: {problem[1]}")
         elif problem:
-            report.notes.append(f"{what}: {problem[1]} is a custom resource: no schema checked")
+            report.violations += _custom_problems(obj, what, validators, report)
         pod = checks.pod_template(obj)
         if pod is None:
             continue
@@ -253,11 +297,13 @@ def unused_policies(plan: Plan, pods: Iterable[tuple[str, Mapping[str, str]]]) -
 
 
 def program_pods(plan: Plan) -> list[tuple[str, Mapping[str, str]]]:
-    """The pods of the Deployments the program writes itself, as (namespace, labels)."""
-    return [
+    """The pods of the Deployments the program writes itself, as (namespace, labels), and the NGINX
+    pod NGF provisions for the Gateway (no chart renders it; spitikos/world.py lists its objects)."""
+    written = [
         (d.values["metadata"].get("namespace", ""), d.values["spec"]["template"]["metadata"].get("labels") or {})
         for d in plan.recording.kubernetes("Deployment")
     ]
+    return written + [(gateway.NAMESPACE, gateway.DATA_PLANE_POD) for _ in plan.recording.kubernetes("Gateway")]
 
 
 # --- vendoring ---------------------------------------------------------------------------------
@@ -374,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render: {error}", file=sys.stderr)
         return 2
     report, lines = render_all(plan, HELM, args.out)
+    if plan.stack == "pi5":  # the organization's own charts, against the pi5 stack's Gateway
+        from spitikos import org_render
+
+        (gateway_spec,) = [g.values for g in plan.recording.kubernetes("Gateway")]
+        violations, org_lines = org_render.check(HELM, gateway_spec)
+        report.violations += violations
+        lines += org_lines
     print("\n".join(lines + [f"note: {n}" for n in report.notes]))
     print(f"Wrote the rendered manifests to {args.out}/ (secret values are placeholders).")
     if report.violations:

@@ -267,9 +267,18 @@ AT_START: tuple[Existing, ...] = (
     # argo-cd 10.1.1's redis-secret-init Job, and the hook objects it runs with.
     Existing("v1", "Secret", "argocd", "argocd-redis"),
     *(o for left in HOOKS_LEFT.values() for o in left),
-    # ingress-nginx 4.15.1: the admission create-secret Job, and the controller's leader election.
-    Existing("v1", "Secret", "ingress-nginx", "ingress-nginx-admission"),
-    Existing("coordination.k8s.io/v1", "Lease", "ingress-nginx", "ingress-nginx-leader"),
+    # NGINX Gateway Fabric 2.6.7's control plane: its leader election (the chart's
+    # `--leader-election-lock-name=<fullname>-leader-election`), and, once the Gateway `spitikos`
+    # exists, what it provisions for it in the Gateway's namespace, named `<gateway>-<class>`
+    # (internal/controller/provisioner/objects.go buildNginxResourceObjects): the agent's
+    # certificate copied from `agent-tls`, two ConfigMaps, the ServiceAccount, the Service the
+    # tunnel reaches, and NGINX's Deployment.
+    Existing("coordination.k8s.io/v1", "Lease", "nginx-gateway", "nginx-gateway-leader-election"),
+    *_objects("v1", "Secret", "nginx-gateway", "spitikos-nginx-agent-tls"),
+    *_objects("v1", "ConfigMap", "nginx-gateway", "spitikos-nginx-includes-bootstrap", "spitikos-nginx-agent-config"),
+    *_objects("v1", "ServiceAccount", "nginx-gateway", "spitikos-nginx"),
+    *_objects("v1", "Service", "nginx-gateway", "spitikos-nginx"),
+    *_objects("apps/v1", "Deployment", "nginx-gateway", "spitikos-nginx"),
     # KEDA 2.20.2's operator: its certificates (cert rotation) and leader election.
     Existing("v1", "Secret", "keda", "kedaorg-certs"),
     Existing("coordination.k8s.io/v1", "Lease", "keda", "operator.keda.sh"),

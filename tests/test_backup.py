@@ -179,7 +179,7 @@ def test_every_server_has_its_host_key_pinned_and_the_network_policies_admit_thr
         assert ha.one(COMMAND, name).values["connection"]["hostKey"]
     # pi6 has no key in the settings: read once on first contact, like an agent's.
     assert ha.one("command:local:Command", "spitikos-k3s-server-pi6-host-key")
-    for name in ("spitikos-keda-network-policy", "spitikos-ingress-nginx-network-policy"):
+    for name in ("spitikos-keda-network-policy", "spitikos-edge-nginx-network-policy"):
         spec = ha.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", name).values["spec"]
         cidrs = {p["ipBlock"]["cidr"] for rule in spec["ingress"] for p in rule.get("from", []) if "ipBlock" in p}
         assert cidrs >= {"10.42.0.0/31", "10.42.1.0/31", "10.42.2.0/31"}, f"{name}: every server reaches it"

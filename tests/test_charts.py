@@ -40,11 +40,12 @@ def test_every_release_installs_its_vendored_chart_as_pinned_and_nothing_from_a_
 
 
 # The releases the live cluster runs, as the program installed them from the chart repositories:
-# (Pulumi resource name, Helm release name, namespace).
+# (Pulumi resource name, Helm release name, namespace). ingress-nginx's is not among them: the edge
+# moves to NGINX Gateway Fabric, and its release goes away on purpose, after the cutover
+# (docs/migration/gateway-cutover.md).
 DEPLOYED = {
     ("spitikos-argocd-release", "argocd", "argocd"),
     ("spitikos-keda-release", "keda", "keda"),
-    ("spitikos-ingress-nginx-release", "ingress-nginx", "ingress-nginx"),
     ("spitikos-volume-backups-volsync", "volsync", "volsync-system"),
 }
 # What makes pulumi-kubernetes replace a Release (uninstall, then install: Argo CD's and Redis's

@@ -40,14 +40,7 @@ def test_the_table_knows_every_chart_the_stack_releases(stack):
                 "redisSecretInit.resources",
             ],
         ),
-        (
-            "ingress-nginx",
-            [
-                "controller.resources",
-                "controller.admissionWebhooks.createSecretJob.resources",
-                "controller.admissionWebhooks.patchWebhookJob.resources",
-            ],
-        ),
+        ("nginx-gateway-fabric", ["nginxGateway.resources", "nginx.container.resources"]),
         ("keda", ["resources.operator", "resources.metricServer", "resources.webhooks"]),
     ],
 )
@@ -67,7 +60,7 @@ def test_each_part_the_stack_runs_is_sized(stack, chart, expected):
         ("argo-cd", "redisSecretInit.resources"),
         ("argo-cd", "applicationSet.resources"),
         ("argo-cd", "repoServer.copyutil.resources"),
-        ("ingress-nginx", "controller.admissionWebhooks.patchWebhookJob.resources"),
+        ("nginx-gateway-fabric", "nginx.container.resources"),
         ("keda", "resources.webhooks"),
     ],
 )
@@ -92,6 +85,16 @@ def test_a_part_switched_on_must_be_sized_and_one_switched_off_need_not(stack):
     del values["redis"]["resources"]
     values["dex"]["enabled"] = False
     assert unsized_paths(reg, values) == []
+
+
+def test_ngfs_certificate_job_would_run_unsized_so_it_stays_off(stack):
+    """The chart's cert-generator Job takes no resources value: switched on, it is a container the
+    footprint cannot size (components/gateway.py makes the certificates instead)."""
+    reg = release(stack, "nginx-gateway-fabric")
+    values = copy.deepcopy(reg.values["values"])
+    assert values["certGenerator"] == {"enable": False} and unsized_paths(reg, values) == []
+    values["certGenerator"]["enable"] = True
+    assert unsized_paths(reg, values) == ["(the cert-generator Job, which takes no size)"]
 
 
 def test_a_chart_the_table_does_not_know_is_flagged():

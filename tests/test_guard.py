@@ -382,7 +382,9 @@ def cluster_object(kind: str, name: str) -> dict:
         ("ClusterRole", "edit"),
         ("ClusterRoleBinding", "volsync-manager"),
         ("ClusterRoleBinding", "system:node-proxier"),
-        ("ValidatingWebhookConfiguration", "ingress-nginx-admission"),
+        ("ValidatingWebhookConfiguration", "keda-admission"),
+        ("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io"),
+        ("ClusterRole", "nginx-gateway"),
     ],
 )
 def test_the_apps_deployer_writes_no_platform_object_by_name(policies, kind, name):

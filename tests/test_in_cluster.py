@@ -6,10 +6,18 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components import versions
-from components.argocd import SERVER_POD, SERVER_SERVICE, ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
+from components import gateway, versions
+from components.argocd import (
+    SERVER_POD,
+    SERVER_SERVICE,
+    ArgoCd,
+    ArgoCdArgs,
+    GatewayRef,
+    RepositoryCredential,
+    RootSource,
+)
 from components.charts import chart_name
-from components.ingress_nginx import IngressNginx, IngressNginxArgs
+from components.gateway import Edge, EdgeArgs
 from components.keda import Keda, KedaArgs
 from components.redis import Redis, RedisArgs
 from spitikos.engine import plain, resolve, run
@@ -17,14 +25,15 @@ from spitikos.engine import plain, resolve, run
 RELEASE = "kubernetes:helm.sh/v3:Release"
 CENTRAL = "git@github.com:spitikos/spitikos.git"
 CHARTS = "git@github.com:spitikos/charts.git"
+OWNERS = {"argocd.spitikos.dev": "argocd"}
 DEPLOY_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nDEPLOY-KEY-FOR-TEST\n-----END OPENSSH PRIVATE KEY-----"
 
 
 def program():
     provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
-    ingress = IngressNginx("ingress", IngressNginxArgs(provider=provider))
+    edge = Edge("edge", EdgeArgs(provider=provider, hostnames=["argocd.spitikos.dev"], route_namespaces=OWNERS))
     return {
-        "ingress": ingress,
+        "edge": edge,
         "redis": Redis("redis", RedisArgs(provider=provider)),
         "keda": Keda("keda", KedaArgs(provider=provider)),
         "argocd": ArgoCd(
@@ -34,12 +43,12 @@ def program():
                 hostname="argocd.spitikos.dev",
                 root=RootSource(CENTRAL, "argocd/apps"),
                 owner="spitikos",
-                ingress_controller=ingress.release,
+                gateway=GatewayRef("nginx-gateway", "spitikos", gateway.DATA_PLANE_POD, edge.gateway),
                 repositories=[
                     RepositoryCredential("spitikos", CENTRAL, pulumi.Output.secret(DEPLOY_KEY)),
                     RepositoryCredential("charts", CHARTS, pulumi.Output.secret(DEPLOY_KEY)),
                 ],
-                platform_namespaces=["redis", "ingress-nginx", "kube-*"],
+                platform_namespaces=["redis", "nginx-gateway", "kube-*"],
             ),
         ),
     }
@@ -58,20 +67,17 @@ def test_every_kubernetes_object_uses_the_cluster_provider(rec):
         assert obj.provider.startswith(provider.urn), obj.urn
 
 
-def test_ingress_nginx_chart_serves_https_with_forwarded_headers_and_metrics(rec):
-    release = rec.one(RELEASE, "ingress-release").values
-    assert (chart_name(release), release["version"]) == ("ingress-nginx", versions.INGRESS_NGINX_CHART)
-    assert release["chart"] == f"./charts/vendor/ingress-nginx-{versions.INGRESS_NGINX_CHART}"
+def test_nginx_gateway_fabric_is_the_vendored_chart_with_nginx_behind_a_cluster_ip(rec):
+    release = rec.one(RELEASE, "edge-release").values
+    assert (chart_name(release), release["version"]) == ("nginx-gateway-fabric", versions.NGINX_GATEWAY_FABRIC_CHART)
+    assert release["chart"] == f"./charts/vendor/nginx-gateway-fabric-{versions.NGINX_GATEWAY_FABRIC_CHART}"
     assert "repositoryOpts" not in release, "the vendored chart, not one downloaded at deploy time"
-    assert release["namespace"] == "ingress-nginx"
-    controller = release["values"]["controller"]
-    assert controller["config"]["use-forwarded-headers"] == "true"
-    assert controller["service"]["enableHttps"] is True and controller["service"]["type"] == "ClusterIP"
-    assert controller["metrics"]["enabled"] is True
-    assert controller["ingressClassResource"] == {"name": "nginx", "default": True}
-    assert rec.result["ingress"].service_url == "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
-    # The service name in that address is fixed by fullnameOverride.
-    assert release["values"]["fullnameOverride"] == "ingress-nginx"
+    assert release["namespace"] == "nginx-gateway"
+    values = release["values"]
+    assert values["nginx"]["service"] == {"type": "ClusterIP"}, "no LoadBalancer, no node port"
+    assert values["nginxGateway"]["snippets"] == {"enable": False}
+    assert values["nginxGateway"]["productTelemetry"] == {"enable": False}
+    assert rec.result["edge"].service_url == "https://spitikos-nginx.nginx-gateway.svc.cluster.local:443"
 
 
 def test_keda_chart_sizes_operator_metrics_server_and_webhooks(rec):
@@ -206,21 +212,21 @@ def test_root_application_cannot_manage_what_pulumi_manages(rec):
         assert rec.one(RELEASE, "argocd-release").urn in project.dependencies
 
 
-def test_argocd_ui_ingress_waits_for_nginx_while_the_release_does_not(rec):
-    """NGINX's admission webhook would reject an Ingress made mid-install, and `atomic` would then
-    roll back all of Argo CD: the Ingress is its own resource, after NGINX; the release is not."""
-    ingress = rec.one("kubernetes:networking.k8s.io/v1:Ingress", "argocd-ingress")
-    nginx = rec.one(RELEASE, "ingress-release")
-    assert nginx.urn in rec.ancestors_closure(ingress.urn)
-    assert nginx.urn not in rec.ancestors_closure(rec.one(RELEASE, "argocd-release").urn)
-    assert rec.one(RELEASE, "argocd-release").values["values"]["server"]["ingress"] == {"enabled": False}
-    rule = ingress.values["spec"]["rules"][0]
-    assert rule["host"] == "argocd.spitikos.dev"
-    path = rule["http"]["paths"][0]
-    # The whole host goes to the server; the API server refuses any other spelling of `Prefix`.
-    assert (path["path"], path["pathType"]) == ("/", "Prefix")
-    assert path["backend"]["service"] == {"name": "argocd-server", "port": {"name": "http"}}
-    assert ingress.values["spec"]["ingressClassName"] == "nginx"
+def test_argocd_ui_route_waits_for_the_gateway_while_the_release_does_not(rec):
+    """The route is a kind the Gateway API's CRDs define: it waits for them and the Gateway; Argo
+    CD's release, on the deploy's critical path, waits for neither."""
+    route = rec.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "argocd-route")
+    gateway_urn = rec.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "edge-gateway").urn
+    assert gateway_urn in rec.ancestors_closure(route.urn)
+    assert rec.one("kubernetes:yaml/v2:ConfigGroup", "edge-gateway-api-crds").urn in rec.ancestors_closure(route.urn)
+    release = rec.one(RELEASE, "argocd-release")
+    assert gateway_urn not in rec.ancestors_closure(release.urn)
+    assert release.values["values"]["server"]["ingress"] == {"enabled": False}
+    spec = route.values["spec"]
+    assert spec["hostnames"] == ["argocd.spitikos.dev"]
+    assert spec["parentRefs"] == [{"name": "spitikos", "namespace": "nginx-gateway"}]
+    # The whole host, `/api/webhook` included, goes to the server's plain-HTTP Service port.
+    assert spec["rules"] == [{"backendRefs": [{"name": "argocd-server", "port": 80}]}]
 
 
 def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec):
@@ -244,7 +250,7 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
 
 def test_each_component_lives_in_its_own_namespace(rec):
     names = sorted(r.values["metadata"]["name"] for r in rec.kubernetes("Namespace"))
-    assert names == ["argocd", "ingress-nginx", "keda", "redis"]
+    assert names == ["argocd", "keda", "nginx-gateway", "redis"]
 
 
 def test_rotating_the_admin_password_revokes_older_sessions():
@@ -267,16 +273,16 @@ def test_rotating_the_admin_password_revokes_older_sessions():
 
 def test_a_depends_on_a_component_makes_every_child_wait_for_the_components_children():
     """What a real `pulumi up` does: the SDK expands a dependency on a component into its children,
-    and a child waits for its parent, so KEDA's release waits for ingress-nginx's though only the
-    KEDA component names the ingress component."""
+    and a child waits for its parent, so KEDA's release waits for NGF's though only the KEDA
+    component names the edge component."""
 
     def keda_after_ingress():
         provider = k8s.Provider("cluster", kubeconfig=pulumi.Output.secret("stand-in"))
-        ingress = IngressNginx("ingress", IngressNginxArgs(provider=provider))
-        Keda("keda", KedaArgs(provider=provider), opts=pulumi.ResourceOptions(depends_on=[ingress]))
+        edge = Edge("edge", EdgeArgs(provider=provider, hostnames=["a.b"], route_namespaces={}))
+        Keda("keda", KedaArgs(provider=provider), opts=pulumi.ResourceOptions(depends_on=[edge]))
 
     recording = run(keda_after_ingress)
-    ingress_release = recording.one(RELEASE, "ingress-release")
+    ingress_release = recording.one(RELEASE, "edge-release")
     keda_release = recording.one(RELEASE, "keda-release")
     assert ingress_release.urn in recording.one("spitikos:autoscaling:Keda").dependencies
     assert ingress_release.urn not in keda_release.dependencies

@@ -25,16 +25,18 @@ from gotemplate import render
 from test_guard import admit, denying_policies
 from test_stack import permits_cluster_object, permits_namespace, projects
 
-from components import argocd, ingress_nginx, k3s
-from components.charts import chart_name
+from components import argocd, gateway, k3s
 from components.github import DOCS_SYNC_ENVIRONMENT, DOCS_SYNC_TOKEN, DOCS_SYNC_URL_VARIABLE, RELEASE_ENVIRONMENT
 from components.guard import ENFORCE_LABEL
 from components.platform import DOCS_SYNC_PATH
 from spitikos.engine import mock_zone_id
+from spitikos.gateway_api import Route, serving
 
 FIXTURES = ROOT / "tests" / "fixtures" / "spitikos"
 SOURCES = yaml.safe_load((FIXTURES / "SOURCES.yaml").read_text())
-PATCHES = sorted((ROOT / "docs" / "migration").glob("*.patch"))
+# `<repo>-<commit>.patch`, then its later steps `<repo>-<commit>.<step>.patch` (the Gateway's),
+# each applying on top of the ones before it.
+PATCHES = sorted((ROOT / "docs" / "migration").glob("*.patch"), key=lambda p: (p.name.count("."), p.name))
 ROOT_CHART = "charts/argocd"
 ENV_SECRET = "spitikos-api-env"
 VARIABLE = "github:index/actionsVariable:ActionsVariable"
@@ -79,8 +81,8 @@ KUBE_SYSTEM_EXPORTERS = ["kubeControllerManager", "kubeScheduler", "kubeEtcd", "
 
 
 def patch_target(patch: Path) -> tuple[str, str]:
-    """`charts-7b7f06e.patch` -> ("charts", "7b7f06e")."""
-    repo, commit = patch.stem.rsplit("-", 1)
+    """`charts-7b7f06e.patch` and `charts-7b7f06e.gateway.patch` -> ("charts", "7b7f06e")."""
+    repo, commit = patch.name.split(".", 1)[0].rsplit("-", 1)
     return repo, commit
 
 
@@ -119,14 +121,26 @@ def applications(charts: Path) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(render(template, values)) if doc]
 
 
-def ingress_hosts(values) -> set[str]:
-    """Every `ingress: {hosts: [...]}` in a chart's values, nested under a dependency or not."""
-    found: set[str] = set()
+def app_routes(charts: Path, app: dict) -> list[Route]:
+    """The routes an Application's chart makes (`routes` in its values, _common's _route.tpl), in
+    the namespace it deploys to."""
+    values = read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml")
+    namespace = app["spec"]["destination"]["namespace"]
+    return [
+        Route(r.get("kind", "HTTPRoute"), namespace, tuple(r["hostnames"]), app["metadata"]["name"])
+        for r in values.get("routes") or []
+    ]
+
+
+def nested_ingresses(values, path: str = "") -> list[str]:
+    """Every `ingress` block switched on anywhere in a chart's values (a subchart's own Ingress)."""
+    found = []
     if isinstance(values, dict):
-        hosts = values.get("ingress", {}).get("hosts") if isinstance(values.get("ingress"), dict) else None
-        found |= {h for h in hosts or [] if isinstance(h, str)}
-        for value in values.values():
-            found |= ingress_hosts(value)
+        block = values.get("ingress")
+        if isinstance(block, dict) and (block.get("enabled", True) or block.get("hosts")):
+            found.append(f"{path}ingress")
+        for key, value in values.items():
+            found += nested_ingresses(value, f"{path}{key}.") if key != "ingress" else []
     return found
 
 
@@ -135,13 +149,17 @@ def ingress_hosts(values) -> set[str]:
 
 def test_each_patch_is_made_against_its_vendored_commit_and_touches_only_vendored_files(patched):
     assert {patch_target(p)[0] for p in PATCHES} == {"charts", "api", "docs"}
+    made: dict[str, set[str]] = {repo: set() for repo in SOURCES}  # files an earlier patch creates
     for patch in PATCHES:
         repo, commit = patch_target(patch)
         assert SOURCES[repo]["commit"].startswith(commit), f"{patch.name} names another commit than SOURCES.yaml"
         text = patch.read_text()
-        for old, _new in re.findall(r"^--- (\S+)\n\+\+\+ (\S+)$", text, re.MULTILINE):
-            if old != "/dev/null":  # a changed or deleted file must be the vendored one
-                assert old.removeprefix("a/") in SOURCES[repo]["paths"], f"{patch.name}: {old} is not vendored"
+        for old, new in re.findall(r"^--- (\S+)\n\+\+\+ (\S+)$", text, re.MULTILINE):
+            if old != "/dev/null":  # a changed or deleted file must be the vendored one, or an earlier patch's
+                known = {*SOURCES[repo]["paths"], *made[repo]}
+                assert old.removeprefix("a/") in known, f"{patch.name}: {old} is not vendored"
+            else:
+                made[repo].add(new.removeprefix("b/"))
 
 
 def test_every_vendored_file_is_listed_with_its_commit_and_nothing_else_is_there():
@@ -178,8 +196,10 @@ def test_the_root_renders_only_applications_the_programs_projects_admit(stack, p
     assert "ingress" not in read_yaml(patched["charts"], f"{ROOT_CHART}/values.yaml")
     # Unpatched, the root would deploy what Pulumi owns now, which the project refuses.
     before = {a["metadata"]["name"]: a["spec"]["destination"]["namespace"] for a in applications(original["charts"])}
-    for name in ("keda", "redis", "ingress-nginx"):
+    for name in ("keda", "redis"):
         assert not permits_namespace(project, before[name])
+    # ingress-nginx is no one's now: the Gateway replaces it (docs/migration/gateway-cutover.md).
+    assert "ingress-nginx" in before and "ingress-nginx" not in names
 
 
 def test_the_project_is_one_value_of_the_root_chart(patched):
@@ -204,7 +224,7 @@ def test_what_each_real_app_installs_cluster_wide_is_admitted(stack, patched):
 def test_kube_prometheus_stack_puts_nothing_in_kube_system_and_its_switches_reach_the_subchart(stack, patched):
     values = read_yaml(patched["charts"], "charts/kube-prometheus-stack/values.yaml")
     # A wrapper chart passes a dependency only what sits under the dependency's name.
-    assert set(values) == {"kube-prometheus-stack", "ingress"}
+    assert set(values) == {"kube-prometheus-stack", "routes"}
     for exporter in KUBE_SYSTEM_EXPORTERS:
         assert values["kube-prometheus-stack"][exporter]["enabled"] is False, exporter
     assert not permits_namespace(projects(stack)[argocd.APPS_PROJECT], "kube-system")
@@ -376,38 +396,34 @@ def test_an_application_labelling_an_unlisted_namespace_privileged_is_refused(st
 # --- KEDA's query has data: Prometheus scrapes the platform's NGINX ----------------------------
 
 
-def test_prometheus_scrapes_the_platforms_nginx_metrics_and_may_reach_them(stack, patched):
+def test_prometheus_scrapes_the_gateways_nginx_and_keda_queries_a_metric_it_exports(stack, patched):
     apps = {a["metadata"]["name"]: a for a in applications(patched["charts"])}
     monitoring = apps["kube-prometheus-stack"]["spec"]
     namespace, release = monitoring["destination"]["namespace"], monitoring["source"]["helm"]["releaseName"]
-    template = patched["charts"] / "charts/kube-prometheus-stack/templates/ingress-nginx-servicemonitor.yaml"
+    folder = patched["charts"] / "charts/kube-prometheus-stack/templates"
+    assert not (folder / "ingress-nginx-servicemonitor.yaml").exists(), "ingress-nginx is gone"
+    template = folder / "nginx-gateway-podmonitor.yaml"
     monitor = yaml.safe_load(render(template.read_text(), {}, Release={"Name": release, "Namespace": namespace}))
-    assert monitor["kind"] == "ServiceMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["kind"] == "PodMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == namespace
-    # kube-prometheus-stack's Prometheus selects ServiceMonitors labelled with its release.
+    # kube-prometheus-stack's Prometheus selects PodMonitors labelled with its release.
     assert monitor["metadata"]["labels"]["release"] == release
-    nginx = stack.one("kubernetes:helm.sh/v3:Release", "spitikos-ingress-nginx-release").values
-    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [ingress_nginx.NAMESPACE]}
-    assert nginx["namespace"] == ingress_nginx.NAMESPACE and nginx["values"]["controller"]["metrics"]["enabled"]
-    # The chart's metrics Service labels (ingress-nginx.labels: chart name, release) and port name.
-    assert monitor["spec"]["selector"]["matchLabels"] == {
-        "app.kubernetes.io/name": chart_name(nginx),
-        "app.kubernetes.io/instance": nginx["name"],
-        "app.kubernetes.io/component": "controller",
-    }
-    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
-    # The metric the ScaledObjects query, and the label a scrape through a Service gives it.
-    api = read_yaml(patched["charts"], "charts/api/values.yaml")
-    assert 'nginx_ingress_controller_requests{exported_service="api"}' in api["scaledobject"]["prometheus"]["query"]
-    # The platform's NetworkPolicy admits exactly that namespace's pods to the metrics port (the
-    # nodes' addresses too, for the kubelet's probes: tests/test_network_policies.py).
-    policy = stack.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "spitikos-ingress-nginx-network-policy")
-    metrics = [
-        r
-        for r in policy.values["spec"]["ingress"]
-        if {"protocol": "TCP", "port": 10254} in r["ports"] and not any("ipBlock" in peer for peer in r["from"])
-    ]
-    assert ingress_nginx.METRICS_PORT == 10254 and ingress_nginx.METRICS_CLIENT_NAMESPACE == namespace
+    # The NGINX pods NGF provisions for the program's Gateway: their labels and the container
+    # port NGF names `metrics` (provisioner/objects.go, buildContainerPortsAndAnnotations).
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [gateway.NAMESPACE]}
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= gateway.DATA_PLANE_POD.items()
+    assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
+    # The metric KEDA asks for: NGF's NGINX (OSS) exports `nginx_http_requests_total`, the whole
+    # NGINX's count (docs.nginx.com, NGF "Monitoring with Prometheus"); no per-route counter.
+    for app in ("api", "homepage"):
+        query = read_yaml(patched["charts"], f"charts/{app}/values.yaml")["scaledobject"]["prometheus"]["query"]
+        assert query == 'sum(rate(nginx_http_requests_total{namespace="nginx-gateway"}[2m]))', app
+        assert "nginx_ingress_controller" not in query
+    # The platform's NetworkPolicy admits exactly that namespace's pods to NGINX's metrics port.
+    policy = stack.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "spitikos-edge-nginx-network-policy")
+    assert policy.values["spec"]["podSelector"] == {"matchLabels": gateway.DATA_PLANE_POD}
+    metrics = [r for r in policy.values["spec"]["ingress"] if {"protocol": "TCP", "port": 9113} in r["ports"]]
+    assert gateway.METRICS_PORT == 9113 and gateway.METRICS_CLIENT_NAMESPACE == namespace
     assert [r["from"] for r in metrics] == [
         [
             {
@@ -594,8 +610,9 @@ def org_hostnames(stack, charts: Path, homepage: Path) -> dict[str, str]:
     """hostname -> who uses it: each deployed app's Ingresses, and the hosts the apps' code calls."""
     hosts: dict[str, str] = {}
     for app in applications(charts):
-        for host in ingress_hosts(read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml")):
-            hosts[host] = f"charts: {app['metadata']['name']}'s Ingress"
+        for route in app_routes(charts, app):
+            for host in route.hostnames:
+                hosts[host] = f"charts: {app['metadata']['name']}'s {route.kind}"
     for host in re.findall(r"https://([a-z0-9.-]+)", (homepage / "src/lib/config.ts").read_text()):
         hosts[host] = "homepage's code"
     hosts[api_hostname(stack)] = "docs' sync workflow"
@@ -617,13 +634,98 @@ def test_every_hostname_the_organization_uses_is_routed_in_its_zone(stack, patch
         assert records[route] == mock_zone_id(zone), f"{host} ({user}) has no record in {zone}"
 
 
-def test_the_api_ingress_answers_every_host_the_homepage_calls(patched, original):
+def test_the_api_route_answers_every_host_the_homepage_calls(patched, original):
     called = set(re.findall(r"https://([a-z0-9.-]+)", (patched["homepage"] / "src/lib/config.ts").read_text()))
     assert called == {"api.spitikos.dev"}
-    ingress = (patched["charts"] / "charts/_common/templates/_ingress.tpl").read_text()
-    assert "{{- range .Values.ingress.hosts }}\n  - host:" in ingress
-    assert called <= set(read_yaml(patched["charts"], "charts/api/values.yaml")["ingress"]["hosts"])
+    template = (patched["charts"] / "charts/_common/templates/_route.tpl").read_text()
+    assert "{{- range $route.hostnames }}\n    - {{ . | quote }}" in template
+    (route,) = read_yaml(patched["charts"], "charts/api/values.yaml")["routes"]
+    assert route["kind"] == "GRPCRoute" and called <= set(route["hostnames"])
     assert not called <= set(read_yaml(original["charts"], "charts/api/values.yaml")["ingress"]["hosts"])
+
+
+def test_the_api_answers_cors_for_the_origins_and_headers_its_ingress_listed(patched, original):
+    """A GRPCRoute has no CORS filter (Gateway API 1.5.1): what ingress-nginx's annotations said,
+    the api's own handler says, word for word."""
+    annotations = read_yaml(original["charts"], "charts/api/values.yaml")["ingress"]["annotations"]
+    source = (patched["api"] / "internal/cors/cors.go").read_text()
+    origins = re.search(r"var Origins = \[\]string\{(.*)\}", source)[1]
+    listed = annotations["nginx.ingress.kubernetes.io/cors-allow-origin"].split(",")
+    assert re.findall(r'"([^"]+)"', origins) == listed
+    for annotation, constant in (
+        ("cors-allow-methods", "allowMethods"),
+        ("cors-allow-headers", "allowHeaders"),
+        ("cors-expose-headers", "exposeHeaders"),
+    ):
+        value = re.search(rf'{constant} += "([^"]+)"', source)[1]
+        words = [w.strip() for w in annotations[f"nginx.ingress.kubernetes.io/{annotation}"].split(",")]
+        assert [w.strip() for w in value.split(",")] == words, annotation
+    assert "Vary" in source and "http.StatusNoContent" in source
+    # And the charts ask NGINX for none of it any more.
+    api = read_yaml(patched["charts"], "charts/api/values.yaml")
+    assert "ingress" not in api and api["routes"][0]["kind"] == "GRPCRoute"
+
+
+# --- every real hostname is served at the Gateway, by its own namespace ---------------------------
+
+
+def test_every_real_hostname_is_served_by_a_route_the_patched_charts_create(stack, patched):
+    """Each hostname of the pi5 stack but the wildcard reaches exactly one route: the patched
+    charts' own, or the program's for Argo CD; each from the namespace the Gateway admits for it."""
+    spec = stack.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "spitikos-edge-gateway").values
+    argocd_route = stack.one("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute", "spitikos-argocd-route").values
+    routes = [Route("HTTPRoute", "argocd", tuple(argocd_route["spec"]["hostnames"]), "argocd (the program's)")]
+    for app in applications(patched["charts"]):
+        routes += app_routes(patched["charts"], app)
+    hostnames = yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:hostnames"]
+    explicit = [h for h in hostnames if not h.startswith("*.")]
+    assert len(explicit) == 9
+    for host in explicit:
+        (served,) = serving(spec, routes, host) or [None]
+        assert served is not None, f"no route serves {host}"
+    by_host = {h: serving(spec, routes, h)[0].name for h in explicit}
+    assert by_host == {
+        "taehoonlee.cloud": "homepage",
+        "spitikos.dev": "homepage",
+        "api.taehoonlee.cloud": "api",
+        "api.spitikos.dev": "api",
+        "argocd.taehoonlee.cloud": "argocd (the program's)",
+        "grafana.taehoonlee.cloud": "kube-prometheus-stack",
+        "prometheus.taehoonlee.cloud": "kube-prometheus-stack",
+        "kube.taehoonlee.cloud": "kubernetes-dashboard",
+        "vault.taehoonlee.cloud": "vault",
+    }
+    # No Ingress is left: not the library's template, and no subchart's own.
+    assert not (patched["charts"] / "charts/_common/templates/_ingress.tpl").exists()
+    for app in applications(patched["charts"]):
+        values = read_yaml(patched["charts"], f"{app['spec']['source']['path']}/values.yaml")
+        assert nested_ingresses(values) == [], app["metadata"]["name"]
+    # Unpatched, nothing would attach: the charts made Ingresses only.
+    assert "ingress" in read_yaml(FIXTURES / "charts", "charts/vault/values.yaml")
+
+
+def test_the_dashboard_route_checks_kongs_certificate_against_the_ca_made_beside_it(patched):
+    """kubernetes-dashboard's kong proxy speaks HTTPS only (7.13.0: proxy.http off): the route's
+    BackendTLSPolicy names the CA and the host, and kong serves the certificate that CA signed."""
+    values = read_yaml(patched["charts"], "charts/kubernetes-dashboard/values.yaml")
+    (route,) = values["routes"]
+    assert (route["serviceName"], route["servicePort"]) == ("kubernetes-dashboard-kong-proxy", 443)
+    tls = route["backendTLS"]
+    assert tls == {
+        "hostname": "kubernetes-dashboard-kong-proxy.kubernetes-dashboard.svc",
+        "caConfigMap": "kubernetes-dashboard-kong-ca",
+    }
+    made = (patched["charts"] / "charts/kubernetes-dashboard/templates/kong-tls.yaml").read_text()
+    assert "genSignedCert $host nil (list $host) 3650 $ca" in made and "name: kubernetes-dashboard-kong-ca" in made
+    kong = values["kubernetes-dashboard"]["kong"]
+    assert kong["secretVolumes"] == ["kubernetes-dashboard-kong-tls"]
+    assert kong["env"]["ssl_cert"] == "/etc/secrets/kubernetes-dashboard-kong-tls/tls.crt"
+    # Made once: the Application keeps what the first sync wrote.
+    apps = {a["metadata"]["name"]: a["spec"] for a in applications(patched["charts"])}
+    dashboard = apps["kubernetes-dashboard"]
+    assert "RespectIgnoreDifferences=true" in dashboard["syncPolicy"]["syncOptions"]
+    ignored = {(d["kind"], d.get("name")) for d in dashboard["ignoreDifferences"]}
+    assert {("Secret", "kubernetes-dashboard-kong-tls"), ("ConfigMap", "kubernetes-dashboard-kong-ca")} <= ignored
 
 
 # --- refreshing the fixtures is one command ------------------------------------------------------

@@ -24,11 +24,16 @@ A_POD = "10.42.1.7"  # a pod on the agent
 LAN = ("10.0.0.200", "10.0.0.201", "192.168.1.10")
 
 
-def policy(recording, namespace: str) -> dict:
+def policy(recording, where: str) -> dict:
+    """The `Ingress` policy with rules of a namespace (`namespace`), or one by name (`namespace/name`)."""
+    namespace, _, name = where.partition("/")
     (found,) = [
         p.values["spec"]
         for p in recording.kubernetes("NetworkPolicy")
-        if p.values["metadata"]["namespace"] == namespace and p.values["spec"]["policyTypes"] == ["Ingress"]
+        if p.values["metadata"]["namespace"] == namespace
+        and p.values["spec"]["policyTypes"] == ["Ingress"]
+        and p.values["spec"].get("ingress")
+        and p.values["metadata"]["name"] == (name or p.values["metadata"]["name"])
     ]
     return found
 
@@ -63,7 +68,9 @@ def _selects(selector: dict, namespace: str) -> bool:
 
 # namespace, the ports the API server calls there, and the ports the kubelet probes there
 NODE_PORTS = {
-    "ingress-nginx": {"webhook": [8443], "probes": [10254]},  # controller.admissionWebhooks.port; /healthz
+    # NGF has no webhook; both planes' readiness probes (components/gateway.py HEALTH_PORT).
+    "nginx-gateway/nginx-from-cloudflared": {"webhook": [], "probes": [8081]},
+    "nginx-gateway/control-plane-from-nginx": {"webhook": [], "probes": [8081]},
     "keda": {"webhook": [9443, 6443], "probes": [8081, 6443]},  # webhooks, metrics API server; health probes
 }
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from conftest import stack_config
+
 from components.charts import chart_name
 from components.platform import Platform
 from spitikos.engine import is_secret
@@ -34,7 +38,7 @@ def test_pulumi_takes_over_argocds_own_default_project(stack):
 def test_every_project_open_to_all_namespaces_denies_each_platform_namespace(stack):
     """Argo CD's projects keep applications out of what Pulumi manages, whatever the projects are called."""
     platform = Platform.platform_namespaces()
-    assert {"argocd", "ingress-nginx", "redis", "keda", "cloudflared", "kube-*"} <= set(platform)
+    assert {"argocd", "nginx-gateway", "redis", "keda", "cloudflared", "kube-*"} <= set(platform)
     open_projects = 0
     for project in stack.kubernetes("AppProject"):
         destinations = project.values["spec"]["destinations"]
@@ -53,11 +57,22 @@ def test_redis_replaces_its_pod_rather_than_run_two_writers_on_one_volume(stack)
     assert spec["strategy"] == {"type": "Recreate"}
 
 
-def test_nginx_sees_the_visitors_address_and_speaks_http2(stack):
-    config = release_values(stack, "ingress-nginx")["controller"]["config"]
-    assert config["use-forwarded-headers"] == "true"
-    assert config["forwarded-for-header"] == "CF-Connecting-IP"
-    assert config["use-http2"] == "true"
+def test_the_gateway_serves_https_with_http2_on_its_own_certificate_for_every_hostname(stack):
+    """The tunnel speaks HTTP/2 over TLS to NGINX (gRPC needs it): every listener is HTTPS on 443,
+    HTTP/2 stays on (NGF's default; the NginxProxy's `disableHTTP2` is never set), and the
+    certificate NGINX serves names every hostname."""
+    gateway = stack.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "spitikos-edge-gateway").values
+    listeners = gateway["spec"]["listeners"]
+    assert {(lst["port"], lst["protocol"]) for lst in listeners} == {(443, "HTTPS")}
+    assert {lst["hostname"] for lst in listeners} == set(json.loads(stack_config()["spitikos:hostnames"]))
+    for lst in listeners:
+        assert lst["tls"] == {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": "gateway-tls"}]}
+    assert "disableHTTP2" not in release_values(stack, "nginx-gateway-fabric")["nginx"].get("config", {})
+    cert = stack.one("tls:index/selfSignedCert:SelfSignedCert", "spitikos-edge-listener-cert").values
+    assert set(cert["dnsNames"]) == {lst["hostname"] for lst in listeners}
+    secret = stack.one("kubernetes:core/v1:Secret", "spitikos-edge-listener-tls")
+    assert secret.values["metadata"]["name"] == "gateway-tls" and secret.values["type"] == "kubernetes.io/tls"
+    assert secret.input_is_secret("stringData", "tls.key")
 
 
 def test_the_apis_platform_env_carries_redis_own_address_and_password_as_secrets(stack):

@@ -75,7 +75,8 @@ PINS = {name: value for name, value in constants(VERSIONS_TEXT).items() if name.
 
 
 def test_versions_py_has_the_pins_this_test_is_about():
-    assert {"K3S_VERSION", "INGRESS_NGINX_CHART", "KEDA_CHART", "ARGO_CD_CHART", "REDIS_IMAGE"} <= set(PINS)
+    assert {"K3S_VERSION", "NGINX_GATEWAY_FABRIC_CHART", "KEDA_CHART", "ARGO_CD_CHART", "REDIS_IMAGE"} <= set(PINS)
+    assert "GATEWAY_API_VERSION" in PINS
 
 
 @pytest.mark.parametrize("name", sorted(PINS))
@@ -96,9 +97,16 @@ def test_every_pin_in_versions_py_is_found_by_a_custom_manager(name):
 def test_each_chart_is_looked_up_by_its_name_in_its_own_repository(name):
     manager, match = match_for_constant("components/versions.py", VERSIONS_TEXT, name)
     prefix = name.removesuffix("_CHART")
-    assert manager["datasourceTemplate"] == "helm"
-    assert match["registryUrl"] == constants(VERSIONS_TEXT)[f"{prefix}_REPO"]
-    assert rendered_dep_name(manager, match) == prefix.lower().replace("_", "-")
+    repo, chart = constants(VERSIONS_TEXT)[f"{prefix}_REPO"], prefix.lower().replace("_", "-")
+    assert rendered_dep_name(manager, match) == chart
+    if repo.startswith("oci://"):
+        # An OCI registry is no Helm repository: Renovate reads the chart's tags as an OCI artifact's.
+        assert manager["datasourceTemplate"] == "docker"
+        assert manager["packageNameTemplate"] == "{{{packageName}}}/{{{replace '_' '-' (lowercase depName)}}}"
+        assert f"oci://{match['packageName']}/{chart}" == f"{repo}/{chart}"
+    else:
+        assert manager["datasourceTemplate"] == "helm"
+        assert match["registryUrl"] == repo
 
 
 def test_k3s_is_looked_up_in_its_github_releases():

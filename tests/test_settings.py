@@ -51,6 +51,11 @@ def test_pi5_stack_settings_are_valid_and_typed():
         ("ClusterRoleBinding/vault-server-binding", "system:auth-delegator"),
     )
     assert s.privileged_namespaces == ("monitoring",)
+    # Each hostname the real organization serves has its one namespace; the wildcard is shared.
+    owners = dict(s.route_namespaces)
+    assert set(owners) == set(s.hostnames) - {"*.taehoonlee.cloud"}
+    assert (owners["argocd.taehoonlee.cloud"], owners["api.taehoonlee.cloud"]) == ("argocd", "api")
+    assert owners["spitikos.dev"] == owners["taehoonlee.cloud"] == "homepage"
     assert load({"allowedAdminBindings": '["RoleBinding/vault/vault-admin=admin"]'}).allowed_admin_bindings == (
         ("RoleBinding/vault/vault-admin", "admin"),
     )
@@ -81,6 +86,7 @@ def test_settings_span_zones_with_wildcards_and_default_hostnames():
             "apiHostname": "grpc.spitikos.dev",
             "hostnames": json.dumps(["*.taehoonlee.cloud", "grpc.spitikos.dev"]),
             "protectedHostnames": "[]",
+            "routeNamespaces": "[]",
         }
     )
     assert moved.api_hostname == "grpc.spitikos.dev"
@@ -477,6 +483,31 @@ BAD_INPUTS = [
         "admin-binding-twice",
         {"allowedAdminBindings": '["ClusterRoleBinding/a=edit", "ClusterRoleBinding/a=view"]'},
         "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",
+    ),
+    (
+        "too-many-listeners",
+        {"hostnames": json.dumps([f"h{i}.taehoonlee.cloud" for i in range(63)] + ["api.taehoonlee.cloud"])},
+        "spitikos:hostnames: lists more than 64: the Gateway has one listener per hostname, at most 64",
+    ),
+    (
+        "route-namespace-not-routed",
+        {"routeNamespaces": '["vault/vault.spitikos.dev"]'},
+        "spitikos:routeNamespaces: 'vault.spitikos.dev' is not one of `hostnames`",
+    ),
+    (
+        "route-namespace-malformed",
+        {"routeNamespaces": '["vault.taehoonlee.cloud"]'},
+        "spitikos:routeNamespaces: 'vault.taehoonlee.cloud' is not '<namespace>/<hostname>'",
+    ),
+    (
+        "route-namespace-argocd",
+        {"routeNamespaces": '["homepage/argocd.taehoonlee.cloud"]'},
+        "spitikos:routeNamespaces: 'argocd.taehoonlee.cloud' is Argo CD's (`argocdHostname`): only 'argocd' serves it",
+    ),
+    (
+        "route-namespace-twice",
+        {"routeNamespaces": '["vault/vault.taehoonlee.cloud", "homepage/vault.taehoonlee.cloud"]'},
+        "spitikos:routeNamespaces: 'vault.taehoonlee.cloud' is listed twice: one namespace serves a hostname",
     ),
     *[(f"own-cluster-{i}", o, m) for i, o, m in OWN_CLUSTER_BAD_INPUTS],
 ]
@@ -900,11 +931,13 @@ def test_hostnames_are_the_same_host_whatever_their_case():
             "zones": json.dumps(["Taehoonlee.Cloud", "spitikos.dev"]),
             "hostnames": json.dumps(["*.TAEHOONLEE.cloud", "API.Taehoonlee.cloud", "Argocd.taehoonlee.cloud"]),
             "protectedHostnames": json.dumps(["ARGOCD.taehoonlee.cloud"]),
+            "routeNamespaces": json.dumps(["api/API.taehoonlee.cloud"]),
         }
     )
     assert s.api_hostname == "api.taehoonlee.cloud"
     assert s.hostnames == ("*.taehoonlee.cloud", "api.taehoonlee.cloud", "argocd.taehoonlee.cloud")
     assert s.protected_hostnames == ("argocd.taehoonlee.cloud",)
+    assert s.route_namespaces == (("api.taehoonlee.cloud", "api"), ("argocd.taehoonlee.cloud", "argocd"))
     # and the helpers other components call compare without case too
     from components.settings import covers, zone_of
 

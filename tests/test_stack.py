@@ -11,6 +11,7 @@ from conftest import AGENT_HOST_KEY, DUMMY_SECRETS, HOST_KEY, run_main, stack_co
 
 from components import versions
 from components.charts import chart_name
+from components.kube import from_nodes
 from components.platform import Platform
 from components.settings import SettingsError
 from spitikos.engine import MOCK_HOST_KEY, MOCK_TUNNEL_TOKEN, exposed_strings
@@ -124,7 +125,7 @@ def test_every_container_has_cpu_and_memory_requests_and_limits(stack):
     footprint = platform_footprint(stack)
     owners = {c.owner for c in footprint.containers}
     assert {
-        "spitikos-ingress-nginx-release",
+        "spitikos-edge-release",
         "spitikos-keda-release",
         "spitikos-argocd-release",
         "spitikos-redis-deployment",
@@ -147,7 +148,7 @@ def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
 
 def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
     releases = stack.of_type(RELEASE)
-    assert sorted(chart_name(r.values) for r in releases) == ["argo-cd", "ingress-nginx", "keda", "volsync"]
+    assert sorted(chart_name(r.values) for r in releases) == ["argo-cd", "keda", "nginx-gateway-fabric", "volsync"]
     kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
     redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
     parallel = [*releases, redis]
@@ -178,7 +179,10 @@ def own_kubernetes_objects(recording):
     for reg in recording.all():
         if reg.type.startswith("kubernetes:") and reg.type != RELEASE and "argoproj.io" not in reg.type:
             if reg.type != "kubernetes:volsync.backube/v1alpha1:ReplicationSource":  # tests/test_backup.py
-                yield reg
+                # The Gateway API's kinds: against their CRDs' schemas in tests/test_gateway.py; the
+                # CRDs themselves are files the provider reads (yaml/v2:ConfigGroup), no object here.
+                if "gateway.networking.k8s.io" not in reg.type and not reg.type.startswith("kubernetes:yaml/"):
+                    yield reg
 
 
 def test_objects_the_program_writes_validate_against_the_kubernetes_schema(stack):
@@ -238,11 +242,24 @@ REAL_CLUSTER_OBJECTS = [
 ]
 
 
+def test_an_app_routes_on_the_platforms_gateway_and_makes_none_of_its_own(stack):
+    """Argo CD refuses a namespaced kind the project blacklists (app_project_types.go,
+    IsGroupKindPermitted): a Gateway, a ListenerSet, NGF's NginxProxy and snippets; routes pass."""
+    default = projects(stack)["default"]
+    refused = {(k["group"], k["kind"]) for k in default["namespaceResourceBlacklist"]}
+    assert ("gateway.networking.k8s.io", "Gateway") in refused
+    assert ("gateway.networking.k8s.io", "ListenerSet") in refused
+    assert {("gateway.nginx.org", "NginxProxy"), ("gateway.nginx.org", "SnippetsFilter")} <= refused
+    for kind in ("HTTPRoute", "GRPCRoute", "BackendTLSPolicy", "ReferenceGrant"):
+        assert ("gateway.networking.k8s.io", kind) not in refused, kind
+    assert "namespaceResourceWhitelist" not in default, "every other namespaced kind stays admitted"
+
+
 def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_namespaces(stack):
     default = projects(stack)["default"]
     for namespace in REAL_APP_NAMESPACES:
         assert permits_namespace(default, namespace), f"the real app in {namespace} would be refused"
-    for namespace in ("keda", "redis", "ingress-nginx", "argocd", "cloudflared", "kube-system", "kube-public"):
+    for namespace in ("keda", "redis", "nginx-gateway", "argocd", "cloudflared", "kube-system", "kube-public"):
         assert not permits_namespace(default, namespace), f"an app could deploy into {namespace}"
     for pattern in Platform.platform_namespaces():
         namespace = pattern.replace("*", "system")
@@ -254,8 +271,12 @@ def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_name
         ("", "Namespace", "keda"),
         ("apiextensions.k8s.io", "CustomResourceDefinition", "applications.argoproj.io"),
         ("rbac.authorization.k8s.io", "ClusterRole", "argocd-application-controller"),
-        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
         ("networking.k8s.io", "IngressClass", "nginx"),
+        # The edge: a route kind redefined, or a GatewayClass of one's own with its own controller.
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "httproutes.gateway.networking.k8s.io"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "nginxproxies.gateway.nginx.org"),
+        ("gateway.networking.k8s.io", "GatewayClass", "nginx"),
+        ("rbac.authorization.k8s.io", "ClusterRole", "nginx-gateway"),
         ("apiregistration.k8s.io", "APIService", "v1beta1.external.metrics.k8s.io"),
         ("storage.k8s.io", "StorageClass", "local-path"),
         # k3s's CRDs: a HelmChart object in kube-system installs any chart as cluster-admin.
@@ -378,7 +399,7 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert levels == {
         "argocd": "restricted",
-        "ingress-nginx": "restricted",
+        "nginx-gateway": "restricted",
         "keda": "restricted",
         "redis": "restricted",
         "cloudflared": "restricted",
@@ -407,7 +428,7 @@ def test_only_application_namespaces_reach_redis(stack):
     (peer,) = rule["from"]
     (expression,) = peer["namespaceSelector"]["matchExpressions"]
     assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
-    assert set(expression["values"]) == {"argocd", "ingress-nginx", "keda", "cloudflared", "volsync-system", *K3S}
+    assert set(expression["values"]) == {"argocd", "nginx-gateway", "keda", "cloudflared", "volsync-system", *K3S}
     assert "api" not in expression["values"]
 
 
@@ -415,19 +436,43 @@ K3S = ("kube-system", "kube-public", "kube-node-lease")
 
 
 def test_platform_namespaces_refuse_what_they_do_not_need(stack):
-    policies = {p.values["metadata"]["namespace"]: p.values["spec"] for p in ingress_policies(stack)}
+    by_name = {
+        (p.values["metadata"]["namespace"], p.values["metadata"]["name"]): p.values["spec"]
+        for p in ingress_policies(stack)
+    }
+    policies = {namespace: spec for (namespace, _), spec in by_name.items()}
     assert policies["cloudflared"] == {"policyTypes": ["Ingress"], "podSelector": {}}
-    nginx = policies["ingress-nginx"]["ingress"]
-    traffic = next(r for r in nginx if {"protocol": "TCP", "port": "https"} in r["ports"])
-    assert traffic["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["cloudflared"]
-    webhook = [r for r in nginx if {"protocol": "TCP", "port": 8443} in r["ports"]]
-    assert all("ipBlock" in peer for r in webhook for peer in r["from"]), "no pod may call the webhook"
     assert policies["keda"]["ingress"][0] == {"from": [{"podSelector": {}}]}
+    # The edge: a default deny, NGINX open to cloudflared on 443 alone, the control plane to NGINX's
+    # agents on 8443 alone; Prometheus on the metrics port; the nodes' kubelets on the probes' port.
+    gateway = {name: spec for (namespace, name), spec in by_name.items() if namespace == "nginx-gateway"}
+    assert gateway.pop("default-deny-ingress") == {"policyTypes": ["Ingress"], "podSelector": {}}
+    nginx, control = gateway.pop("nginx-from-cloudflared"), gateway.pop("control-plane-from-nginx")
+    assert gateway == {}
+    data_plane = {"gateway.networking.k8s.io/gateway-name": "spitikos", "app.kubernetes.io/name": "spitikos-nginx"}
+    assert nginx["podSelector"] == {"matchLabels": data_plane}
+    assert control["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "nginx-gateway", "app.kubernetes.io/instance": "nginx-gateway"}
+    }
+
+    def peers(spec: dict) -> dict[int, list]:
+        return {p["port"]: r["from"] for r in spec["ingress"] for p in r["ports"]}
+
+    tunnel = [{"namespaceSelector": {"matchExpressions": [{"key": NS, "operator": "In", "values": ["cloudflared"]}]}}]
+    prometheus = [
+        {"namespaceSelector": {"matchExpressions": [{"key": NS, "operator": "In", "values": ["monitoring"]}]}}
+    ]
+    kubelet = from_nodes()  # every node /24's flannel.1 and cni0 (decision 0003)
+    assert peers(nginx) == {443: tunnel, 9113: prometheus, 8081: kubelet}
+    assert peers(control) == {8443: [{"podSelector": {"matchLabels": data_plane}}], 9113: prometheus, 8081: kubelet}
 
 
-def test_only_nginx_controller_pods_reach_argocd_server(stack):
+NS = "kubernetes.io/metadata.name"
+
+
+def test_only_the_gateways_nginx_pods_reach_argocd_server(stack):
     """The chart's server policy (argo-cd 10.1.1) admits every pod; it must not render, and ours
-    admits NGINX's controller pods to the server's port, and nothing else, behind a default deny."""
+    admits the Gateway's NGINX pods to the server's port, and nothing else, behind a default deny."""
     values = stack.one(RELEASE, "spitikos-argocd-release").values["values"]
     # argocd-server/networkpolicy.yaml renders when `server.networkPolicy.create` or the global one is.
     assert not values["global"]["networkPolicy"]["create"]
@@ -449,26 +494,27 @@ def test_only_nginx_controller_pods_reach_argocd_server(stack):
     (rule,) = server["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
     (peer,) = rule["from"]
-    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
-    controller = peer["podSelector"]["matchLabels"]
-    assert controller == {
-        "app.kubernetes.io/name": "ingress-nginx",
-        "app.kubernetes.io/instance": "ingress-nginx",
-        "app.kubernetes.io/component": "controller",
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "nginx-gateway"}}
+    # The labels NGF gives the NGINX pods it provisions for the Gateway `spitikos` of class `nginx`
+    # (provisioner/objects.go: the Gateway's name label, `app.kubernetes.io/name` `<gateway>-<class>`).
+    assert peer["podSelector"]["matchLabels"] == {
+        "gateway.networking.k8s.io/gateway-name": "spitikos",
+        "app.kubernetes.io/name": "spitikos-nginx",
     }
-    # The labels are the ones NGINX's pods carry, and the namespace is NGINX's.
-    nginx = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
-    assert nginx["name"] == "ingress-nginx" and nginx["values"]["fullnameOverride"] == "ingress-nginx"
-    assert nginx["namespace"] == "ingress-nginx"
+    gateway = stack.one("kubernetes:gateway.networking.k8s.io/v1:Gateway", "spitikos-edge-gateway").values
+    assert (gateway["metadata"]["name"], gateway["metadata"]["namespace"]) == ("spitikos", "nginx-gateway")
+    assert gateway["spec"]["gatewayClassName"] == "nginx"
+    ngf = stack.one(RELEASE, "spitikos-edge-release").values
+    assert ngf["namespace"] == "nginx-gateway" and ngf["values"]["nginxGateway"]["gatewayClassName"] == "nginx"
 
 
-def test_ingress_nginx_is_the_last_release_with_its_attack_surface_shrunk(stack):
-    release = stack.one(RELEASE, "spitikos-ingress-nginx-release").values
-    assert release["version"] == "4.15.1"
-    controller = release["values"]["controller"]
-    assert controller["allowSnippetAnnotations"] is False
-    assert controller["config"]["annotations-risk-level"] in ("Low", "Medium")
-    assert controller["admissionWebhooks"]["failurePolicy"] == "Fail"
+def test_the_edge_is_a_maintained_nginx_with_snippets_off(stack):
+    """NGF 2.6.7 ships NGINX 1.31.3 (docs/decisions/0006): no route in Git writes raw NGINX."""
+    release = stack.one(RELEASE, "spitikos-edge-release").values
+    assert release["version"] == "2.6.7"
+    values = release["values"]["nginxGateway"]
+    assert values["snippets"] == {"enable": False} and values["snippetsFilters"] == {"enable": False}
+    assert not values.get("gwAPIExperimentalFeatures", {}).get("enable")
 
 
 def test_every_resource_hangs_under_the_platform(stack):
@@ -499,6 +545,7 @@ def test_every_object_the_program_writes_says_it_is_the_platforms(stack):
         if r.type.startswith("kubernetes:")
         and "helm.sh" not in r.type
         and r.type != "kubernetes:core/v1:NamespacePatch"
+        and not r.type.startswith("kubernetes:yaml/")  # the Gateway API's CRDs: upstream's files, unchanged
     ]
     assert len(objects) > 30
     for obj in objects:
@@ -548,9 +595,11 @@ def test_every_kubernetes_object_name_is_one_the_api_server_accepts(stack):
 
 
 def test_nginx_refuses_external_name_backends(stack):
-    """An ExternalName Service in an app's chart would publish any address (argocd-server, Vault)."""
-    controller = stack.one(RELEASE, "spitikos-ingress-nginx-release").values["values"]["controller"]
-    assert controller["extraArgs"]["disable-svc-external-name"] == "true"
+    """An ExternalName Service in an app's chart would publish any address (argocd-server, Vault).
+    NGF 2.6.7 resolves one only with a DNS resolver in the NginxProxy (graph/backend_refs.go:
+    "ExternalName service requires DNS resolver configuration"): none is set, whatever else is."""
+    nginx = stack.one(RELEASE, "spitikos-edge-release").values["values"]["nginx"]
+    assert "dnsResolver" not in nginx.get("config", {})
 
 
 def test_keda_starts_without_internet_and_keeps_its_crds(stack):
@@ -640,7 +689,7 @@ def test_every_platform_namespace_sends_only_what_it_needs(stack):
     edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
     and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
     egress = egress_policies(stack)
-    assert set(egress) == {"redis", "cloudflared", "ingress-nginx", "keda", "argocd", "volsync-system"}
+    assert set(egress) == {"redis", "cloudflared", "nginx-gateway", "keda", "argocd", "volsync-system"}
     assert egress["volsync-system"] == API_RULES, "VolSync's controller calls the API server alone"
     assert egress["redis"] == []
     assert egress["cloudflared"] == [
@@ -651,24 +700,25 @@ def test_every_platform_namespace_sends_only_what_it_needs(stack):
                 {
                     "namespaceSelector": {
                         "matchExpressions": [
-                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["ingress-nginx"]}
+                            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["nginx-gateway"]}
                         ]
                     }
                 }
             ],
-            "ports": [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 443}],
+            "ports": [{"protocol": "TCP", "port": 443}],
         },
         # pi5 publishes the node's SSH and the Kubernetes API through the tunnel (behind Access)
         {"to": [{"ipBlock": {"cidr": "10.0.0.200/32"}}], "ports": [{"protocol": "TCP", "port": 22}]},
         *API_RULES,
     ]
-    nginx = egress["ingress-nginx"]
+    nginx = egress["nginx-gateway"]
     assert nginx[:3] == [DNS_RULE, *API_RULES]
     (backends,) = nginx[3:]
     (expression,) = backends["to"][0]["namespaceSelector"]["matchExpressions"]
     assert expression["operator"] == "NotIn" and "ports" not in backends
     assert {"redis", "keda", "cloudflared", "kube-system"} <= set(expression["values"])
-    assert not {"argocd", "api", "ingress-nginx"} & set(expression["values"]), "argocd-server is a backend"
+    # argocd-server is a backend; NGINX's agents dial the control plane in their own namespace.
+    assert not {"argocd", "api", "nginx-gateway"} & set(expression["values"])
     same_namespace = {"to": [{"podSelector": {}}]}
     prometheus = {
         "to": [

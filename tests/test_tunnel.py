@@ -13,7 +13,7 @@ from spitikos.engine import MOCK_TEAM, MOCK_TUNNEL_ID, MOCK_TUNNEL_TOKEN, expose
 CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig"
 DNS = "cloudflare:index/dnsRecord:DnsRecord"
 ACCESS_APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication"
-NGINX = "https://ingress-nginx-controller.ingress-nginx.svc.cluster.local:443"
+NGINX = "https://spitikos-nginx.nginx-gateway.svc.cluster.local:443"
 # The real organization's nine hostnames, in its two zones.
 REAL_HOSTNAMES = [
     "taehoonlee.cloud",
@@ -90,13 +90,16 @@ def test_a_wildcard_is_one_route_and_one_record_matched_after_every_explicit_hos
     wildcard = names.index("*.taehoonlee.cloud")
     assert all(not n.startswith("*.") for n in names[:wildcard])
     assert names[wildcard + 1 :] == [None], "only the catch-all follows the wildcard"
-    assert rules[wildcard]["originRequest"] == {"noTlsVerify": True, "http2Origin": True}
+    assert rules[wildcard]["originRequest"] == {"noTlsVerify": True, "http2Origin": True, "matchSnItoHost": True}
 
 
 def test_public_routes_go_to_nginx_over_https_with_http2_for_grpc(stack):
-    for rule in ingresses(stack)[:-1]:
-        if rule["service"] == NGINX:
-            assert rule["originRequest"]["noTlsVerify"] is True and rule["originRequest"]["http2Origin"] is True
+    to_nginx = [rule for rule in ingresses(stack)[:-1] if rule["service"] == NGINX]
+    assert len(to_nginx) > 10
+    for rule in to_nginx:
+        assert rule["originRequest"]["noTlsVerify"] is True and rule["originRequest"]["http2Origin"] is True
+        # NGINX picks a Gateway listener by SNI and answers 421 when the Host is another name.
+        assert rule["originRequest"]["matchSnItoHost"] is True
 
 
 def test_admin_hostnames_are_behind_access_and_cloudflared_checks_the_token(stack):

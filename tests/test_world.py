@@ -129,7 +129,6 @@ def test_the_live_cluster_collides_with_pi5_before_the_handover(stack):
     assert {
         ("spitikos-argocd-namespace", "Namespace argocd"),
         ("spitikos-api-namespace", "Namespace api"),
-        ("spitikos-argocd-ingress", "Ingress argocd/argocd-ingress"),
         ("spitikos-keda-release", "RoleBinding kube-system/keda-operator-auth-reader"),
         *(("spitikos-keda-release", f"CustomResourceDefinition {crd}") for crd in world.KEDA_CRDS),
     } == found
@@ -271,3 +270,32 @@ def test_the_handover_names_in_the_live_default_project_the_deployer_pulumi_name
     default = next(p for p in stack.kubernetes("AppProject") if p.values["metadata"]["name"] == "default")
     assert written == default.values["spec"]["destinationServiceAccounts"]
     assert script.index("patch appproject default") < script.rindex("pulumi up --stack pi5\n")
+
+
+# --- the Gateway cutover (docs/migration/gateway-cutover.md) -----------------------------------
+
+CUTOVER = ROOT / "docs" / "migration" / "gateway-cutover.md"
+
+
+def test_the_cutover_holds_back_exactly_what_points_the_tunnel_at_the_edge(stack):
+    """Step 2 brings the Gateway up with everything but the tunnel's origin and cloudflared's
+    egress; step 5 switches both, and going back targets the same two: each names a resource
+    of the pi5 stack as the real engine spells it."""
+    text = CUTOVER.read_text()
+    excluded = re.findall(r"--exclude '([^']+)'", text)
+    targeted = re.findall(r"--target '([^']+)'", text)
+    assert excluded == targeted and len(excluded) == 2
+    urns = {engine_urn(stack, reg): reg for reg in stack.all()}
+    held = [urns[u] for u in excluded]
+    assert {r.type for r in held} == {
+        "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig",
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    }
+    policy = next(r for r in held if r.type.endswith("NetworkPolicy")).values
+    assert policy["metadata"] == {**policy["metadata"], "name": "egress", "namespace": "cloudflared"}
+    # The state-delete of step 1 takes no resource of this version but the one it makes anew
+    # under the same name (Argo CD's server policy, now `argocd-server-from-gateway`).
+    pattern = re.search(r"grep -E '([^']+)'", text)[1]
+    taken = [reg.name for u, reg in urns.items() if re.search(pattern, u)]
+    assert taken == ["spitikos-argocd-server-network-policy"]
+    assert stack.by_name(taken[0]).values["metadata"]["name"] == "argocd-server-from-gateway"
