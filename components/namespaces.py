@@ -13,13 +13,15 @@ ARGOCD = "argocd"
 INGRESS_NGINX = "ingress-nginx"
 REDIS = "redis"
 KEDA = "keda"
+KEDA_HTTP = "keda-http"
+"""KEDA's HTTP add-on: the interceptor the edge sends scale-to-zero applications' traffic through."""
 CLOUDFLARED = "cloudflared"
 VOLSYNC = "volsync-system"
 API = "api"
 """An application namespace Pulumi prepares (its `platform-env` Secret): the application's to use."""
 K3S = ("kube-system", "kube-public", "kube-node-lease")
 """k3s's own namespaces (and the API server's)."""
-PLATFORM = (ARGOCD, INGRESS_NGINX, REDIS, KEDA, CLOUDFLARED, VOLSYNC, "kube-*")
+PLATFORM = (ARGOCD, INGRESS_NGINX, REDIS, KEDA, KEDA_HTTP, CLOUDFLARED, VOLSYNC, "kube-*")
 """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never deploy into."""
 
 

@@ -10,7 +10,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, ingress_nginx, namespaces, r2, redis, tunnel
+from components import argocd, ingress_nginx, keda_http, namespaces, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
@@ -21,6 +21,7 @@ from components.guard import ClusterGuard, ClusterGuardArgs
 from components.ingress_nginx import IngressNginx, IngressNginxArgs
 from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
+from components.keda_http import KedaHttp, KedaHttpArgs
 from components.r2 import BackupBucket, BackupBucketArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
@@ -110,7 +111,7 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
     def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> None:
-        """ingress-nginx, Redis, KEDA and the admission guard: each waits for the cluster only."""
+        """ingress-nginx, Redis, KEDA and its HTTP add-on, and the admission guard: each waits for the cluster only."""
         child = pulumi.ResourceOptions(parent=self)
         self.ingress = IngressNginx(f"{name}-ingress-nginx", ingress_args(kube), opts=child)
         self.redis = Redis(
@@ -123,7 +124,14 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, http_scaler_namespace=keda_http.NAMESPACE), opts=child)
+        self.keda_http = KedaHttp(
+            f"{name}-keda-http",
+            KedaHttpArgs(
+                provider=kube, edge_namespace=ingress_nginx.NAMESPACE, app_namespaces=cfg.scale_from_zero_namespaces
+            ),
+            opts=child,
+        )
         self.guard = ClusterGuard(
             f"{name}-guard",
             ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
@@ -305,12 +313,15 @@ def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulu
 
 
 def ingress_args(kube: pulumi.ProviderResource) -> IngressNginxArgs:
-    """NGINX for the tunnel's cloudflared; no other platform namespace but Argo CD's may reach it."""
+    """NGINX for the tunnel's cloudflared; of the platform's namespaces it forwards to Argo CD's and
+    the HTTP interceptor's alone."""
     return IngressNginxArgs(
         provider=kube,
         client_namespace=tunnel.NAMESPACE,
         unreachable_namespaces=[
-            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE)
+            n
+            for n in Platform.owned_namespaces()
+            if n not in (argocd.NAMESPACE, ingress_nginx.NAMESPACE, keda_http.NAMESPACE)
         ],
     )
 

@@ -61,8 +61,9 @@ PINNED_IMAGES: dict[str, tuple[str, ...]] = {
     "argo-cd": (versions.ARGO_CD_IMAGE, versions.ARGO_CD_REDIS_IMAGE),
     "keda": (versions.KEDA_IMAGE, versions.KEDA_METRICS_API_SERVER_IMAGE, versions.KEDA_WEBHOOKS_IMAGE),
 }
-DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False}
-"""volsync's images run by tag: components/versions.py says why (no digest confirmed by two sources)."""
+DIGEST_REQUIRED = {"argo-cd": True, "keda": True, "ingress-nginx": True, "volsync": False, "keda-add-ons-http": False}
+"""volsync's and the HTTP add-on's images run by tag: components/versions.py says why (no digest
+confirmed by two sources; the add-on's chart takes no digest per image)."""
 
 
 @dataclass(frozen=True)

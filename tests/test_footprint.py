@@ -48,7 +48,8 @@ def test_the_table_knows_every_chart_the_stack_releases(stack):
                 "controller.admissionWebhooks.patchWebhookJob.resources",
             ],
         ),
-        ("keda", ["resources.operator", "resources.metricServer", "resources.webhooks"]),
+        ("keda", ["resources.operator", "resources.metricServer"]),
+        ("keda-add-ons-http", ["interceptor.resources", "scaler.resources"]),
     ],
 )
 def test_each_part_the_stack_runs_is_sized(stack, chart, expected):
@@ -68,7 +69,8 @@ def test_each_part_the_stack_runs_is_sized(stack, chart, expected):
         ("argo-cd", "applicationSet.resources"),
         ("argo-cd", "repoServer.copyutil.resources"),
         ("ingress-nginx", "controller.admissionWebhooks.patchWebhookJob.resources"),
-        ("keda", "resources.webhooks"),
+        ("keda", "resources.metricServer"),
+        ("keda-add-ons-http", "interceptor.resources"),
     ],
 )
 def test_a_part_whose_resources_are_absent_is_flagged(stack, chart, path):

@@ -64,7 +64,9 @@ def _selects(selector: dict, namespace: str) -> bool:
 # namespace, the ports the API server calls there, and the ports the kubelet probes there
 NODE_PORTS = {
     "ingress-nginx": {"webhook": [8443], "probes": [10254]},  # controller.admissionWebhooks.port; /healthz
-    "keda": {"webhook": [9443, 6443], "probes": [8081, 6443]},  # webhooks, metrics API server; health probes
+    "keda": {"webhook": [6443], "probes": [8081, 6443]},  # the metrics API server; health probes
+    # the HTTP add-on: no webhook; the kubelet probes the interceptor's admin port and the scaler's gRPC
+    "keda-http": {"webhook": [], "probes": [9090]},
 }
 
 
