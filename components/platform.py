@@ -125,6 +125,9 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, http_scaler_namespace=keda_http.NAMESPACE), opts=child)
+        # The routes that reach the interceptor are the Gateway's (docs/decisions/0007): with the
+        # edge on NGF, `edge_namespace` is its namespace and `gateway_api` its CRDs, which the
+        # ReferenceGrants wait for. An Ingress cannot name a Service of another namespace.
         self.keda_http = KedaHttp(
             f"{name}-keda-http",
             KedaHttpArgs(
