@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -259,3 +260,14 @@ def test_what_a_helm_hook_leaves_follows_its_annotations(case):
     assert world.left_by_hook(kind, notes, world.INSTALL) is after_install
     assert world.left_by_hook(kind, notes, world.UPGRADE) is after_upgrade
     assert world.left_by_hook(kind, {world.HELM_HOOK_DELETE_POLICY: "before-hook-creation"}) is False  # no hook
+
+
+def test_the_handover_names_in_the_live_default_project_the_deployer_pulumi_names(stack):
+    """The live `default` project names the applications' deployer before the release turns sync
+    impersonation on: the same entries Pulumi's patch writes later, so no sync fails between."""
+    script = handover_script()
+    patch = next(w for w in world.commands(script) if w[:5] == ["kubectl", "-n", "argocd", "patch", "appproject"])
+    written = json.loads(patch[patch.index("-p") + 1])["spec"]["destinationServiceAccounts"]
+    default = next(p for p in stack.kubernetes("AppProject") if p.values["metadata"]["name"] == "default")
+    assert written == default.values["spec"]["destinationServiceAccounts"]
+    assert script.index("patch appproject default") < script.rindex("pulumi up --stack pi5\n")
