@@ -11,6 +11,7 @@ docs/decisions/0007-request-based-scale-to-zero.md says why these objects and th
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import shutil
 import subprocess
@@ -62,6 +63,7 @@ def rendered(charts: Path, app: str, overrides: dict | None = None) -> dict[str,
     return {o["kind"]: o for o in yaml.safe_load_all(text) if o}
 
 
+@functools.cache
 def crd_schema(path: Path, version: str) -> dict:
     """A CRD's openAPIV3Schema for `version`, from a vendored chart's template (its `{{ }}` lines,
     the chart's switches and labels, dropped), with unknown fields refused: the API server prunes
@@ -223,3 +225,22 @@ def test_minimum_one_turns_the_cold_start_off(charts):
     scaled = rendered(charts, "homepage", {"minReplicas": 1})["ScaledObject"]
     assert scaled["spec"]["minReplicaCount"] == 1
     assert rendered(charts, "homepage", {"enabled": False}) == {}
+
+
+def test_argo_cds_deployer_may_apply_and_prune_these_objects(charts):
+    """Argo CD applies the charts as the applications' deployer (components/deployers.py): RBAC
+    would refuse a kind it holds no rule for, and the sync would fail."""
+    from components import deployers
+
+    def holds(group: str, resource: str, verb: str) -> bool:
+        return any(
+            group in r["apiGroups"] and resource in r["resources"] and ({"*", verb} & set(r["verbs"]))
+            for r in deployers.APPS_NAMESPACED_RULES
+        )
+
+    kinds = {"InterceptorRoute": ("http.keda.sh", "interceptorroutes"), "ScaledObject": ("keda.sh", "scaledobjects")}
+    for app in APPS:
+        for kind in rendered(charts, app):
+            for verb in ("get", "create", "patch", "delete"):
+                assert holds(*kinds[kind], verb), (app, kind, verb)
+    assert not holds("http.keda.sh", "httpscaledobjects", "create"), "nothing here would act on one"
