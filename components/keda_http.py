@@ -77,6 +77,10 @@ class KedaHttpArgs:
     """Where KEDA's operator runs: the only pods that call the external scaler."""
     prometheus_namespace: str = "monitoring"
     """Where Prometheus runs (kube-prometheus-stack in spitikos/charts): it may scrape the metrics."""
+    keda_release: pulumi.Resource | None = None
+    """KEDA's release: the add-on's chart renders a ScaledObject for its interceptor (0.15.0
+    templates/interceptor/scaledobject.yaml, not switchable), which Helm cannot install before
+    KEDA's CRDs exist."""
     gateway_api: pulumi.Resource | None = None
     """The Gateway API's CRDs, once the edge is a Gateway (docs/decisions/0006): with them, a
     ReferenceGrant per application namespace lets its HTTPRoutes and GRPCRoutes name the
@@ -104,6 +108,7 @@ class KedaHttp(pulumi.ComponentResource):
             version=versions.KEDA_ADD_ONS_HTTP_CHART,
             namespace=ns.metadata.name,
             values=chart_values(),
+            depends_on=[args.keda_release] if args.keda_release is not None else None,
         )
         self._network_policy(name, ns, args)
         self._egress_policy(name, ns, args)

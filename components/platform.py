@@ -131,7 +131,10 @@ class Platform(pulumi.ComponentResource):
         self.keda_http = KedaHttp(
             f"{name}-keda-http",
             KedaHttpArgs(
-                provider=kube, edge_namespace=ingress_nginx.NAMESPACE, app_namespaces=cfg.scale_from_zero_namespaces
+                provider=kube,
+                edge_namespace=ingress_nginx.NAMESPACE,
+                app_namespaces=cfg.scale_from_zero_namespaces,
+                keda_release=self.keda.release,
             ),
             opts=child,
         )
