@@ -244,3 +244,12 @@ def test_argo_cds_deployer_may_apply_and_prune_these_objects(charts):
             for verb in ("get", "create", "patch", "delete"):
                 assert holds(*kinds[kind], verb), (app, kind, verb)
     assert not holds("http.keda.sh", "httpscaledobjects", "create"), "nothing here would act on one"
+
+
+def test_the_platform_page_states_the_contract_the_code_keeps():
+    """What an application writes to scale from zero (docs/platform.md) is what the platform runs."""
+    page = (ROOT / "docs" / "platform.md").read_text()
+    (row,) = [line for line in page.splitlines() if line.startswith("| scale from zero |")]
+    assert f"`{keda_http.PROXY_SERVICE}` in `{keda_http.NAMESPACE}`, port `{keda_http.PROXY_PORT}`" in row
+    assert f"`scalerAddress: {keda_http.SCALER_SERVICE}.{keda_http.NAMESPACE}:{keda_http.SCALER_PORT}`" in row
+    assert f"at most {keda_http.READINESS_TIMEOUT_SECONDS} s" in row
