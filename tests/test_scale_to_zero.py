@@ -225,6 +225,9 @@ def test_minimum_one_turns_the_cold_start_off(charts):
     scaled = rendered(charts, "homepage", {"minReplicas": 1})["ScaledObject"]
     assert scaled["spec"]["minReplicaCount"] == 1
     assert rendered(charts, "homepage", {"enabled": False}) == {}
+    # Pruned, the ScaledObject hands the Deployment back at its own replicas, not at zero (Argo CD
+    # ignores `spec.replicas` of these Deployments: charts/argocd's ignoreDifferences).
+    assert scaled["spec"]["advanced"] == {"restoreToOriginalReplicaCount": True}
 
 
 def test_argo_cds_deployer_may_apply_and_prune_these_objects(charts):
