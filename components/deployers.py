@@ -106,6 +106,10 @@ APPS_NAMESPACED_RULES = [
     rule([RBAC], ["roles", "rolebindings"], WRITE),
     rule(["monitoring.coreos.com"], ["*"], ["*"]),
     rule(["keda.sh"], ["scaledobjects", "scaledjobs", "triggerauthentications"], WRITE),
+    # KEDA's HTTP add-on: the api's and the homepage's routes through its interceptor
+    # (docs/migration/charts-7b7f06e.scale-to-zero.patch). Not `httpscaledobjects`: the platform
+    # runs no add-on operator, which alone acts on them (docs/decisions/0007).
+    rule(["http.keda.sh"], ["interceptorroutes"], WRITE),
     rule(["gateway.networking.k8s.io"], ["httproutes", "grpcroutes", "backendtlspolicies"], WRITE),
 ]
 

@@ -91,6 +91,13 @@ CHART_PARTS: dict[str, tuple[Part, ...]] = {
     # keda 2.20.2: sizes live under `resources`, one block per workload.
     # volsync 0.16.0: the controller alone (its movers are Jobs, sized in each ReplicationSource).
     "volsync": (Part("resources"),),
+    # keda-add-ons-http 0.15.0: the interceptor, the external scaler, and the operator unless its
+    # `replicas` is 0 (templates/operator/*).
+    "keda-add-ons-http": (
+        Part("interceptor.resources"),
+        Part("scaler.resources"),
+        Part("operator.resources", "operator.replicas"),
+    ),
     "keda": (
         Part("resources.operator"),
         Part("resources.metricServer"),
@@ -137,7 +144,10 @@ class Container:
 def _resource_specs(value: Any, path: str = "", replicas: int = 1) -> Iterator[tuple[str, dict, int]]:
     """Every `{requests, limits}` block in a Helm values tree, with the nearest replica count."""
     if isinstance(value, dict):
-        replicas = int(value.get("replicas", value.get("replicaCount", replicas)))
+        count = value.get("replicas", value.get("replicaCount", replicas))
+        # A range the chart hands an autoscaler (keda-add-ons-http: `interceptor.replicas.{min,max}`):
+        # as many pods as it may ever run.
+        replicas = int(count.get("max", replicas) if isinstance(count, dict) else count)
         if "requests" in value or "limits" in value:
             yield path, value, replicas
             return

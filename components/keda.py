@@ -31,11 +31,12 @@ METRICS_SERVER = Size(cpu="50m", memory="64Mi", cpu_limit="500m", memory_limit="
 # kube-prometheus-stack's Prometheus (`prometheus_namespace`) on 9090. A scaler that reads anything
 # else (a Redis list, an outside queue, an HTTP endpoint) needs a rule in `_egress_policy`.
 PROMETHEUS_API_PORT = 9090
-WEBHOOKS = Size(cpu="20m", memory="32Mi", cpu_limit="200m", memory_limit="128Mi")
 # keda chart 2.20.2 (values.yaml, templates/*/deployment.yaml): what the nodes call.
-WEBHOOKS_PORT = 9443  # the admission webhooks (`webhooks.port` unset: 9443)
 METRICS_API_PORT = 6443  # the external metrics API server (`service.portHttpsTarget`); also probed there
-HEALTH_PORT = 8081  # the operator's and the webhooks' liveness and readiness probes
+HEALTH_PORT = 8081  # the operator's liveness and readiness probes
+# The HTTP add-on's external scaler (components/keda_http.py), which the operator asks for the
+# request counts of the applications that scale from zero.
+HTTP_SCALER_PORT = 9090
 PROMETHEUS_PORT = 8080  # every component's Prometheus metrics (`prometheus.*.port`)
 
 
@@ -44,6 +45,8 @@ class KedaArgs:
     provider: k8s.Provider
     prometheus_namespace: str = "monitoring"
     """Where Prometheus runs (kube-prometheus-stack in spitikos/charts): it may scrape KEDA's metrics."""
+    http_scaler_namespace: str | None = None
+    """Where the HTTP add-on's external scaler runs, when the platform runs it."""
 
 
 class Keda(pulumi.ComponentResource):
@@ -70,11 +73,16 @@ class Keda(pulumi.ComponentResource):
                 "crds": {"install": True, "additionalAnnotations": {"helm.sh/resource-policy": "keep"}},
                 "operator": {"replicaCount": 1},
                 "metricsServer": {"replicaCount": 1},
-                "webhooks": {"replicaCount": 1},
+                # Off: 32Mi the Pi keeps for the HTTP add-on (docs/decisions/0007). The chart's
+                # webhooks fail open (`webhooks.failurePolicy: Ignore`, values.yaml at 2.20.2), so
+                # they never stopped a bad ScaledObject that arrived while they were down; the
+                # operator still refuses one, on the object's `Ready` condition, which Argo CD's
+                # health check for ScaledObjects shows. `enabled: false` also stops the operator
+                # patching a webhook configuration (values.yaml).
+                "webhooks": {"enabled": False},
                 "resources": {
                     "operator": OPERATOR.resources(),
                     "metricServer": METRICS_SERVER.resources(),
-                    "webhooks": WEBHOOKS.resources(),
                 },
             },
         )
@@ -83,11 +91,11 @@ class Keda(pulumi.ComponentResource):
         self.register_outputs({})
 
     def _network_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
-        """The operator, metrics server and webhooks talk among themselves; the API server, on the
-        server node, calls the webhooks and the metrics API wherever they run (k3s's kube-router
-        admits only a pod's own node unless a rule says otherwise); kubelets probe; Prometheus
-        scrapes. No other pod has reason to."""
-        tcp = [{"protocol": "TCP", "port": p} for p in (WEBHOOKS_PORT, METRICS_API_PORT, HEALTH_PORT)]
+        """The operator and the metrics server talk between themselves; the API server, on the
+        server node, calls the metrics API wherever it runs (k3s's kube-router admits only a pod's
+        own node unless a rule says otherwise); kubelets probe; Prometheus scrapes. No other pod
+        has reason to."""
+        tcp = [{"protocol": "TCP", "port": p} for p in (METRICS_API_PORT, HEALTH_PORT)]
         network_policy(
             f"{name}-network-policy",
             self,
@@ -109,6 +117,8 @@ class Keda(pulumi.ComponentResource):
     def _egress_policy(self, name: str, ns: k8s.core.v1.Namespace, args: KedaArgs) -> None:
         """The API server (it watches and scales workloads), DNS, its own pods, and the scalers' sources."""
         scalers = [to_pods(in_namespaces(args.prometheus_namespace), [PROMETHEUS_API_PORT])]
+        if args.http_scaler_namespace:
+            scalers.append(to_pods(in_namespaces(args.http_scaler_namespace), [HTTP_SCALER_PORT]))
         egress_policy(
             f"{name}-egress-policy",
             self,
@@ -119,7 +129,8 @@ class Keda(pulumi.ComponentResource):
 
 def pinned_images() -> dict:
     """The chart's three images by digest (components/versions.py), as `image.<component>` values:
-    `registry`, `repository` and a `tag@digest` tag (keda 2.20.2 values.yaml)."""
+    `registry`, `repository` and a `tag@digest` tag (keda 2.20.2 values.yaml). The webhooks' stays
+    pinned while they are off, so switching them back on runs it by digest too."""
 
     def image(pinned: str) -> dict:
         repository, tag = versions.repository_and_tag(pinned)

@@ -14,13 +14,15 @@ NGINX_GATEWAY = "nginx-gateway"
 """The edge: NGINX Gateway Fabric's control plane and the Gateway's NGINX (components/gateway.py)."""
 REDIS = "redis"
 KEDA = "keda"
+KEDA_HTTP = "keda-http"
+"""KEDA's HTTP add-on: the interceptor the edge sends scale-to-zero applications' traffic through."""
 CLOUDFLARED = "cloudflared"
 VOLSYNC = "volsync-system"
 API = "api"
 """An application namespace Pulumi prepares (its `platform-env` Secret): the application's to use."""
 K3S = ("kube-system", "kube-public", "kube-node-lease")
 """k3s's own namespaces (and the API server's)."""
-PLATFORM = (ARGOCD, NGINX_GATEWAY, REDIS, KEDA, CLOUDFLARED, VOLSYNC, "kube-*")
+PLATFORM = (ARGOCD, NGINX_GATEWAY, REDIS, KEDA, KEDA_HTTP, CLOUDFLARED, VOLSYNC, "kube-*")
 """Namespaces Pulumi owns (and k3s's own, `kube-*`), which Argo CD's applications may never deploy into."""
 
 

@@ -10,7 +10,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_github as github
 import pulumi_random as random
 
-from components import argocd, gateway, namespaces, r2, redis, tunnel
+from components import argocd, gateway, keda_http, namespaces, r2, redis, tunnel
 from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
@@ -21,6 +21,7 @@ from components.github import DOCS_SYNC_TOKEN, CiSecretsArgs, DocsSyncArgs, GitH
 from components.guard import ClusterGuard, ClusterGuardArgs
 from components.k3s import EtcdSnapshotArgs, K3sCluster, K3sClusterArgs, NodeArgs
 from components.keda import Keda, KedaArgs
+from components.keda_http import KedaHttp, KedaHttpArgs
 from components.r2 import BackupBucket, BackupBucketArgs
 from components.redis import Redis, RedisArgs
 from components.tunnel import Tunnel, TunnelArgs
@@ -110,8 +111,8 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({"kubeconfig": self.kubeconfig, "node_address": self.node_address})
 
     def _in_cluster(self, name: str, cfg: s.Settings, kube: pulumi.ProviderResource) -> None:
-        """The edge (Gateway API on NGINX), Redis, KEDA and the admission guard: each waits for the
-        cluster only."""
+        """The edge (Gateway API on NGINX), Redis, KEDA and its HTTP add-on, and the admission guard:
+        each waits for the cluster only."""
         child = pulumi.ResourceOptions(parent=self)
         self.edge = Edge(f"{name}-edge", edge_args(cfg, kube), opts=child)
         self.redis = Redis(
@@ -124,7 +125,21 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube), opts=child)
+        self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, http_scaler_namespace=keda_http.NAMESPACE), opts=child)
+        # The routes that reach the interceptor are the Gateway's (docs/decisions/0007): the edge's
+        # NGINX sends it traffic, and the ReferenceGrants that let the apps' routes name its Service
+        # wait for the Gateway API's CRDs.
+        self.keda_http = KedaHttp(
+            f"{name}-keda-http",
+            KedaHttpArgs(
+                provider=kube,
+                edge_namespace=gateway.NAMESPACE,
+                gateway_api=self.edge.crds,
+                app_namespaces=cfg.scale_from_zero_namespaces,
+                keda_release=self.keda.release,
+            ),
+            opts=child,
+        )
         self.guard = ClusterGuard(
             f"{name}-guard",
             ClusterGuardArgs(
@@ -313,7 +328,7 @@ def app_env(cache: Redis, extra: dict[str, pulumi.Input[str]]) -> dict[str, pulu
 
 def edge_args(cfg: s.Settings, kube: pulumi.ProviderResource) -> EdgeArgs:
     """The Gateway for the tunnel's cloudflared, a listener per hostname; NGINX reaches no platform
-    namespace but Argo CD's, and no route from a platform namespace attaches to a hostname no
+    namespace but Argo CD's and the HTTP interceptor's, and no route from a platform namespace attaches to a hostname no
     namespace owns."""
     return EdgeArgs(
         provider=kube,
@@ -322,7 +337,9 @@ def edge_args(cfg: s.Settings, kube: pulumi.ProviderResource) -> EdgeArgs:
         platform_namespaces=Platform.owned_namespaces(),
         client_namespace=tunnel.NAMESPACE,
         unreachable_namespaces=[
-            n for n in Platform.owned_namespaces() if n not in (argocd.NAMESPACE, gateway.NAMESPACE)
+            n
+            for n in Platform.owned_namespaces()
+            if n not in (argocd.NAMESPACE, gateway.NAMESPACE, keda_http.NAMESPACE)
         ],
     )
 

@@ -193,6 +193,9 @@ class Settings:
     route_namespaces: tuple[tuple[str, str], ...] = ()
     """(hostname, namespace): the one namespace whose routes the Gateway attaches for the hostname
     (`routeNamespaces`, with Argo CD's and the api's hostnames added); components/gateway.py."""
+    scale_from_zero_namespaces: tuple[str, ...] = ()
+    """Application namespaces whose routes may go through KEDA's HTTP interceptor, which holds a
+    request while the application scales from zero (components/keda_http.py)."""
     node_memory_mi: int = 4096
     """The server's memory in MiB (`nodeMemory`): what the plan sizes the applications' room against."""
     parts: Parts = Parts()
@@ -733,6 +736,19 @@ def _allowed_admin_bindings(r: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _scale_from_zero_namespaces(r: _Reader) -> tuple[str, ...]:
+    key = "scaleFromZeroNamespaces"
+    listed = r.strings(key)
+    for ns in listed:
+        if not _NAMESPACE_RE.fullmatch(ns):
+            r.fail(key, f"{ns!r} is not a namespace name (lower-case letters, digits and '-')")
+        elif namespaces.is_platform(ns):
+            r.fail(key, f"{ns!r} is a namespace of the platform's: list application namespaces only")
+    for dup in sorted({n for n in listed if listed.count(n) > 1}):
+        r.fail(key, f"{dup!r} is listed twice")
+    return tuple(n for n in listed if _NAMESPACE_RE.fullmatch(n) and not namespaces.is_platform(n))
+
+
 def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
     namespaces = r.strings("privilegedNamespaces")
     for ns in namespaces:
@@ -977,6 +993,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
     allowed_admin_bindings = _allowed_admin_bindings(r)
     privileged_namespaces = _privileged_namespaces(r)
+    scale_from_zero = _scale_from_zero_namespaces(r)
     node_memory_mi = _node_memory(r)
     _refuse_switched_off(r, parts)
     backup = _backup(r, server, agents)
@@ -1008,6 +1025,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         allowed_admin_bindings=allowed_admin_bindings,
         privileged_namespaces=privileged_namespaces,
         route_namespaces=route_namespaces,
+        scale_from_zero_namespaces=scale_from_zero,
         node_memory_mi=node_memory_mi,
         parts=parts,
         backup=backup,

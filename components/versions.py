@@ -35,6 +35,20 @@ GATEWAY_API_VERSION = "v1.5.1"
 KEDA_CHART = "2.20.2"
 KEDA_REPO = "https://kedacore.github.io/charts"
 
+# KEDA's HTTP add-on (kedacore/http-add-on): chart `keda-add-ons-http` 0.15.0, app 0.15.0 (2026-06-15),
+# the newest release the add-on's repository and kedacore/charts hold here: the first with HTTP/2
+# (h2c) through the interceptor, which the api's gRPC needs. It talks to KEDA only through the
+# external-scaler gRPC API, which 2.20.2 serves. docs/decisions/0007-request-based-scale-to-zero.md.
+# Its images run by tag (ghcr.io/kedacore/http-add-on-{interceptor,scaler}:0.15.0), like VolSync's:
+# the chart writes `<images.X>:<images.tag>` with one tag for all three images
+# (templates/*/deployment.yaml), so no value can carry a digest per image; and one public record
+# alone names their 0.15.0 digests (interceptor sha256:4e88e7808652e7c438f66d67bc8a53ce6261b6081c81475bd4758602460af499,
+# scaler sha256:f748178bc4af9e546d5da38c4e1b1d8d236a343bb30927b292131c6f4c978394), read on an amd64
+# machine: whether they are the multi-arch indexes is unconfirmed, and an arm64-less digest would stop
+# both pods on the node. Pin them when a chart release takes a digest and a registry read confirms them.
+KEDA_ADD_ONS_HTTP_CHART = "0.15.0"
+KEDA_ADD_ONS_HTTP_REPO = "https://kedacore.github.io/charts"
+
 # Argo CD v3.4.4. The 3.5 line (sync impersonation beta there; argo-helm 10.2.3 and later carry it)
 # is not vendored yet: no copy of argo-helm newer than argo-cd-10.1.1 could be read where this was
 # written, and charts/vendor/ holds only charts copied unchanged from their upstream tags. Sync

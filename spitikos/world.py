@@ -282,6 +282,12 @@ AT_START: tuple[Existing, ...] = (
     # KEDA 2.20.2's operator: its certificates (cert rotation) and leader election.
     Existing("v1", "Secret", "keda", "kedaorg-certs"),
     Existing("coordination.k8s.io/v1", "Lease", "keda", "operator.keda.sh"),
+    # KEDA's HPA for the HTTP add-on's interceptor, from the chart's ScaledObject (keda-add-ons-http
+    # 0.15.0 templates/interceptor/scaledobject.yaml; KEDA names it `keda-hpa-<ScaledObject>`). The
+    # add-on's interceptor and scaler elect no leader and create nothing (0.15.0 interceptor/main.go,
+    # scaler/main.go: read-only RBAC); its operator, which would hold Lease `http-add-on.keda.sh`,
+    # does not run (components/keda_http.py).
+    Existing("autoscaling/v2", "HorizontalPodAutoscaler", "keda-http", "keda-hpa-keda-add-ons-http-interceptor"),
     # VolSync v0.16.0's manager (cmd/main.go): leader election (`--leader-elect`, which the chart's
     # deployment-controller.yaml passes) under LeaderElectionID `b95b3104.backube`, in the pod's own
     # namespace. Its VolumePopulator CR is made only where that CRD exists; k3s installs none.

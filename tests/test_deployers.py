@@ -337,6 +337,7 @@ def test_the_apps_deployer_applies_what_the_charts_render_and_creates_the_namesp
         ("gateway.networking.k8s.io", "httproutes"),
         ("gateway.networking.k8s.io", "grpcroutes"),
         ("keda.sh", "scaledobjects"),
+        ("http.keda.sh", "interceptorroutes"),
         ("monitoring.coreos.com", "servicemonitors"),
         (RBAC, "rolebindings"),
         ("apiextensions.k8s.io", "customresourcedefinitions"),

@@ -41,7 +41,8 @@ def test_the_table_knows_every_chart_the_stack_releases(stack):
             ],
         ),
         ("nginx-gateway-fabric", ["nginxGateway.resources", "nginx.container.resources"]),
-        ("keda", ["resources.operator", "resources.metricServer", "resources.webhooks"]),
+        ("keda", ["resources.operator", "resources.metricServer"]),
+        ("keda-add-ons-http", ["interceptor.resources", "scaler.resources"]),
     ],
 )
 def test_each_part_the_stack_runs_is_sized(stack, chart, expected):
@@ -61,7 +62,8 @@ def test_each_part_the_stack_runs_is_sized(stack, chart, expected):
         ("argo-cd", "applicationSet.resources"),
         ("argo-cd", "repoServer.copyutil.resources"),
         ("nginx-gateway-fabric", "nginx.container.resources"),
-        ("keda", "resources.webhooks"),
+        ("keda", "resources.metricServer"),
+        ("keda-add-ons-http", "interceptor.resources"),
     ],
 )
 def test_a_part_whose_resources_are_absent_is_flagged(stack, chart, path):
@@ -108,3 +110,20 @@ def test_quantities():
     assert cpu_millis("100m") == 100 and cpu_millis("1") == 1000 and cpu_millis("0.5") == 500
     with pytest.raises(ValueError, match="not a memory quantity"):
         memory_mi("lots")
+
+
+def test_a_part_an_autoscaler_runs_counts_as_many_pods_as_it_may_run():
+    """keda-add-ons-http gives its interceptor a range (`interceptor.replicas.{min,max}`) for its own
+    ScaledObject: the footprint counts the most it may run, not one."""
+    size = {"requests": {"cpu": "20m", "memory": "20Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}}
+    inputs = {
+        "chart": "./charts/vendor/keda-add-ons-http-0.15.0",
+        "version": "0.15.0",
+        "values": {
+            "operator": {"replicas": 0},
+            "interceptor": {"replicas": {"min": 1, "max": 3}, "resources": size},
+            "scaler": {"replicas": 1, "resources": size},
+        },
+    }
+    found = Footprint(tuple(containers(RELEASE, "add-on", inputs)))
+    assert found.memory_requests_mi == 80 and found.unsized() == []

@@ -19,6 +19,7 @@ from components.argocd import (
 from components.charts import chart_name
 from components.gateway import Edge, EdgeArgs
 from components.keda import Keda, KedaArgs
+from components.keda_http import READINESS_TIMEOUT_SECONDS, KedaHttp, KedaHttpArgs
 from components.redis import Redis, RedisArgs
 from spitikos.engine import plain, resolve, run
 
@@ -36,6 +37,16 @@ def program():
         "edge": edge,
         "redis": Redis("redis", RedisArgs(provider=provider)),
         "keda": Keda("keda", KedaArgs(provider=provider)),
+        # A stand-in for the Gateway API's CRDs (components/gateway.py once the edge is a Gateway).
+        "keda_http": KedaHttp(
+            "keda-http",
+            KedaHttpArgs(
+                provider=provider,
+                edge_namespace="nginx-gateway",
+                app_namespaces=["api", "homepage"],
+                gateway_api=k8s.core.v1.ConfigMap("gateway-api-crds", opts=pulumi.ResourceOptions(provider=provider)),
+            ),
+        ),
         "argocd": ArgoCd(
             "argocd",
             ArgoCdArgs(
@@ -80,13 +91,15 @@ def test_nginx_gateway_fabric_is_the_vendored_chart_with_nginx_behind_a_cluster_
     assert rec.result["edge"].service_url == "https://spitikos-nginx.nginx-gateway.svc.cluster.local:443"
 
 
-def test_keda_chart_sizes_operator_metrics_server_and_webhooks(rec):
+def test_keda_chart_sizes_operator_and_metrics_server_and_runs_no_webhooks(rec):
     release = rec.one(RELEASE, "keda-release").values
     assert (chart_name(release), release["version"], release["namespace"]) == ("keda", versions.KEDA_CHART, "keda")
     sized = release["values"]["resources"]
-    for part in ("operator", "metricServer", "webhooks"):
+    for part in ("operator", "metricServer"):
         assert set(sized[part]) == {"requests", "limits"}
         assert sized[part]["limits"]["memory"].endswith("Mi")
+    # Their 32Mi go to the HTTP add-on (docs/decisions/0007); they failed open anyway.
+    assert release["values"]["webhooks"] == {"enabled": False} and "webhooks" not in sized
 
 
 def test_redis_uses_the_official_pinned_image_not_bitnami(rec):
@@ -250,7 +263,7 @@ def test_argocd_refuses_unsigned_webhooks_of_every_provider_it_does_not_use(rec)
 
 def test_each_component_lives_in_its_own_namespace(rec):
     names = sorted(r.values["metadata"]["name"] for r in rec.kubernetes("Namespace"))
-    assert names == ["argocd", "keda", "nginx-gateway", "redis"]
+    assert names == ["argocd", "keda", "keda-http", "nginx-gateway", "redis"]
 
 
 def test_rotating_the_admin_password_revokes_older_sessions():
@@ -295,7 +308,7 @@ def test_a_depends_on_a_component_makes_every_child_wait_for_the_components_chil
 def test_without_a_depends_on_the_releases_wait_for_the_cluster_only(rec):
     provider = rec.one("pulumi:providers:kubernetes", "cluster").urn
     releases = rec.of_type(RELEASE)
-    assert len(releases) == 3
+    assert len(releases) == 4
     for release in releases:
         waits_for = rec.ancestors_closure(release.urn)
         assert provider in waits_for
@@ -336,3 +349,53 @@ def test_applications_cannot_wipe_or_reconfigure_redis(rec):
     assert not [r for r in rules if r.startswith("+") and r.lower() in ("+flushall", "+flushdb", "+config", "+@admin")]
     assert set(rules[-3:]) == {"+@all", "-@dangerous", "+info"}
     assert auth.count("\n") == 1, "one ACL line: a newline in it would start another directive"
+
+
+# --- KEDA's HTTP add-on (docs/decisions/0007-request-based-scale-to-zero.md) ---------------------
+
+
+def test_the_http_add_on_holds_a_request_60_seconds_at_most_with_no_total_deadline(rec):
+    release = rec.one(RELEASE, "keda-http-release").values
+    assert (chart_name(release), release["version"], release["namespace"]) == (
+        "keda-add-ons-http", versions.KEDA_ADD_ONS_HTTP_CHART, "keda-http"
+    )  # fmt: skip
+    interceptor = release["values"]["interceptor"]
+    # The chart's default (unset: KEDA_HTTP_READINESS_TIMEOUT 0) would hold a request for ever.
+    assert interceptor["readinessTimeout"] == f"{READINESS_TIMEOUT_SECONDS}s" and READINESS_TIMEOUT_SECONDS < 100
+    # A total deadline would cut the api's gRPC streams; the old variable names would override ours.
+    assert not {"requestTimeout", "extraEnvs"} & set(interceptor) and "waitTimeout" not in interceptor["replicas"]
+
+
+def test_the_http_add_on_runs_one_interceptor_one_scaler_and_no_operator(rec):
+    values = rec.one(RELEASE, "keda-http-release").values["values"]
+    assert values["operator"] == {"replicas": 0}, "the operator would write every namespace's ScaledObjects"
+    assert values["interceptor"]["replicas"] == {"min": 1, "max": 1} and values["scaler"]["replicas"] == 1
+    pod = values["podSecurityContext"]
+    assert pod["runAsNonRoot"] is True and pod["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_each_opted_in_namespace_may_route_to_the_interceptor_service_alone(rec):
+    crds = rec.one("kubernetes:core/v1:ConfigMap", "gateway-api-crds")
+    grants = {
+        g.values["metadata"]["name"]: g for g in rec.of_type("kubernetes:gateway.networking.k8s.io/v1:ReferenceGrant")
+    }
+    assert set(grants) == {"routes-from-api", "routes-from-homepage"}
+    for app in ("api", "homepage"):
+        grant = grants[f"routes-from-{app}"]
+        assert grant.values["metadata"]["namespace"] == "keda-http"
+        assert grant.values["spec"] == {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": app},
+                {"group": "gateway.networking.k8s.io", "kind": "GRPCRoute", "namespace": app},
+            ],
+            "to": [{"group": "", "kind": "Service", "name": "keda-add-ons-http-interceptor-proxy"}],
+        }
+        assert crds.urn in rec.ancestors_closure(grant.urn), "created before the Gateway API's CRDs exist"
+
+
+def test_only_the_edge_reaches_the_interceptors_proxy_port(rec):
+    policy = rec.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "keda-http-network-policy").values["spec"]
+    proxy = [r for r in policy["ingress"] if {"protocol": "TCP", "port": 8080} in r.get("ports", [])]
+    (rule,) = proxy
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchExpressions"][0]["values"] == ["nginx-gateway"]

@@ -34,8 +34,8 @@ from spitikos.gateway_api import Route, serving
 
 FIXTURES = ROOT / "tests" / "fixtures" / "spitikos"
 SOURCES = yaml.safe_load((FIXTURES / "SOURCES.yaml").read_text())
-# `<repo>-<commit>.patch`, then its later steps `<repo>-<commit>.<step>.patch` (the Gateway's),
-# each applying on top of the ones before it.
+# `<repo>-<commit>.patch`, then its later steps `<repo>-<commit>.<step>.patch` (the Gateway's, then
+# scale to zero's), each applying on top of the ones before it.
 PATCHES = sorted((ROOT / "docs" / "migration").glob("*.patch"), key=lambda p: (p.name.count("."), p.name))
 ROOT_CHART = "charts/argocd"
 ENV_SECRET = "spitikos-api-env"
@@ -413,12 +413,15 @@ def test_prometheus_scrapes_the_gateways_nginx_and_keda_queries_a_metric_it_expo
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": [gateway.NAMESPACE]}
     assert monitor["spec"]["selector"]["matchLabels"].items() <= gateway.DATA_PLANE_POD.items()
     assert [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]] == ["metrics"]
-    # The metric KEDA asks for: NGF's NGINX (OSS) exports `nginx_http_requests_total`, the whole
-    # NGINX's count (docs.nginx.com, NGF "Monitoring with Prometheus"); no per-route counter.
+    # The metric KEDA asks for between the Gateway's patch and scale to zero's: NGF's NGINX (OSS)
+    # exports `nginx_http_requests_total`, the whole NGINX's count (docs.nginx.com, NGF "Monitoring
+    # with Prometheus"); no per-route counter. Scale to zero's patch then replaces both queries
+    # (tests/test_scale_to_zero.py), so the Gateway's step is read in its own patch.
+    step = (ROOT / "docs" / "migration" / "charts-7b7f06e.gateway.patch").read_text()
     for app in ("api", "homepage"):
-        query = read_yaml(patched["charts"], f"charts/{app}/values.yaml")["scaledobject"]["prometheus"]["query"]
-        assert query == 'sum(rate(nginx_http_requests_total{namespace="nginx-gateway"}[2m]))', app
-        assert "nginx_ingress_controller" not in query
+        values = step.split(f"diff --git a/charts/{app}/values.yaml")[1].split("diff --git")[0]
+        assert "+    query: 'sum(rate(nginx_http_requests_total{namespace=\"nginx-gateway\"}[2m]))'" in values, app
+        assert "nginx_ingress_controller" not in read_yaml(patched["charts"], f"charts/{app}/values.yaml").__repr__()
     # The platform's NetworkPolicy admits exactly that namespace's pods to NGINX's metrics port.
     policy = stack.one("kubernetes:networking.k8s.io/v1:NetworkPolicy", "spitikos-edge-nginx-network-policy")
     assert policy.values["spec"]["podSelector"] == {"matchLabels": gateway.DATA_PLANE_POD}

@@ -71,7 +71,9 @@ NODE_PORTS = {
     # NGF has no webhook; both planes' readiness probes (components/gateway.py HEALTH_PORT).
     "nginx-gateway/nginx-from-cloudflared": {"webhook": [], "probes": [8081]},
     "nginx-gateway/control-plane-from-nginx": {"webhook": [], "probes": [8081]},
-    "keda": {"webhook": [9443, 6443], "probes": [8081, 6443]},  # webhooks, metrics API server; health probes
+    "keda": {"webhook": [6443], "probes": [8081, 6443]},  # the metrics API server; health probes
+    # the HTTP add-on: no webhook; the kubelet probes the interceptor's admin port and the scaler's gRPC
+    "keda-http": {"webhook": [], "probes": [9090]},
 }
 
 

@@ -132,6 +132,7 @@ def test_the_pi5_plan_contains_every_component(pi5_plan):
         "spitikos:guard:ClusterGuard",
         "spitikos:r2:BackupBucket",
         "spitikos:backup:VolumeBackups",
+        "spitikos:autoscaling:KedaHttp",
     }
     text = offline.render(pi5_plan)
     assert text.startswith("OFFLINE PLAN - not a preview of live state.")
@@ -144,11 +145,14 @@ def test_the_plan_finds_the_install_release_root_application_chain(pi5_plan):
     slow = [r.name for r in path if offline.is_slow(r)]
     assert weight == 3
     assert slow == ["spitikos-k3s-server-install", "spitikos-argocd-release", "spitikos-argocd-root-application"]
-    # The four releases start as soon as the cluster is there, none after another.
+    # The releases start as soon as the cluster is there, none after another, but KEDA's HTTP
+    # add-on, whose chart installs a ScaledObject: after KEDA's CRDs, still 3 slow steps in a row.
     releases = [r for r in pi5_plan.resources if r.type == offline.RELEASE]
-    assert len(releases) == 4
+    assert len(releases) == 5
+    after_keda = {"spitikos-keda-http-release": {"spitikos-keda-release"}}
     for release in releases:
-        assert not pi5_plan.recording.ancestors_closure(release.urn) & {r.urn for r in releases}, release.name
+        waits_for = {r.name for r in releases if r.urn in pi5_plan.recording.ancestors_closure(release.urn)}
+        assert waits_for == after_keda.get(release.name, set()), release.name
 
 
 def test_secrets_are_redacted_in_the_json(pi5_plan):

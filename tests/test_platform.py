@@ -19,7 +19,7 @@ def release_values(recording, chart: str) -> dict:
 
 def test_every_helm_release_rolls_back_and_cleans_up_when_it_fails(stack):
     releases = stack.of_type(RELEASE)
-    assert len(releases) == 4
+    assert len(releases) == 5
     for release in releases:
         assert release.values["atomic"] is True, f"{release.name} is not atomic"
         assert release.values["cleanupOnFail"] is True, f"{release.name} leaves a failed upgrade's objects"

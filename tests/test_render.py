@@ -25,7 +25,7 @@ def test_each_release_has_its_chart_vendored_at_the_pinned_version(stack):
     # render would check a chart the cluster does not run.
     wanted = {(chart_name(r.values), r.values["version"]) for r in stack.of_type(RELEASE)}
     assert ("argo-cd", versions.ARGO_CD_CHART) in wanted and ("volsync", versions.VOLSYNC_CHART) in wanted
-    assert len(wanted) == 4
+    assert len(wanted) == 5
     for chart, version in sorted(wanted):
         folder = render.VENDOR / f"{chart}-{version}"
         assert folder.is_dir(), f"{chart} {version} is pinned but not vendored: see charts/vendor/README.md"
@@ -61,6 +61,7 @@ def test_vendoring_pulls_each_missing_chart_from_its_repository_pins_it_and_drop
         f"argo-cd-{versions.ARGO_CD_CHART}",
         f"nginx-gateway-fabric-{versions.NGINX_GATEWAY_FABRIC_CHART}",
         f"volsync-{versions.VOLSYNC_CHART}",
+        f"keda-add-ons-http-{versions.KEDA_ADD_ONS_HTTP_CHART}",
     ]
     for folder in [*kept, "keda-2.0.0"]:
         (vendor / folder).mkdir(parents=True)
@@ -109,6 +110,7 @@ def test_a_chart_from_an_oci_registry_is_pulled_by_its_reference(tmp_path, monke
         f"argo-cd-{versions.ARGO_CD_CHART}",
         f"keda-{versions.KEDA_CHART}",
         f"volsync-{versions.VOLSYNC_CHART}",
+        f"keda-add-ons-http-{versions.KEDA_ADD_ONS_HTTP_CHART}",
     ):
         (vendor / folder).mkdir(parents=True)
     monkeypatch.setenv("LOG", str(log))
@@ -337,9 +339,9 @@ def test_check_release_reports_each_violation_of_a_rendered_pod(stack):
     assert "keda: Nope None: not valid for Kubernetes 1.35: v1/Nope is no kind of Kubernetes 1.35" in text
     assert "keda: ScaledObject o: keda.sh/v1alpha1/ScaledObject is a custom resource: no schema checked" in report.notes
     assert "the footprint counts" not in text
-    bare["resources"] = {"requests": {"memory": "1Gi"}}  # more than the 192Mi keda's values claim
+    bare["resources"] = {"requests": {"memory": "1Gi"}}  # more than the 160Mi keda's values claim
     (found,) = [v for v in render.check_release(release, [deployment], plan, "1.35").violations if "footprint" in v]
-    assert found == "keda: rendered pods request 1024Mi of memory; the footprint counts 192Mi"
+    assert found == "keda: rendered pods request 1024Mi of memory; the footprint counts 160Mi"
 
 
 def test_a_program_policy_for_pods_no_chart_renders_is_reported(stack):

@@ -480,6 +480,22 @@ BAD_INPUTS = [
         "spitikos:privilegedNamespaces: 'monitoring' is listed twice",
     ),
     (
+        "scale-from-zero-namespace",
+        {"scaleFromZeroNamespaces": '["Homepage"]'},
+        "spitikos:scaleFromZeroNamespaces: 'Homepage' is not a namespace name",
+    ),
+    (
+        # The interceptor would then forward the public's requests into Redis' or Argo CD's namespace.
+        "scale-from-zero-platform-namespace",
+        {"scaleFromZeroNamespaces": '["redis"]'},
+        "spitikos:scaleFromZeroNamespaces: 'redis' is a namespace of the platform's",
+    ),
+    (
+        "scale-from-zero-twice",
+        {"scaleFromZeroNamespaces": '["api", "api"]'},
+        "spitikos:scaleFromZeroNamespaces: 'api' is listed twice",
+    ),
+    (
         "admin-binding-twice",
         {"allowedAdminBindings": '["ClusterRoleBinding/a=edit", "ClusterRoleBinding/a=view"]'},
         "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",

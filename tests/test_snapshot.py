@@ -81,6 +81,7 @@ def test_the_snapshot_shows_every_object_the_program_writes(current):
         "networkpolicy",
         "persistentvolumeclaim",
         "poddisruptionbudget",
+        "referencegrant",
         "replicationsource",
         "role",
         "rolebinding",

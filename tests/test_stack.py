@@ -148,13 +148,20 @@ def test_the_platform_fits_a_4gb_pi_with_2_5gb_left_for_applications(stack):
 
 def test_the_releases_wait_for_the_cluster_only_and_the_root_application_for_argocd(stack):
     releases = stack.of_type(RELEASE)
-    assert sorted(chart_name(r.values) for r in releases) == ["argo-cd", "keda", "nginx-gateway-fabric", "volsync"]
+    assert sorted(chart_name(r.values) for r in releases) == [
+        "argo-cd", "keda", "keda-add-ons-http", "nginx-gateway-fabric", "volsync"
+    ]  # fmt: skip
     kubeconfig = stack.one("command:remote:Command", "spitikos-k3s-server-kubeconfig")
     redis = stack.one("kubernetes:apps/v1:Deployment", "spitikos-redis-deployment")
     parallel = [*releases, redis]
+    # KEDA's HTTP add-on alone waits for a release: its chart installs a ScaledObject, KEDA's kind.
+    keda = stack.one(RELEASE, "spitikos-keda-release")
     for release in parallel:
         waits_for = stack.ancestors_closure(release.urn)
         others = {r.urn for r in parallel} - {release.urn}
+        if release.name == "spitikos-keda-http-release":
+            assert waits_for & others == {keda.urn}, "the add-on waits for KEDA's CRDs, and nothing else"
+            continue
         assert not waits_for & others, f"{release.name} waits for another release"
         assert kubeconfig.urn in waits_for, f"{release.name} does not wait for the cluster"
         assert not any(stack.registrations[u].type.startswith(("github:", "cloudflare:")) for u in waits_for)
@@ -401,6 +408,7 @@ def test_every_namespace_enforces_a_pod_security_level(stack):
         "argocd": "restricted",
         "nginx-gateway": "restricted",
         "keda": "restricted",
+        "keda-http": "restricted",
         "redis": "restricted",
         "cloudflared": "restricted",
         "volsync-system": "restricted",
@@ -428,7 +436,9 @@ def test_only_application_namespaces_reach_redis(stack):
     (peer,) = rule["from"]
     (expression,) = peer["namespaceSelector"]["matchExpressions"]
     assert expression["key"] == "kubernetes.io/metadata.name" and expression["operator"] == "NotIn"
-    assert set(expression["values"]) == {"argocd", "nginx-gateway", "keda", "cloudflared", "volsync-system", *K3S}
+    assert set(expression["values"]) == {
+        "argocd", "nginx-gateway", "keda", "keda-http", "cloudflared", "volsync-system", *K3S
+    }  # fmt: skip
     assert "api" not in expression["values"]
 
 
@@ -689,7 +699,7 @@ def test_every_platform_namespace_sends_only_what_it_needs(stack):
     edge, NGINX and the node's SSH and API; NGINX its backends but not Redis or KEDA; KEDA the API
     and Prometheus; Argo CD the API, its pods and GitHub (SSH, HTTPS) on public addresses."""
     egress = egress_policies(stack)
-    assert set(egress) == {"redis", "cloudflared", "nginx-gateway", "keda", "argocd", "volsync-system"}
+    assert set(egress) == {"redis", "cloudflared", "nginx-gateway", "keda", "keda-http", "argocd", "volsync-system"}
     assert egress["volsync-system"] == API_RULES, "VolSync's controller calls the API server alone"
     assert egress["redis"] == []
     assert egress["cloudflared"] == [
@@ -717,22 +727,26 @@ def test_every_platform_namespace_sends_only_what_it_needs(stack):
     (expression,) = backends["to"][0]["namespaceSelector"]["matchExpressions"]
     assert expression["operator"] == "NotIn" and "ports" not in backends
     assert {"redis", "keda", "cloudflared", "kube-system"} <= set(expression["values"])
-    # argocd-server is a backend; NGINX's agents dial the control plane in their own namespace.
-    assert not {"argocd", "api", "nginx-gateway"} & set(expression["values"])
+    # argocd-server and the HTTP interceptor are backends; NGINX's agents dial the control plane in
+    # their own namespace.
+    assert not {"argocd", "api", "nginx-gateway", "keda-http"} & set(expression["values"]), "a backend refused"
     same_namespace = {"to": [{"podSelector": {}}]}
-    prometheus = {
-        "to": [
-            {
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
-                    ]
-                }
-            }
-        ],
-        "ports": [{"protocol": "TCP", "port": 9090}],
-    }
-    assert egress["keda"] == [DNS_RULE, *API_RULES, same_namespace, prometheus]
+
+    def pods_in(*namespaces: str, port: int | None = None) -> dict:
+        selector = {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": [*namespaces]}]
+        }
+        return {
+            "to": [{"namespaceSelector": selector}],
+            **({"ports": [{"protocol": "TCP", "port": port}]} if port else {}),
+        }
+
+    prometheus, http_scaler = pods_in("monitoring", port=9090), pods_in("keda-http", port=9090)
+    assert egress["keda"] == [DNS_RULE, *API_RULES, same_namespace, prometheus, http_scaler]
+    # The interceptor forwards to the applications that scale from zero (pi5: the api and the
+    # homepage), on their own ports, and to no other namespace; the scaler reads its admin port.
+    admin = {"to": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 9090}]}
+    assert egress["keda-http"] == [DNS_RULE, *API_RULES, admin, pods_in("api", "homepage")]
     assert egress["argocd"] == [DNS_RULE, *API_RULES, same_namespace, public(22, 443)]
 
 
