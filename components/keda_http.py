@@ -84,8 +84,8 @@ class KedaHttpArgs:
     gateway_api: pulumi.Resource | None = None
     """The Gateway API's CRDs, once the edge is a Gateway (docs/decisions/0006): with them, a
     ReferenceGrant per application namespace lets its HTTPRoutes and GRPCRoutes name the
-    interceptor's Service. None while the edge is ingress-nginx, whose Ingresses cannot name a
-    Service in another namespace at all."""
+    interceptor's Service. None on a stack without the Gateway (an Ingress cannot name a
+    Service in another namespace at all)."""
 
 
 class KedaHttp(pulumi.ComponentResource):
