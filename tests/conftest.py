@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from spitikos.engine import run_file  # noqa: E402 - after the path is set
+from spitikos.plan import from_recording  # noqa: E402
 from spitikos.stack import PLACEHOLDER_SECRETS, offline_config  # noqa: E402
 
 DUMMY_SECRETS = PLACEHOLDER_SECRETS
@@ -55,6 +56,13 @@ def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None
 def stack():
     """One run of the real pi5 stack, shared by every test module."""
     return run_main()
+
+
+@pytest.fixture(scope="session")
+def pi5_plan(stack):
+    """The offline plan of the session's run of pi5 (the program is not run again). It makes the
+    snapshot's and `--out`'s files once (`Plan.texts`), for every test that writes or reads them."""
+    return from_recording(stack, "pi5")
 
 
 @pytest.fixture(scope="session")
