@@ -13,6 +13,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# Where PYTHONDONTWRITEBYTECODE is set (these machines set it), nothing kept the compiled modules:
+# each run compiled the program's modules and pytest rewrote the asserts of every test module
+# again, about 1 s of CPU. Keep them (in the git-ignored __pycache__/ folders) for what is
+# imported from here on; a file whose source changed is compiled again, as always.
+sys.dont_write_bytecode = False
 
 from spitikos.engine import run_file  # noqa: E402 - after the path is set
 from spitikos.plan import from_recording  # noqa: E402
