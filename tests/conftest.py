@@ -169,6 +169,15 @@ def pytest_configure(config):
     gc.disable()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config):
+    """After the summary, pytest collects garbage over the whole heap twice (for exceptions raised
+    in finalizers, which none of the session's objects has raised), and the interpreter's exit
+    collects again: 1.2 s of CPU walking the SDKs' and the runs' objects, which all die with the
+    process. The collector skips frozen objects: 0.1 s (measured 2026-12-07)."""
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _credit_shared_fixtures_to_mutmut(request):
     """Runs after every session/module fixture of the test (pytest sets up wider scopes first)."""
