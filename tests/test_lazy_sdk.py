@@ -93,9 +93,32 @@ def test_modules_of_any_other_shape_load_as_they_are(tmp_path):
     init = SITE / "pulumi_kubernetes" / "apiextensions" / "__init__.py"
     assert lazy_sdk.group_exports(str(init), init.read_text()) is None
     init = SITE / "pulumi_kubernetes" / "core" / "v1" / "__init__.py"
-    _, exports = lazy_sdk.group_exports(str(init), init.read_text())
+    _, exports, unlisted = lazy_sdk.group_exports(str(init), init.read_text())
     assert (exports["Namespace"], exports["NamespacePatchArgs"], exports["PodSpecArgs"]) == (
         "Namespace",
         "NamespacePatch",
         "_inputs",
     )
+    assert unlisted == []
+
+
+def test_a_module_without_all_is_imported_for_the_names_no_other_module_lists():
+    """helm/v3's `helm` (Chart) has no `__all__`, and imports the SDK's YAML support and `requests`
+    with it: the platform's Release comes without it, and Chart is there when it is read."""
+    group = importlib.import_module("pulumi_kubernetes.helm.v3")
+    assert group.Release.__module__ == "pulumi_kubernetes.helm.v3.Release"
+    assert group.outputs is sys.modules["pulumi_kubernetes.helm.v3.outputs"]
+    assert "pulumi_kubernetes.helm.v3.helm" not in sys.modules
+    assert group.Chart is importlib.import_module("pulumi_kubernetes.helm.v3.helm").Chart
+    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
+        group.Nothing  # noqa: B018
+
+
+def test_a_module_without_all_after_one_with_it_runs_the_init_as_it_is(tmp_path):
+    """Its names would replace the earlier module's, and which they are is known only by running it."""
+    (tmp_path / "listed.py").write_text("import pulumi\n__all__ = [\n    'A',\n]\nA = 1\n")
+    (tmp_path / "unlisted.py").write_text("A = 2\n")
+    init = tmp_path / "__init__.py"
+    assert lazy_sdk.group_exports(str(init), "from .listed import *\nfrom .unlisted import *\n") is None
+    _, exports, unlisted = lazy_sdk.group_exports(str(init), "from .unlisted import *\nfrom .listed import *\n")
+    assert (exports, unlisted) == ({"A": "listed"}, ["unlisted"])
