@@ -162,7 +162,7 @@ class _SharedFixtureCalls:
 
 def pytest_configure(config):
     config.pluginmanager.register(_SharedFixtureCalls(), "spitikos-shared-fixture-calls")
-    # The session builds millions of objects that live to its end (the SDKs' classes, five runs
+    # The session builds millions of objects that live to its end (the SDKs' classes, four runs
     # of the program) and few cycles: the collector's passes over them were a quarter of its time.
     # Without it the suite peaks at 600 MB, 20 MB more (measured 2026-12-01). `make plan` does
     # the same (spitikos/__main__.py).
