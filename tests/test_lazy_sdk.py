@@ -5,6 +5,7 @@ session and `make plan` spent 3 to 5 s importing types the platform never uses."
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -102,16 +103,40 @@ def test_modules_of_any_other_shape_load_as_they_are(tmp_path):
     assert unlisted == []
 
 
-def test_a_module_without_all_is_imported_for_the_names_no_other_module_lists():
+def test_the_platforms_helm_release_comes_without_chart_and_its_http_client():
     """helm/v3's `helm` (Chart) has no `__all__`, and imports the SDK's YAML support and `requests`
-    with it: the platform's Release comes without it, and Chart is there when it is read."""
+    with it, for a platform that uses Release only."""
     group = importlib.import_module("pulumi_kubernetes.helm.v3")
     assert group.Release.__module__ == "pulumi_kubernetes.helm.v3.Release"
     assert group.outputs is sys.modules["pulumi_kubernetes.helm.v3.outputs"]
     assert "pulumi_kubernetes.helm.v3.helm" not in sys.modules
-    assert group.Chart is importlib.import_module("pulumi_kubernetes.helm.v3.helm").Chart
-    with pytest.raises(AttributeError, match="no attribute 'Nothing'"):
-        group.Nothing  # noqa: B018
+    assert group.__loader__.unlisted == ["helm"]
+
+
+def test_a_module_without_all_is_imported_for_the_names_no_other_module_lists(tmp_path):
+    """As the star imports would: its public names, unless a later module lists them."""
+    folder = tmp_path / "group"
+    folder.mkdir()
+    (folder / "unlisted.py").write_text("import json\nChart = 'chart'\nRelease = 'replaced'\n_hidden = 1\n")
+    (folder / "listed.py").write_text("import pulumi\n__all__ = [\n    'Release',\n]\nRelease = 'release'\n")
+    (folder / "outputs.py").write_text("")
+    init = folder / "__init__.py"
+    init.write_text("from .unlisted import *\nfrom .listed import *\nfrom . import outputs\n")
+    loader = lazy_sdk._LazyGroup(*lazy_sdk.group_exports(str(init), init.read_text()))
+    spec = importlib.util.spec_from_file_location("lazy_group", init, loader=loader)
+    spec.submodule_search_locations = [str(folder)]
+    sys.modules["lazy_group"] = group = importlib.util.module_from_spec(spec)
+    try:
+        loader.exec_module(group)
+        assert group.Release == "release" and group.outputs.__name__ == "lazy_group.outputs"
+        assert "lazy_group.unlisted" not in sys.modules
+        assert group.Chart == "chart" and group.json is sys.modules["json"]
+        assert "lazy_group.unlisted" in sys.modules
+        with pytest.raises(AttributeError, match="no attribute '_hidden'"):
+            group._hidden  # noqa: B018
+    finally:
+        for name in [n for n in sys.modules if n == "lazy_group" or n.startswith("lazy_group.")]:
+            del sys.modules[name]
 
 
 def test_a_module_without_all_after_one_with_it_runs_the_init_as_it_is(tmp_path):
