@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -38,7 +39,13 @@ MAIN = ROOT / "__main__.py"
 
 
 def stack_config(stack: str = "pi5") -> dict[str, str]:
-    """Defaults, then the stack file, then placeholder account ids and secrets."""
+    """Defaults, then the stack file, then placeholder account ids and secrets: a copy, which the
+    caller may change, of the files as read once a session (the settings tests ask 200 times)."""
+    return dict(_stack_config(stack))
+
+
+@functools.cache
+def _stack_config(stack: str) -> dict[str, str]:
     return offline_config(stack)[0]
 
 
