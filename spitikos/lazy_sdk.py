@@ -23,6 +23,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -94,16 +95,21 @@ def install_lazy_index(name: str) -> None:
 # `pulumi_kubernetes/core/v1/__init__.py` star-imports its 50 modules (Binding, ConfigMap, ...)
 # and these their types. An `__init__` of only such lines, `from . import outputs` and the
 # generator's three imports is run without its star imports: a name is imported on first read
-# from the module that exports it. An `__init__` with anything else is run as it is.
+# from the module that exports it. An `__init__` with anything else is run as it is. A module
+# without `__all__` (helm/v3's `helm`: Chart, which imports the SDK's YAML support and with it
+# `requests`, 65 ms) exports every public name it has: it is imported when a name that no later
+# module lists is read, so it may only come before every module with `__all__`, which then win
+# as they do when the star imports run in order.
 _GROUP_LINE = re.compile(
     r"from \.(\w+) import \*|import builtins as _builtins|from \.\.\. import _utilities|import typing"
 )
 
 
-def group_exports(path: str, source: str) -> tuple[types.CodeType, dict[str, str]] | None:
-    """An API group's `__init__`: what it runs besides its star imports, and the module that
-    exports each name (the last one, as with star imports); None for any other `__init__`."""
-    kept, exports = [], {}
+def group_exports(path: str, source: str) -> tuple[types.CodeType, dict[str, str], list[str]] | None:
+    """An API group's `__init__`: what it runs besides its star imports, the module that exports
+    each name (the last one, as with star imports), and the modules without `__all__`, which
+    export any other public name; None for any other `__init__`."""
+    kept, exports, unlisted = [], {}, []
     folder = path.rsplit("/", 1)[0]
     for line in source.splitlines():
         if not line or line.startswith("#"):
@@ -120,9 +126,12 @@ def group_exports(path: str, source: str) -> tuple[types.CodeType, dict[str, str
         with open(f"{folder}/{match[1]}.py", encoding="utf-8") as file:
             names = _all_of(file.read())
         if names is None:
-            return None
+            if exports:  # its names would replace earlier ones, which cannot be known unrun
+                return None
+            unlisted.append(match[1])
+            continue
         exports |= dict.fromkeys(names, match[1])
-    return compile("\n".join(kept), path, "exec", dont_inherit=True), exports
+    return compile("\n".join(kept), path, "exec", dont_inherit=True), exports, unlisted
 
 
 def _all_of(source: str) -> list[str] | None:
@@ -137,16 +146,27 @@ def _all_of(source: str) -> list[str] | None:
 class _LazyGroup:
     """The loader of one Kubernetes API group's package."""
 
-    def __init__(self, code: types.CodeType, exports: dict[str, str]) -> None:
+    def __init__(self, code: types.CodeType, exports: dict[str, str], unlisted: list[str]) -> None:
         self.code = code
         self.exports = exports
+        self.unlisted = unlisted
 
     def create_module(self, spec: Any) -> None:
         return None
 
     def exec_module(self, package: types.ModuleType) -> None:
-        exports = self.exports
-        _load_on_read(package, lambda name: [exports[name]] if name in exports else [])
+        exports, unlisted = self.exports, self.unlisted
+        # A submodule's name (`from . import outputs` asks for it first) is the submodule once it
+        # is imported, whatever a star import brought: never a reason to import an unlisted module.
+        submodules = {name.partition(".")[0] for name in os.listdir(package.__path__[0])} if unlisted else set()
+
+        def modules_for(name: str) -> list[str]:
+            if name in exports:
+                return [exports[name]]
+            # A star import skips `_` names.
+            return [] if name.startswith("_") or name in submodules else unlisted
+
+        _load_on_read(package, modules_for)
         exec(self.code, package.__dict__)  # noqa: S102 - the SDK's own imports
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pulumi
 import pulumi_github as github
 import pytest
 import yaml
-from conftest import DUMMY_SECRETS, fresh_config, run_main
+from conftest import DUMMY_SECRETS, fresh_config
 
-from spitikos.engine import plain
+from components.github import GitHub
+from components.platform import github_args
+from components.settings import load_settings
+from spitikos.engine import plain, run
 
 REPO = "github:index/repository:Repository"
 RULESET = "github:index/repositoryRuleset:RepositoryRuleset"
@@ -21,8 +25,17 @@ REAL_REPOSITORIES = ["api", "charts", "docs", "homepage", "spitikos"]
 
 @pytest.fixture(scope="module")
 def reviewed():
-    """A private organization that requires a review: one run serves both settings' tests."""
-    return run_main(fresh_config(requiredReviews="1", repositoryVisibility="private"))
+    """A private organization that requires a review: the example stack's settings with both set,
+    and the one part of the platform they change (`github_args` is all that reads them) built from
+    them, as the platform builds it: one run serves both settings' tests, a fifth of a whole one."""
+
+    def github_part():
+        cfg = load_settings()
+        provider = github.Provider("spitikos-github", owner=cfg.github.owner, token=cfg.github.token)
+        secret = pulumi.Output.secret("stand-in")
+        return GitHub("spitikos-github", github_args(cfg, provider, secret, secret))
+
+    return run(github_part, fresh_config(requiredReviews="1", repositoryVisibility="private"), list(DUMMY_SECRETS))
 
 
 def webhook(recording, repo):

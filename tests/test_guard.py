@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import celpy
 import pytest
+from celpy import celparser
+from conftest import ROOT
 
 from components import deployers
 from components.guard import ARGOCD_CONTROLLER, REQUESTERS
@@ -37,7 +39,22 @@ GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
 ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
 
-_ENV = celpy.Environment()
+# celpy analyses the CEL grammar into its LALR parser in every session (0.2 s of CPU). Lark can keep
+# that analysis in a file, which it checks against the grammar, the options and its own version:
+# kept in pytest's git-ignored cache folder once an earlier session has made it.
+CEL_PARSER_CACHE = ROOT / ".pytest_cache" / "d" / "cel-parser.lark"
+
+
+def _environment() -> celpy.Environment:
+    with pytest.MonkeyPatch.context() as patch:
+        if CEL_PARSER_CACHE.parent.parent.is_dir():
+            CEL_PARSER_CACHE.parent.mkdir(exist_ok=True)
+            # celpy's own arguments to Lark, and the cache file.
+            patch.setattr(celparser, "Lark", functools.partial(celparser.Lark, cache=str(CEL_PARSER_CACHE)))
+        return celpy.Environment()
+
+
+_ENV = _environment()
 
 
 @functools.cache

@@ -5,6 +5,7 @@ session and `make plan` spent 3 to 5 s importing types the platform never uses."
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -93,9 +94,56 @@ def test_modules_of_any_other_shape_load_as_they_are(tmp_path):
     init = SITE / "pulumi_kubernetes" / "apiextensions" / "__init__.py"
     assert lazy_sdk.group_exports(str(init), init.read_text()) is None
     init = SITE / "pulumi_kubernetes" / "core" / "v1" / "__init__.py"
-    _, exports = lazy_sdk.group_exports(str(init), init.read_text())
+    _, exports, unlisted = lazy_sdk.group_exports(str(init), init.read_text())
     assert (exports["Namespace"], exports["NamespacePatchArgs"], exports["PodSpecArgs"]) == (
         "Namespace",
         "NamespacePatch",
         "_inputs",
     )
+    assert unlisted == []
+
+
+def test_the_platforms_helm_release_comes_without_chart_and_its_http_client():
+    """helm/v3's `helm` (Chart) has no `__all__`, and imports the SDK's YAML support and `requests`
+    with it, for a platform that uses Release only."""
+    group = importlib.import_module("pulumi_kubernetes.helm.v3")
+    assert group.Release.__module__ == "pulumi_kubernetes.helm.v3.Release"
+    assert group.outputs is sys.modules["pulumi_kubernetes.helm.v3.outputs"]
+    assert "pulumi_kubernetes.helm.v3.helm" not in sys.modules
+    assert group.__loader__.unlisted == ["helm"]
+
+
+def test_a_module_without_all_is_imported_for_the_names_no_other_module_lists(tmp_path):
+    """As the star imports would: its public names, unless a later module lists them."""
+    folder = tmp_path / "group"
+    folder.mkdir()
+    (folder / "unlisted.py").write_text("import json\nChart = 'chart'\nRelease = 'replaced'\n_hidden = 1\n")
+    (folder / "listed.py").write_text("import pulumi\n__all__ = [\n    'Release',\n]\nRelease = 'release'\n")
+    (folder / "outputs.py").write_text("")
+    init = folder / "__init__.py"
+    init.write_text("from .unlisted import *\nfrom .listed import *\nfrom . import outputs\n")
+    loader = lazy_sdk._LazyGroup(*lazy_sdk.group_exports(str(init), init.read_text()))
+    spec = importlib.util.spec_from_file_location("lazy_group", init, loader=loader)
+    spec.submodule_search_locations = [str(folder)]
+    sys.modules["lazy_group"] = group = importlib.util.module_from_spec(spec)
+    try:
+        loader.exec_module(group)
+        assert group.Release == "release" and group.outputs.__name__ == "lazy_group.outputs"
+        assert "lazy_group.unlisted" not in sys.modules
+        assert group.Chart == "chart" and group.json is sys.modules["json"]
+        assert "lazy_group.unlisted" in sys.modules
+        with pytest.raises(AttributeError, match="no attribute '_hidden'"):
+            group._hidden  # noqa: B018
+    finally:
+        for name in [n for n in sys.modules if n == "lazy_group" or n.startswith("lazy_group.")]:
+            del sys.modules[name]
+
+
+def test_a_module_without_all_after_one_with_it_runs_the_init_as_it_is(tmp_path):
+    """Its names would replace the earlier module's, and which they are is known only by running it."""
+    (tmp_path / "listed.py").write_text("import pulumi\n__all__ = [\n    'A',\n]\nA = 1\n")
+    (tmp_path / "unlisted.py").write_text("A = 2\n")
+    init = tmp_path / "__init__.py"
+    assert lazy_sdk.group_exports(str(init), "from .listed import *\nfrom .unlisted import *\n") is None
+    _, exports, unlisted = lazy_sdk.group_exports(str(init), "from .unlisted import *\nfrom .listed import *\n")
+    assert (exports, unlisted) == ({"A": "listed"}, ["unlisted"])

@@ -9,6 +9,7 @@ for a node rebuilt beyond the node count.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import pytest
@@ -47,15 +48,18 @@ def admitted(spec: dict, source: str, port: int, namespace: str = "") -> bool:
         for peer in rule["from"]:
             if "ipBlock" in peer:
                 block = peer["ipBlock"]
-                inside = ipaddress.ip_address(source) in ipaddress.ip_network(block["cidr"])
-                if inside and not any(
-                    ipaddress.ip_address(source) in ipaddress.ip_network(e) for e in block.get("except", [])
-                ):
+                inside = _address(source) in _network(block["cidr"])
+                if inside and not any(_address(source) in _network(e) for e in block.get("except", [])):
                     return True
             if namespace and "namespaceSelector" in peer and _selects(peer["namespaceSelector"], namespace):
                 return True
             # A bare podSelector admits pods of the policy's own namespace only: never asked here.
     return False
+
+
+# Each policy lists a /31 for every /24 a node can hold (256 peers): parsed once, not at every check.
+_address = functools.cache(ipaddress.ip_address)
+_network = functools.cache(ipaddress.ip_network)
 
 
 def _selects(selector: dict, namespace: str) -> bool:

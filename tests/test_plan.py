@@ -111,12 +111,6 @@ def test_waves_group_what_can_run_in_parallel():
     assert offline.waves("abcde", deps) == [["a", "e"], ["b", "c"], ["d"]]
 
 
-@pytest.fixture(scope="module")
-def pi5_plan(stack):
-    """The plan of the session's run of the pi5 stack: the program is not run again."""
-    return offline.from_recording(stack, "pi5")
-
-
 def test_the_pi5_plan_contains_every_component(pi5_plan):
     components = {r.type for r in pi5_plan.resources if r.type.startswith("spitikos:")}
     assert components == {

@@ -17,9 +17,9 @@ MAX_DIFF_LINES = 80
 
 
 @pytest.fixture(scope="module")
-def current(stack):
+def current(pi5_plan):
     """The snapshot of the session's run of the pi5 stack (the program is not run again)."""
-    return offline.snapshot(offline.from_recording(stack, "pi5"))
+    return offline.snapshot(pi5_plan)
 
 
 def committed() -> dict[str, str]:
