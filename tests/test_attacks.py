@@ -79,6 +79,8 @@ def test_the_corpus_holds_every_path_of_the_issue_and_each_file_says_what_stops_
         assert {"attack", "path", "stopped-by"} <= set(attack.header), f"{path.name}: header incomplete"
         assert attack.requests, f"{path.name}: no object"
     assert {load(p).header["stopped-by"] for p in ATTACKS} <= set(LAYERS)
+    numbers = [p.name[:2] for p in ATTACKS + OPEN]
+    assert len(numbers) == len(set(numbers)), "each attack has a number of its own"
     corpus = [load(p) for p in ATTACKS + OPEN]
     kinds = {(r.obj["kind"], r.obj.get("roleRef", {}).get("name")) for a in corpus for r in a.requests}
     # Issue 24's "Why": each way around the old guard is in the corpus.
