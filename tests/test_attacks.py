@@ -56,7 +56,7 @@ def load(path: Path) -> Attack:
         elif line.startswith("#   ") and key:
             header[key] += " " + line[4:]
     objects = []
-    for doc in yaml.safe_load_all(path.read_text()):
+    for doc in yaml.load_all(path.read_text(), Loader=yaml.CSafeLoader):
         objects += doc["items"] if doc.get("kind") == "List" else [doc]
     namespaces = [o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]]
     destination = header.get("destination") or (namespaces[0] if namespaces else "api")
