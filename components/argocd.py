@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import versions
+from components import deployers, versions
 from components.kube import (
     API_SERVER_EGRESS,
     DNS_EGRESS,
@@ -73,6 +73,12 @@ PLATFORM_CLUSTER_OBJECTS = [
     ("rbac.authorization.k8s.io", "ClusterRoleBinding", "ingress-nginx*"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "ingress-nginx-admission"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "keda-admission"),
+    # VolSync (chart 0.16.0, release `volsync`): its manager holds Secrets and Jobs cluster-wide.
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.volsync.backube"),
+    ("rbac.authorization.k8s.io", "ClusterRole", "volsync-*"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "volsync-*"),
+    # The VolumeSnapshot CRDs the platform installs (components/crds/volumesnapshots.yaml).
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "*.snapshot.storage.k8s.io"),
     # k3s's CRDs (helm-controller's helmcharts/helmchartconfigs.helm.cattle.io; addons and
     # etcdsnapshotfiles.k3s.cattle.io): a HelmChart in kube-system installs anything as cluster-admin.
     ("apiextensions.k8s.io", "CustomResourceDefinition", "*.cattle.io"),
@@ -94,6 +100,17 @@ PLATFORM_CLUSTER_OBJECTS = [
             "metrics-server:*",
         )
     ),
+]
+
+# Namespaced kinds no application may create (the default project's `namespaceResourceBlacklist`):
+# k3s's HelmChart and HelmChartConfig (its helm-controller, if ever on, installs them as
+# cluster-admin) and Addon; hand-written Endpoints and EndpointSlices, which would route a
+# Service (and so a hostname) to any address, argocd-server's or the API server's included.
+APP_NAMESPACED_DENIED_KINDS = [
+    ("helm.cattle.io", "*"),
+    ("k3s.cattle.io", "*"),
+    ("", "Endpoints"),
+    ("discovery.k8s.io", "EndpointSlice"),
 ]
 
 CONTROLLER = Size(cpu="100m", memory="192Mi", cpu_limit="1", memory_limit="512Mi")
@@ -140,6 +157,8 @@ class ArgoCdArgs:
     """What must exist before Argo CD's Ingress: the controller whose admission webhook checks it."""
     app_repository_urls: Sequence[str] = ()
     """More Git URLs (patterns) the applications may come from, besides the owner's repositories."""
+    admin_bindings: Sequence[tuple[str, str]] = ()
+    """(binding, ClusterRole) pairs the applications' deployer may make: it gets `bind` on those roles."""
     admin_password_rotated_at: str = ""
     """An RFC 3339 time; changing it generates a new admin password and revokes every session
     issued before it (Argo CD's `admin.passwordMtime`)."""
@@ -164,6 +183,7 @@ class ArgoCd(pulumi.ComponentResource):
             f"{name}-webhook-secret", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.webhook_secret = pulumi.Output.secret(webhook.result)
+        self.deployers = deployers.Deployers(f"{name}-deployers", self, args.provider, ns, args.admin_bindings)
         self.release = self._release(name, args, ns, admin_password_hash)
         self._ingress(name, args, ns)
         self._egress_policy(name, args, ns)
@@ -205,6 +225,9 @@ class ArgoCd(pulumi.ComponentResource):
             namespace=ns.metadata.name,
             values=with_pinned_images(values),
             provider=args.provider,
+            # The release turns sync impersonation on: the deployers and their rights exist first, so
+            # no sync is made as a ServiceAccount that does not exist yet (they take seconds).
+            depends_on=self.deployers.resources,
         )
 
     def _repository_secrets(self, name: str, args: ArgoCdArgs, ns: k8s.core.v1.Namespace) -> None:
@@ -231,7 +254,11 @@ class ArgoCd(pulumi.ComponentResource):
     def _root(self, name: str, args: ArgoCdArgs) -> k8s.apiextensions.CustomResource:
         """The projects and the root Application: only these need Argo CD's CRDs, so only these
         wait for the release."""
-        after_crds = pulumi.ResourceOptions(parent=self, provider=args.provider, depends_on=[self.release])
+        # A project names its deployers: they and their rights exist before it does, so no sync
+        # is ever made as a ServiceAccount that cannot apply it.
+        after_crds = pulumi.ResourceOptions(
+            parent=self, provider=args.provider, depends_on=[self.release, *self.deployers.resources]
+        )
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(
@@ -380,7 +407,14 @@ def argocd_values(
         # only its peers, and metrics); the server's and the default deny are ArgoCd._network_policies.
         "global": {"domain": hostname, "networkPolicy": {"create": False}},
         "configs": {
-            "cm": {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False},
+            "cm": {
+                "exec.enabled": False,
+                "admin.enabled": True,
+                "statusbadge.enabled": False,
+                # Every sync as the deployer its project names for the destination (components/deployers.py);
+                # argo-cd 10.1.1 values.yaml `configs.cm`, Argo CD's app-sync-using-impersonation.md.
+                "application.sync.impersonation.enabled": True,
+            },
             # TLS ends at Cloudflare's edge and again at NGINX; argocd-server speaks plain HTTP behind it.
             "params": {"server.insecure": True},
             "secret": {
@@ -393,7 +427,13 @@ def argocd_values(
         "dex": {"enabled": False},
         "notifications": {"enabled": False},
         "redis-ha": {"enabled": False},
-        "controller": {"replicas": 1, "resources": CONTROLLER.resources(), **OWN_NETWORK_POLICY},
+        "controller": {
+            "replicas": 1,
+            "resources": CONTROLLER.resources(),
+            # Its ClusterRole: list and watch, not `*` on `*` (components/deployers.py).
+            "clusterRoleRules": {"enabled": True, "rules": deployers.CONTROLLER_CLUSTER_RULES},
+            **OWN_NETWORK_POLICY,
+        },
         "server": {
             "replicas": 1,
             "resources": SERVER.resources(),
@@ -439,6 +479,7 @@ def app_projects(
                 "destinations": [{"server": IN_CLUSTER, "namespace": NAMESPACE}],
                 "clusterResourceWhitelist": [],
                 "namespaceResourceWhitelist": [{"group": "argoproj.io", "kind": "Application"}],
+                "destinationServiceAccounts": [applied_as(NAMESPACE, deployers.ROOT_DEPLOYER)],
             },
         },
         {
@@ -466,9 +507,22 @@ def app_projects(
                     *({"group": "", "kind": "Namespace", "name": ns} for ns in denied),
                     *({"group": g, "kind": k, "name": n} for g, k, n in PLATFORM_CLUSTER_OBJECTS),
                 ],
+                "namespaceResourceBlacklist": [{"group": g, "kind": k} for g, k in APP_NAMESPACED_DENIED_KINDS],
+                # Every destination it admits is applied as the applications' deployer.
+                "destinationServiceAccounts": [applied_as("*", deployers.APPS_DEPLOYER)],
             },
         },
     ]
+
+
+def applied_as(destination_namespace: str, deployer: str) -> dict:
+    """A `destinationServiceAccounts` entry: what reaches `destination_namespace` (a glob) is applied
+    as `deployer` (argo-cd 10.1.1 crd-appproject.yaml: `server`, `namespace`, `defaultServiceAccount`)."""
+    return {
+        "server": IN_CLUSTER,
+        "namespace": destination_namespace,
+        "defaultServiceAccount": deployers.project_service_account(deployer),
+    }
 
 
 def app_project(resource_name: str, project: dict, opts: pulumi.ResourceOptions) -> pulumi.CustomResource:

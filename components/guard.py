@@ -1,16 +1,23 @@
 """A guard inside the cluster: what Argo CD may never do, whatever a commit to an app's chart says.
 
-Argo CD's projects decide which kinds an application may create, but not what a ClusterRole
-grants or whom a binding makes cluster-admin, and no project can restrict an Application's source
-path. ValidatingAdmissionPolicies (built into Kubernetes since 1.30: no webhook, no pod) refuse,
-when the requester is Argo CD's application controller:
-- a binding to cluster-admin, admin, system:* or the platform's and k3s's own ClusterRoles, unless
-  the operator lists that binding (the `allowedAdminBindings` setting);
+The first boundary is RBAC: Argo CD applies Git's content as deployers that hold only what the
+applications need (components/deployers.py), and Kubernetes' escalation check stops a role or
+binding that grants more. These ValidatingAdmissionPolicies (built into Kubernetes since 1.30: no
+webhook, no pod) are the second layer. They judge the identities that apply Git's content, the
+deployers (what Argo CD impersonates) and its application controller (should impersonation ever
+be off), and refuse:
+- a binding to cluster-admin, admin, edit, system:* or the platform's and k3s's own ClusterRoles,
+  unless the operator pairs that binding with that role (the `allowedAdminBindings` setting): the
+  deployer's `bind` on a role cannot name the binding, this can;
 - a Role or ClusterRole that grants every resource (`*`), `escalate`, `bind` or `impersonate`, or
   `*` verbs where they include those (RBAC's and authentication's groups, users, groups and
-  service accounts), or that aggregates other roles' rules;
+  service accounts), or a way into another identity or the node (`serviceaccounts/token`,
+  `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules;
 - a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
-  `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`.
+  `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`;
+- any write in the platform's namespaces, or to their Namespace objects (the deployers' namespaced
+  rights hold in every namespace: RBAC cannot exclude one);
+- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -24,22 +31,31 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import deployers
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.kube import PLATFORM_LABELS, with_provider
 
 RBAC = "rbac.authorization.k8s.io"
 # The chart's `controller.serviceAccount.name` (argo-cd 10.1.1), in the release's namespace.
 ARGOCD_CONTROLLER = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
+# Who applies Git's content: the deployers Argo CD impersonates, and its controller.
+REQUESTERS = (
+    deployers.username(deployers.ROOT_DEPLOYER),
+    deployers.username(deployers.APPS_DEPLOYER),
+    ARGOCD_CONTROLLER,
+)
 
 # ClusterRoles whose binding makes its subjects cluster-admin, or the controller of a part of the
 # platform (Argo CD's own roles hold `*` on `*`): Kubernetes' own, k3s's (its manifests' names) and
 # the platform's charts' (argocd-*, keda-*, ingress-nginx*).
-ADMIN_ROLES = ("cluster-admin", "admin", "kube-apiserver-kubelet-admin")
+# `edit` holds `impersonate` on service accounts and `create` on their tokens.
+ADMIN_ROLES = ("cluster-admin", "admin", "edit", "kube-apiserver-kubelet-admin")
 ADMIN_ROLE_PREFIXES = (
     "system:",
     "argocd-",
     "keda-",
     "ingress-nginx",
+    "volsync-",
     "k3s-",
     "local-path-provisioner-",
     "metrics-server:",
@@ -49,23 +65,44 @@ ADMIN_ROLE_PREFIXES = (
 ESCALATING_VERBS = ("escalate", "bind", "impersonate")
 ESCALATING_GROUPS = ("*", RBAC, "authentication.k8s.io")
 IMPERSONABLE = ("users", "groups", "serviceaccounts")
+# Resources whose grant is a way into another identity, a node or a container, or around this guard.
+DANGEROUS_RESOURCES = (
+    "serviceaccounts/token",
+    "nodes/proxy",
+    "pods/exec",
+    "pods/attach",
+    "pods/portforward",
+    "pods/ephemeralcontainers",
+    "validatingadmissionpolicies",
+    "validatingadmissionpolicybindings",
+    "mutatingadmissionpolicies",
+    "mutatingadmissionpolicybindings",
+    "certificatesigningrequests/approval",
+    "signers",
+)
 
 BINDINGS_POLICY = "argocd-binds-no-admin-role"
 ROLES_POLICY = "argocd-grants-no-wildcard"
 AGGREGATION_POLICY = "argocd-aggregates-no-role"
 NAMESPACES_POLICY = "argocd-labels-no-privileged-namespace"
+PLATFORM_POLICY = "argocd-writes-nothing-of-the-platform"
+SERVICES_POLICY = "argocd-publishes-no-node-port"
+PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 
 @dataclass
 class ClusterGuardArgs:
     provider: k8s.Provider
-    allowed_admin_bindings: Sequence[str] = field(default_factory=list)
-    """`ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`: the only admin bindings allowed."""
+    allowed_admin_bindings: Sequence[tuple[str, str]] = field(default_factory=list)
+    """(binding, ClusterRole) pairs, the binding `ClusterRoleBinding/<name>` or
+    `RoleBinding/<namespace>/<name>`: the only admin bindings allowed, each to its role alone."""
     privileged_namespaces: Sequence[str] = field(default_factory=list)
     """The only namespaces Argo CD may label Pod Security `privileged`."""
-    requester: str = ARGOCD_CONTROLLER
-    """Whose requests the policies judge: Argo CD's application controller."""
+    platform_namespaces: Sequence[str] = field(default_factory=list)
+    """Namespaces Pulumi owns (a trailing `*` is a prefix): nothing Git says is written there."""
+    requesters: Sequence[str] = REQUESTERS
+    """Whose requests the policies judge: the deployers and Argo CD's application controller."""
 
 
 class ClusterGuard(pulumi.ComponentResource):
@@ -76,15 +113,25 @@ class ClusterGuard(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ClusterGuardArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:guard:ClusterGuard", name, None, with_provider(opts, args.provider))
+        who = args.requesters
+        self._denying_policy(f"{name}-bindings", BINDINGS_POLICY, bindings_policy(who, args.allowed_admin_bindings))
+        self._denying_policy(f"{name}-roles", ROLES_POLICY, roles_policy(who))
+        self._denying_policy(f"{name}-aggregation", AGGREGATION_POLICY, aggregation_policy(who))
         self._denying_policy(
-            f"{name}-bindings", BINDINGS_POLICY, bindings_policy(args.requester, args.allowed_admin_bindings)
+            f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(who, args.privileged_namespaces)
         )
-        self._denying_policy(f"{name}-roles", ROLES_POLICY, roles_policy(args.requester))
-        self._denying_policy(f"{name}-aggregation", AGGREGATION_POLICY, aggregation_policy(args.requester))
-        self._denying_policy(
-            f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(args.requester, args.privileged_namespaces)
-        )
-        self.policies = [BINDINGS_POLICY, ROLES_POLICY, AGGREGATION_POLICY, NAMESPACES_POLICY]
+        # The applications' deployer alone: the controller and the root's deployer write in `argocd`.
+        apps = [deployers.username(deployers.APPS_DEPLOYER)]
+        self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
+        self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
+        self.policies = [
+            BINDINGS_POLICY,
+            ROLES_POLICY,
+            AGGREGATION_POLICY,
+            NAMESPACES_POLICY,
+            PLATFORM_POLICY,
+            SERVICES_POLICY,
+        ]
         self.register_outputs({"policies": self.policies})
 
     def _denying_policy(self, prefix: str, policy_name: str, spec: dict) -> None:
@@ -110,7 +157,12 @@ def cel_list(values: Sequence[str]) -> str:
 
 
 def _spec(
-    requester: str, resources: list[str], variables: list[dict], validations: list[dict], group: str = RBAC
+    requesters: Sequence[str],
+    resources: list[str],
+    variables: list[dict],
+    validations: list[dict],
+    group: str = RBAC,
+    operations: Sequence[str] = ("CREATE", "UPDATE"),
 ) -> dict:
     return {
         "failurePolicy": "Fail",
@@ -119,29 +171,31 @@ def _spec(
                 {
                     "apiGroups": [group],
                     "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"],
+                    "operations": list(operations),
                     "resources": resources,
                 }
             ]
         },
-        "matchConditions": [{"name": "argocd-application-controller", "expression": requester_is(requester)}],
+        "matchConditions": [{"name": "applies-gits-content", "expression": requester_is(requesters)}],
         "variables": variables,
         "validations": validations,
     }
 
 
-def requester_is(requester: str) -> str:
-    return f"request.userInfo.username == {json.dumps(requester)}"
+def requester_is(requesters: Sequence[str]) -> str:
+    """The request is made by one of `requesters` (impersonated: the deployer, not the controller)."""
+    return f"request.userInfo.username in {cel_list(requesters)}"
 
 
-def bindings_policy(requester: str, allowed: Sequence[str]) -> dict:
-    """RoleBindings and ClusterRoleBindings to an admin ClusterRole, unless listed."""
+def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]]) -> dict:
+    """RoleBindings and ClusterRoleBindings to an admin ClusterRole, unless the setting pairs that
+    binding with that role."""
     admin_role = (
         "object.roleRef.kind == 'ClusterRole' && (object.roleRef.name in "
         f"{cel_list(ADMIN_ROLES)} || {cel_list(ADMIN_ROLE_PREFIXES)}.exists(p, object.roleRef.name.startsWith(p)))"
     )
     return _spec(
-        requester,
+        requesters,
         ["rolebindings", "clusterrolebindings"],
         variables=[
             # What the setting names: `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`.
@@ -150,49 +204,56 @@ def bindings_policy(requester: str, allowed: Sequence[str]) -> dict:
                 "expression": "request.kind.kind + '/' + (request.namespace == '' ? '' : request.namespace + '/')"
                 " + object.metadata.name",
             },
-            {"name": "listed", "expression": f"variables.binding in {cel_list(allowed)}"},
+            {
+                "name": "listed",
+                "expression": "object.roleRef.kind == 'ClusterRole' && variables.binding + '=' + object.roleRef.name"
+                f" in {cel_list([f'{b}={r}' for b, r in allowed])}",
+            },
             {"name": "adminRole", "expression": admin_role},
         ],
         validations=[
             {
                 "expression": "variables.listed || !variables.adminRole",
                 "messageExpression": "variables.binding + ' binds the ClusterRole ' + object.roleRef.name + "
-                "': Argo CD may bind an admin role only where the allowedAdminBindings setting lists the binding'",
+                "': Argo CD may bind an admin role only where the allowedAdminBindings setting pairs that binding "
+                "with that role'",
                 "reason": "Forbidden",
             }
         ],
     )
 
 
-def roles_policy(requester: str) -> dict:
-    """Roles and ClusterRoles that grant wholesale, escalate, or gather other roles' rules."""
+def roles_policy(requesters: Sequence[str]) -> dict:
+    """Roles and ClusterRoles that grant wholesale, escalate, or a way into another identity or a node."""
     wildcard = (
         "(has(r.resources) && '*' in r.resources)"
+        f" || (has(r.resources) && r.resources.exists(x, x in {cel_list(DANGEROUS_RESOURCES)}))"
         f" || r.verbs.exists(v, v in {cel_list(ESCALATING_VERBS)})"
         " || ('*' in r.verbs && has(r.apiGroups)"
         f" && (r.apiGroups.exists(g, g in {cel_list(ESCALATING_GROUPS)})"
         f" || ('' in r.apiGroups && has(r.resources) && r.resources.exists(x, x in {cel_list(IMPERSONABLE)}))))"
     )
     return _spec(
-        requester,
+        requesters,
         ["roles", "clusterroles"],
         variables=[{"name": "wildcard", "expression": f"has(object.rules) && object.rules.exists(r, {wildcard})"}],
         validations=[
             {
                 "expression": "!variables.wildcard",
                 "messageExpression": "request.kind.kind + ' ' + object.metadata.name + ' grants every resource, "
-                "escalate, bind or impersonate (or * verbs that include them): Argo CD may not create it'",
+                "escalate, bind or impersonate (or * verbs that include them), or a token, node proxy, exec or "
+                "admission policy: Argo CD may not create it'",
                 "reason": "Forbidden",
             },
         ],
     )
 
 
-def aggregation_policy(requester: str) -> dict:
+def aggregation_policy(requesters: Sequence[str]) -> dict:
     """ClusterRoles with an aggregationRule: it gathers the rules of every ClusterRole its selectors
     match (cluster-admin's too), and the controller-manager writes them, not Argo CD."""
     return _spec(
-        requester,
+        requesters,
         ["clusterroles"],
         variables=[],
         validations=[
@@ -206,13 +267,13 @@ def aggregation_policy(requester: str) -> dict:
     )
 
 
-def namespaces_policy(requester: str, privileged: Sequence[str]) -> dict:
+def namespaces_policy(requesters: Sequence[str], privileged: Sequence[str]) -> dict:
     """Namespaces labelled Pod Security `privileged` (a Namespace in Git, or an Application's
     `managedNamespaceMetadata`), unless listed: without the label, the cluster's default
     (`baseline`) holds."""
     label = f"object.metadata.labels[{json.dumps(ENFORCE_LABEL)}]"
     return _spec(
-        requester,
+        requesters,
         ["namespaces"],
         group="",
         variables=[
@@ -227,6 +288,66 @@ def namespaces_policy(requester: str, privileged: Sequence[str]) -> dict:
                 "expression": f"!variables.privileged || object.metadata.name in {cel_list(privileged)}",
                 "messageExpression": "'namespace ' + object.metadata.name + ' is labelled Pod Security privileged: "
                 "Argo CD may do so only where the privilegedNamespaces setting lists the namespace'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+
+
+def in_namespaces(expression: str, namespaces: Sequence[str]) -> str:
+    """CEL: `expression` (a string) names one of `namespaces`, a trailing `*` being a prefix."""
+    names = [n for n in namespaces if not n.endswith("*")]
+    prefixes = [n[:-1] for n in namespaces if n.endswith("*")]
+    return f"({expression} in {cel_list(names)} || {cel_list(prefixes)}.exists(p, {expression}.startsWith(p)))"
+
+
+def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
+    """Any write in a platform namespace, and any change to or deletion of its Namespace object: the
+    deployers' namespaced rights hold in every namespace, and the projects' destinations leave these
+    out. Judged on the request alone (a DELETE has no object)."""
+    in_platform = in_namespaces("request.namespace", platform_namespaces)
+    platform_namespace = "request.resource.group == '' && request.resource.resource == 'namespaces' && " + (
+        in_namespaces("request.name", platform_namespaces)
+    )
+    spec = _spec(
+        requesters,
+        ["*"],
+        group="*",
+        operations=("CREATE", "UPDATE", "DELETE"),
+        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace})"}],
+        validations=[
+            {
+                "expression": "!variables.platform",
+                "messageExpression": "request.resource.resource + ' ' + request.name + ' in ' + "
+                "(request.namespace == '' ? 'the platform namespace ' + request.name : request.namespace) + "
+                "': the platform namespaces are Pulumi-owned, Argo CD may write nothing there'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+    # Every resource, subresources too (`*` alone leaves them out).
+    spec["matchConstraints"]["resourceRules"][0]["resources"] = ["*", "*/*"]
+    return spec
+
+
+def services_policy(requesters: Sequence[str]) -> dict:
+    """Services of type NodePort or LoadBalancer: a port on the node's address is published past the
+    tunnel and Access (ServiceLB is off, but a NodePort needs nothing else)."""
+    return _spec(
+        requesters,
+        ["services"],
+        group="",
+        variables=[
+            {
+                "name": "published",
+                "expression": f"has(object.spec.type) && object.spec.type in {cel_list(PUBLISHING_SERVICE_TYPES)}",
+            }
+        ],
+        validations=[
+            {
+                "expression": "!variables.published",
+                "messageExpression": "'Service ' + object.metadata.name + ' is of type ' + object.spec.type + "
+                "': applications are published through the tunnel only, never on a node port'",
                 "reason": "Forbidden",
             }
         ],

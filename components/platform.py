@@ -113,7 +113,12 @@ class Platform(pulumi.ComponentResource):
         self.keda = Keda(f"{name}-keda", KedaArgs(provider=kube, node_count=nodes), opts=child)
         self.guard = ClusterGuard(
             f"{name}-guard",
-            ClusterGuardArgs(kube, cfg.allowed_admin_bindings, cfg.privileged_namespaces),
+            ClusterGuardArgs(
+                kube,
+                cfg.allowed_admin_bindings,
+                cfg.privileged_namespaces,
+                platform_namespaces=self.platform_namespaces(),
+            ),
             opts=child,
         )
 
@@ -165,6 +170,7 @@ class Platform(pulumi.ComponentResource):
             repositories=self._deploy_keys(argocd_repositories(cfg)),
             app_repository_urls=self._app_sources(cfg),
             platform_namespaces=self.platform_namespaces(),
+            admin_bindings=cfg.allowed_admin_bindings,
             admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
         )
 

@@ -53,6 +53,7 @@ _RBAC_NAME = r"[a-z0-9](?:[-a-z0-9.:]{0,251}[a-z0-9])?"
 _NAMESPACE = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _NAMESPACE_RE = re.compile(_NAMESPACE)
 _ADMIN_BINDING_RE = re.compile(rf"ClusterRoleBinding/{_RBAC_NAME}|RoleBinding/{_NAMESPACE}/{_RBAC_NAME}")
+_RBAC_NAME_RE = re.compile(_RBAC_NAME)
 
 
 class SettingsError(pulumi.RunError):
@@ -173,9 +174,10 @@ class Settings:
     github: GitHubSettings
     root: RootSource
     argocd_admin_password_rotated_at: str
-    allowed_admin_bindings: tuple[str, ...]
-    """Bindings Argo CD may make to admin roles, as `ClusterRoleBinding/<name>` or
-    `RoleBinding/<namespace>/<name>` (components/guard.py refuses every other)."""
+    allowed_admin_bindings: tuple[tuple[str, str], ...]
+    """(binding, ClusterRole) pairs the applications may make to admin roles, the binding as
+    `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`: the apps' deployer gets `bind` on
+    those roles alone, and components/guard.py refuses any other binding to an admin role."""
     privileged_namespaces: tuple[str, ...]
     """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
     node_memory_mi: int = 4096
@@ -620,17 +622,30 @@ def _rfc3339(r: _Reader, name: str) -> str:
     return value
 
 
-def _allowed_admin_bindings(r: _Reader) -> tuple[str, ...]:
-    bindings = r.strings("allowedAdminBindings")
-    for binding in bindings:
-        if not _ADMIN_BINDING_RE.fullmatch(binding):
+def _allowed_admin_bindings(r: _Reader) -> tuple[tuple[str, str], ...]:
+    """`<binding>=<ClusterRole>` pairs: the binding's name alone would let a commit re-point it at
+    any role (issue 24's fifth walk-around)."""
+    entries = r.strings("allowedAdminBindings")
+    pairs: list[tuple[str, str]] = []
+    for entry in entries:
+        binding, sep, role = entry.partition("=")
+        if not sep and _ADMIN_BINDING_RE.fullmatch(binding):
             r.fail(
                 "allowedAdminBindings",
-                f"{binding!r} is not 'ClusterRoleBinding/<name>' or 'RoleBinding/<namespace>/<name>'",
+                f"{entry!r} names no role: write '{binding}=<ClusterRole>', the role that binding may bind "
+                "(the old form trusted the name whatever role it named)",
             )
-    for dup in sorted({b for b in bindings if bindings.count(b) > 1}):
+        elif not _ADMIN_BINDING_RE.fullmatch(binding) or not _RBAC_NAME_RE.fullmatch(role):
+            r.fail(
+                "allowedAdminBindings",
+                f"{entry!r} is not 'ClusterRoleBinding/<name>=<ClusterRole>' or "
+                "'RoleBinding/<namespace>/<name>=<ClusterRole>'",
+            )
+        else:
+            pairs.append((binding, role))
+    for dup in sorted({b for b, _ in pairs if [p[0] for p in pairs].count(b) > 1}):
         r.fail("allowedAdminBindings", f"{dup!r} is listed twice")
-    return tuple(b for b in bindings if _ADMIN_BINDING_RE.fullmatch(b))
+    return tuple(pairs)
 
 
 def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:

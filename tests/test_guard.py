@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import celpy
 import pytest
 
-from components.guard import ARGOCD_CONTROLLER
+from components import deployers
+from components.guard import ARGOCD_CONTROLLER, REQUESTERS
 
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
@@ -25,6 +26,10 @@ PLURAL = {"Role": "roles", "ClusterRole": "clusterroles", "RoleBinding": "rolebi
 PLURAL["ClusterRoleBinding"] = "clusterrolebindings"
 GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
 PLURAL["Namespace"] = "namespaces"
+PLURAL |= {"Service": "services", "Secret": "secrets", "Deployment": "deployments"}
+GROUP |= {"Service": "", "Secret": "", "Deployment": "apps"}
+APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
+ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
 
 _ENV = celpy.Environment()
 
@@ -50,8 +55,8 @@ class Verdict:
 def matches(spec: dict, request: dict) -> bool:
     resource = request["resource"]
     return any(
-        resource["group"] in rule["apiGroups"]
-        and resource["resource"] in rule["resources"]
+        (resource["group"] in rule["apiGroups"] or "*" in rule["apiGroups"])
+        and (resource["resource"] in rule["resources"] or "*" in rule["resources"])
         and request["operation"] in rule["operations"]
         for rule in spec["matchConstraints"]["resourceRules"]
     )
@@ -92,7 +97,7 @@ def denying_policies(recording) -> list[dict]:
     return list(specs.values())
 
 
-def admit(policies, obj: dict, user: str = ARGOCD_CONTROLLER, operation: str = "CREATE") -> Verdict:
+def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREATE") -> Verdict:
     kind = obj["kind"]
     namespace = obj["metadata"].get("namespace", "")
     request = {
@@ -155,6 +160,32 @@ def test_argocd_may_create_what_the_real_apps_install(policies, obj):
     assert admit(policies, obj, operation="UPDATE").allowed
 
 
+def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller():
+    """With sync impersonation the API server sees the deployer, not the controller: a guard that
+    judged the controller alone would judge nothing."""
+    assert set(REQUESTERS) == {APPS_DEPLOYER, ROOT_DEPLOYER, ARGOCD_CONTROLLER}
+    backdoor = binding("ClusterRoleBinding", "backdoor", "cluster-admin")
+    for user in REQUESTERS:
+        assert not admit(DENYING, backdoor, user=user).allowed, user
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _denying(policies):
+    global DENYING
+    DENYING = policies
+
+
+DENYING: list[dict] = []
+
+
+def test_a_listed_binding_re_pointed_at_another_admin_role_is_refused(policies):
+    """The setting pairs each binding with its role: Vault's auth-delegator binding may not become
+    cluster-admin (issue 24, walk-around 5)."""
+    verdict = admit(policies, binding("ClusterRoleBinding", "vault-server-binding", "cluster-admin"))
+    assert not verdict.allowed and "pairs that binding with that role" in verdict.message
+    assert not admit(policies, binding("ClusterRoleBinding", "admin-user-binding", "system:auth-delegator")).allowed
+
+
 def test_a_stack_that_lists_no_admin_binding_gets_none(fresh):
     policies = denying_policies(fresh)
     for obj in (DASHBOARD_ADMIN, VAULT_AUTH):
@@ -169,6 +200,8 @@ REFUSED_BINDINGS = [
     binding("ClusterRoleBinding", "nodes", "system:node"),
     binding("ClusterRoleBinding", "be-argocd", "argocd-application-controller"),
     binding("ClusterRoleBinding", "be-local-path", "local-path-provisioner-role"),
+    binding("ClusterRoleBinding", "editor", "edit"),
+    binding("ClusterRoleBinding", "backups", "volsync-manager"),
 ]
 
 
@@ -178,6 +211,7 @@ def test_argocd_may_not_bind_an_admin_role_the_setting_does_not_list(policies, o
     assert not verdict.allowed
     assert obj["roleRef"]["name"] in verdict.message and "allowedAdminBindings" in verdict.message
     assert not admit(policies, obj, operation="UPDATE").allowed, "changing the subjects is a binding too"
+    assert not admit(policies, obj, user=ARGOCD_CONTROLLER).allowed, "should impersonation ever be off"
     # The operator (or any requester but Argo CD) is not judged: the guard is about what Git reaches.
     assert admit(policies, obj, user=OPERATOR).allowed
 
@@ -197,6 +231,17 @@ REFUSED_ROLES = [
     ("star-on-any-group", role("ClusterRole", "any-group", rule(["*"], ["deployments"], ["*"]))),
     ("star-on-users", role("ClusterRole", "users", rule([""], ["users"], ["*"]))),
     ("star-on-uids", role("ClusterRole", "uids", rule(["authentication.k8s.io"], ["uids"], ["*"]))),
+    ("token", role("ClusterRole", "tokens", rule([""], ["serviceaccounts/token"], ["create"]))),
+    ("node-proxy", role("ClusterRole", "kubelet", rule([""], ["nodes/proxy"], ["get"]))),
+    ("exec", role("Role", "exec", rule([""], ["pods/exec"], ["create"]), namespace="api")),
+    (
+        "policy-bindings",
+        role(
+            "ClusterRole",
+            "unguard",
+            rule(["admissionregistration.k8s.io"], ["validatingadmissionpolicybindings"], ["delete"]),
+        ),
+    ),
     (
         "second-rule",
         role("ClusterRole", "mixed", rule([""], ["pods"], ["get"]), rule([""], ["serviceaccounts"], ["*"])),
@@ -235,9 +280,10 @@ def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespace
     for spec in policies:
         assert spec["failurePolicy"] == "Fail"
         for rule_ in spec["matchConstraints"]["resourceRules"]:
-            assert rule_["apiVersions"] == ["*"] and set(rule_["operations"]) == {"CREATE", "UPDATE"}
+            assert rule_["apiVersions"] == ["*"] and {"CREATE", "UPDATE"} <= set(rule_["operations"])
             judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
-    assert judged == {(GROUP[kind], plural) for kind, plural in PLURAL.items()}
+    rbac_and_namespaces = {(GROUP[k], PLURAL[k]) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
+    assert rbac_and_namespaces | {("", "namespaces"), ("", "services"), ("*", "*"), ("*", "*/*")} == judged
 
 
 def namespace(name: str, level: str | None) -> dict:
@@ -264,3 +310,49 @@ def test_argocd_may_label_privileged_only_the_namespaces_the_setting_lists(polic
     assert admit(policies, namespace("monitoring", "privileged")).allowed
     assert not admit(denying_policies(fresh), namespace("monitoring", "privileged")).allowed
     assert admit(policies, namespace("evil", "privileged"), user=OPERATOR).allowed
+
+
+def deployment(namespace: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": namespace}}
+
+
+@pytest.mark.parametrize("ns", ["argocd", "redis", "kube-system", "kube-public", "cloudflared", "ingress-nginx"])
+def test_the_apps_deployer_writes_nothing_in_a_platform_namespace(policies, ns):
+    """Its namespaced rights hold in every namespace (RBAC cannot leave one out): the policy does."""
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        verdict = admit(policies, deployment(ns), operation=operation)
+        assert not verdict.allowed and "Pulumi-owned" in verdict.message, (ns, operation)
+    # Nor the Namespace object itself: no relabel, no delete.
+    assert not admit(policies, namespace(ns, None), operation="UPDATE").allowed
+    assert not admit(policies, namespace(ns, None), operation="DELETE").allowed
+    assert admit(policies, deployment(ns), user=OPERATOR).allowed
+
+
+def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argocd(policies):
+    for ns in ("api", "vault", "monitoring", "kube-prometheus"):  # `kube-*` is a glob: kube-prometheus is not k3s's
+        if ns.startswith("kube-"):
+            assert not admit(policies, deployment(ns)).allowed
+        else:
+            assert admit(policies, deployment(ns)).allowed, ns
+    application = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "argocd"}}
+    assert admit(policies, application, user=ROOT_DEPLOYER).allowed
+
+
+def service(service_type: str | None) -> dict:
+    spec = {"type": service_type} if service_type else {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "prom", "namespace": "monitoring"},
+        "spec": spec,
+    }
+
+
+@pytest.mark.parametrize("service_type", ["NodePort", "LoadBalancer"])
+def test_no_application_publishes_a_node_port(policies, service_type):
+    """Prometheus on the Pi's LAN address would bypass Access (issue 24, walk-around 8)."""
+    verdict = admit(policies, service(service_type))
+    assert not verdict.allowed and service_type in verdict.message
+    assert not admit(policies, service(service_type), operation="UPDATE").allowed
+    for allowed in (None, "ClusterIP"):
+        assert admit(policies, service(allowed)).allowed

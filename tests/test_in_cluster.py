@@ -142,7 +142,12 @@ def test_argocd_serves_plain_http_behind_nginx_with_only_the_admin_login_and_no_
     login the exported password is for; no terminal into pods; no status badge telling anyone the
     state of an application; and plain HTTP behind NGINX, which ends TLS (else a redirect loop)."""
     configs = rec.one(RELEASE, "argocd-release").values["values"]["configs"]
-    assert configs["cm"] == {"exec.enabled": False, "admin.enabled": True, "statusbadge.enabled": False}
+    assert configs["cm"] == {
+        "exec.enabled": False,
+        "admin.enabled": True,
+        "statusbadge.enabled": False,
+        "application.sync.impersonation.enabled": True,
+    }
     assert configs["params"] == {"server.insecure": True}
 
 

@@ -46,12 +46,12 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert s.github.application_repositories == ("api", "homepage")
     assert (s.root.repository, s.root.path, s.root.revision) == ("charts", "charts/argocd", "main")
     assert s.allowed_admin_bindings == (
-        "ClusterRoleBinding/admin-user-binding",
-        "ClusterRoleBinding/vault-server-binding",
+        ("ClusterRoleBinding/admin-user-binding", "cluster-admin"),
+        ("ClusterRoleBinding/vault-server-binding", "system:auth-delegator"),
     )
     assert s.privileged_namespaces == ("monitoring",)
-    assert load({"allowedAdminBindings": '["RoleBinding/vault/vault-admin"]'}).allowed_admin_bindings == (
-        "RoleBinding/vault/vault-admin",
+    assert load({"allowedAdminBindings": '["RoleBinding/vault/vault-admin=admin"]'}).allowed_admin_bindings == (
+        ("RoleBinding/vault/vault-admin", "admin"),
     )
 
 
@@ -417,19 +417,31 @@ BAD_INPUTS = [
     ),
     (
         "admin-binding-without-kind",
-        {"allowedAdminBindings": '["admin-user-binding"]'},
-        "spitikos:allowedAdminBindings: 'admin-user-binding' is not 'ClusterRoleBinding/<name>' or "
-        "'RoleBinding/<namespace>/<name>'",
+        {"allowedAdminBindings": '["admin-user-binding=cluster-admin"]'},
+        "spitikos:allowedAdminBindings: 'admin-user-binding=cluster-admin' is not "
+        "'ClusterRoleBinding/<name>=<ClusterRole>' or 'RoleBinding/<namespace>/<name>=<ClusterRole>'",
+    ),
+    (
+        # The old form trusted a binding's name whatever role it named.
+        "admin-binding-without-role",
+        {"allowedAdminBindings": '["ClusterRoleBinding/vault-server-binding"]'},
+        "spitikos:allowedAdminBindings: 'ClusterRoleBinding/vault-server-binding' names no role: write "
+        "'ClusterRoleBinding/vault-server-binding=<ClusterRole>'",
+    ),
+    (
+        "admin-binding-empty-role",
+        {"allowedAdminBindings": '["ClusterRoleBinding/a="]'},
+        "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a=' is not",
     ),
     (
         "admin-rolebinding-without-namespace",
-        {"allowedAdminBindings": '["RoleBinding/admin"]'},
-        "spitikos:allowedAdminBindings: 'RoleBinding/admin' is not",
+        {"allowedAdminBindings": '["RoleBinding/admin=admin"]'},
+        "spitikos:allowedAdminBindings: 'RoleBinding/admin=admin' is not",
     ),
     (
         "admin-binding-quote",
-        {"allowedAdminBindings": json.dumps(["ClusterRoleBinding/x' || true"])},
-        'spitikos:allowedAdminBindings: "ClusterRoleBinding/x\' || true" is not',
+        {"allowedAdminBindings": json.dumps(["ClusterRoleBinding/x=a' || true"])},
+        'spitikos:allowedAdminBindings: "ClusterRoleBinding/x=a\' || true" is not',
     ),
     (
         "privileged-namespace",
@@ -443,7 +455,7 @@ BAD_INPUTS = [
     ),
     (
         "admin-binding-twice",
-        {"allowedAdminBindings": '["ClusterRoleBinding/a", "ClusterRoleBinding/a"]'},
+        {"allowedAdminBindings": '["ClusterRoleBinding/a=edit", "ClusterRoleBinding/a=view"]'},
         "spitikos:allowedAdminBindings: 'ClusterRoleBinding/a' is listed twice",
     ),
     *[(f"own-cluster-{i}", o, m) for i, o, m in OWN_CLUSTER_BAD_INPUTS],
