@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from gotemplate import render
 from layers import LAYERS, Cluster, Rbac, Request, cluster, escalation_refusal, uncovered, verdict
 from test_guard import APP_ROLE, DASHBOARD_ADMIN, PROMETHEUS_OPERATOR, VAULT_AUTH
 from test_migration import (
@@ -159,34 +160,75 @@ def root_sync(charts: Path) -> list[Request]:
     return [Request(a, argocd.ROOT_PROJECT, argocd.NAMESPACE) for a in applications(charts)]
 
 
+# The RBAC tests/test_guard.py holds against the policies, by the app that makes it.
+REAL_RBAC = {
+    "kubernetes-dashboard": [DASHBOARD_ADMIN],
+    "vault": [VAULT_AUTH],
+    "kube-prometheus-stack": [PROMETHEUS_OPERATOR],
+    "api": [APP_ROLE],
+}
+
+
+def ingress(app: dict, values: dict) -> dict:
+    """The Ingress charts/_common/templates/_ingress.tpl makes of an app's `ingress` values."""
+    name, namespace, spec = app["metadata"]["name"], app["spec"]["destination"]["namespace"], values["ingress"]
+    backend = {"service": {"name": spec.get("serviceName", name), "port": {"number": spec.get("servicePort", 80)}}}
+    rules = [
+        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+        for host in spec["hosts"]
+    ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": f"{name}-ingress", "namespace": namespace, "annotations": spec.get("annotations", {})},
+        "spec": {"ingressClassName": spec.get("className", "nginx"), "rules": rules},
+    }
+
+
+def app_objects(app: dict, charts: Path) -> list[dict]:
+    """What one app's sync applies, as far as the vendored files show it."""
+    name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
+    values = read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml") or {}
+    objects = [applied_namespace(app)] if "managedNamespaceMetadata" in app["spec"]["syncPolicy"] else []
+    objects += [
+        cluster_object(group, kind, object_name)
+        for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
+        if kind in ("Namespace", "CustomResourceDefinition") or kind.endswith("WebhookConfiguration")
+    ]
+    objects += REAL_RBAC.get(name, [])
+    if "deployment" in values:
+        objects.append(workload(app, charts))
+    if "ingress" in values:
+        objects.append(ingress(app, values))
+    if "scaledobject" in values:  # the _common chart's KEDA ScaledObject (keda.sh/v1alpha1)
+        meta = {"name": f"{name}-scaledobject", "namespace": namespace}
+        objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta})
+    for template in sorted((charts / app["spec"]["source"]["path"] / "templates").glob("*servicemonitor.yaml")):
+        release = {"Name": app["spec"]["source"].get("helm", {}).get("releaseName", name), "Namespace": namespace}
+        objects.append(yaml.safe_load(render(template.read_text(), {}, Release=release)))
+    return objects
+
+
 def real_syncs(charts: Path) -> dict[str, list[Request]]:
-    """What each real Application's sync applies, as far as the vendored files show it: the root's
-    Applications; each app's Namespace (with Argo CD's managedNamespaceMetadata), its cluster-wide
-    objects (test_migration.REAL_APP_CLUSTER_OBJECTS), the RBAC test_guard holds against the
-    policies, and the _common chart's Deployments."""
-    apps = applications(charts)
+    """What each real Application's sync applies: the root's Applications; each app's Namespace
+    (with Argo CD's managedNamespaceMetadata), its cluster-wide objects but its roles and bindings
+    (test_migration.REAL_APP_CLUSTER_OBJECTS names them without their rules), the RBAC test_guard
+    holds, and what the _common chart and the apps' own templates make of their values."""
     syncs = {"root": root_sync(charts)}
-    rbac = {"kubernetes-dashboard": [DASHBOARD_ADMIN], "vault": [VAULT_AUTH]}
-    rbac |= {"kube-prometheus-stack": [PROMETHEUS_OPERATOR], "api": [APP_ROLE]}
-    for app in apps:
-        name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
-        objects = [applied_namespace(app) if "managedNamespaceMetadata" in app["spec"]["syncPolicy"] else None]
-        objects += [
-            cluster_object(g, k, n)
-            for g, k, n in REAL_APP_CLUSTER_OBJECTS[name]
-            if k in ("Namespace",) or k.endswith("Configuration") or k == "CustomResourceDefinition"
+    for app in applications(charts):
+        namespace = app["spec"]["destination"]["namespace"]
+        syncs[app["metadata"]["name"]] = [
+            Request(o, app["spec"]["project"], namespace) for o in app_objects(app, charts)
         ]
-        objects += rbac.get(name, [])
-        if "deployment" in (read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml") or {}):
-            objects.append(workload(app, charts))
-        syncs[name] = [Request(o, app["spec"]["project"], namespace) for o in objects if o]
     return syncs
 
 
 def test_every_object_the_real_charts_apply_is_admitted(pi5, patched):  # noqa: F811
     syncs = real_syncs(patched["charts"])
     assert set(syncs) == {"root", "api", "homepage", "vault", "kubernetes-dashboard", "kube-prometheus-stack"}
-    assert sum(len(s) for s in syncs.values()) >= 20
+    kinds = {r.obj["kind"] for sync in syncs.values() for r in sync}
+    assert {"Application", "Namespace", "Deployment", "Ingress", "ServiceMonitor", "ClusterRoleBinding"} <= kinds
+    assert sum(len(s) for s in syncs.values()) >= 30
     for name, requests in syncs.items():
         assert verdict(pi5, requests) is None, f"{name}: {verdict(pi5, requests)}"
     # Unpatched, the root applied what Pulumi owns now: the same layers refuse it.
