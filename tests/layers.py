@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import yaml
-from test_guard import denying_policies, judge
+from test_guard import denying_policies, judge, matches
 from test_stack import permits_namespace, projects
 
 from components import argocd, k3s
@@ -516,7 +516,8 @@ def admission_refusal(c: Cluster, request: Request) -> str | None:
         "userInfo": {"username": user, "groups": groups_of(user)},
     }
     body = {**obj, "metadata": {**obj["metadata"], **({"namespace": request.namespace} if request.namespace else {})}}
-    for spec in c.policies:
+    # `judge` converts the request to CEL before it asks whether the policy matches: ask first.
+    for spec in (spec for spec in c.policies if matches(spec, admission)):
         verdict = judge(spec, admission, body)
         if not verdict.allowed:
             return verdict.message
