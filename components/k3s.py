@@ -44,12 +44,19 @@ SERVICE_TIMEOUT = 300
 # How long ssh-keyscan waits for a node on first contact, in seconds (its `-T`).
 KEYSCAN_TIMEOUT = 20
 
+# What k3s bundles and the platform keeps off (k3s server flags, v1.35): Traefik (NGINX serves
+# ingress); ServiceLB, which would publish every LoadBalancer Service on the node's ports; and the
+# Helm controller, which installs any HelmChart, in any namespace, with a Job it binds to
+# cluster-admin. Nothing here uses either. Every server gets the same (`--disable` is a critical
+# flag), and an existing server gets them on the next `pulumi up`: the install re-runs when its
+# script changes and k3s's installer restarts k3s with the new unit (docs/operations.md).
+DISABLED = ("--disable=traefik", "--disable=servicelb", "--disable-helm-controller")
+
 # Pod Security for every namespace without labels, cluster-wide (k3s's CIS hardening guide): the
 # API server's admission configuration, written by the server's install before k3s starts.
 POD_SECURITY_FILE = "/etc/rancher/k3s/pod-security.yaml"
-# Only what must run privileged: k3s's own pods (local-path's helper pods mount host paths;
-# klipper-lb and the Helm controller's jobs run there too). The platform's namespaces and the
-# applications' carry or get their own level.
+# Only what must run privileged: k3s's own pods (local-path's helper pods mount host paths). The
+# platform's namespaces and the applications' carry or get their own level.
 POD_SECURITY_EXEMPT_NAMESPACES = ("kube-system",)
 POD_SECURITY_ENFORCED = "baseline"
 """The Pod Security level the API server enforces where a namespace's labels name none."""
@@ -397,7 +404,7 @@ class K3sCluster(pulumi.ComponentResource):
         server = args.server
         connection = self._pinned_connection(f"{name}-server", server)
         sans = [server.host, *[s for s in args.tls_sans if s != server.host]]
-        server_flags = ["server", "--disable=traefik", "--secrets-encryption", "--write-kubeconfig-mode=0600"]
+        server_flags = ["server", *DISABLED, "--secrets-encryption", "--write-kubeconfig-mode=0600"]
         server_flags += [f"--tls-san={s}" for s in sans]
         server_flags += [f"--agent-token-file={TOKEN_FILE}"]
         server_flags += [f"--kube-apiserver-arg=admission-control-config-file={POD_SECURITY_FILE}"]

@@ -27,7 +27,13 @@ INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 KEDA_CHART = "2.20.2"
 KEDA_REPO = "https://kedacore.github.io/charts"
 
-ARGO_CD_CHART = "10.1.1"  # Argo CD v3.4.4
+# Argo CD v3.4.4. The 3.5 line (sync impersonation beta there; argo-helm 10.2.3 and later carry it)
+# is not vendored yet: no copy of argo-helm newer than argo-cd-10.1.1 could be read where this was
+# written, and charts/vendor/ holds only charts copied unchanged from their upstream tags. Sync
+# impersonation is in 3.4 (alpha since 2.13, the same `application.sync.impersonation.enabled` and
+# `AppProject.spec.destinationServiceAccounts`); 3.5 also impersonates the server's resource
+# operations (get, events, logs, actions), which the applications' deployer already holds.
+ARGO_CD_CHART = "10.1.1"
 ARGO_CD_REPO = "https://argoproj.github.io/argo-helm"
 
 # Official images, multi-arch (arm64 included). Not Bitnami: its public images moved

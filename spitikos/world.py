@@ -295,6 +295,7 @@ KUBECTL_KINDS = {
     "rolebinding": "RoleBinding",
     "application": "Application",
     "namespace": "Namespace",
+    "appproject": "AppProject",
 }
 
 
@@ -339,7 +340,7 @@ def _kubectl(state: Handover, words: list[str]) -> None:
     if verb not in ("delete", "annotate", "label", "patch") or kind not in KUBECTL_KINDS:
         raise ValueError(f"the model cannot apply: kubectl {verb} {kind}")
     kind = KUBECTL_KINDS[kind]
-    if verb == "patch":  # only to drop a finalizer: the object stays until deleted
+    if verb == "patch":  # a finalizer dropped, a project's field set: the object stays
         _find(state.world, kind, namespace, args[0])
         return
     names = [a for a in args if not a.startswith("-") and "=" not in a]

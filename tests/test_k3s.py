@@ -68,6 +68,9 @@ def test_install_carries_the_pinned_version_and_the_flags(recorded):
     assert exec_args[0] == "server"
     for flag in ("--disable=traefik", "--tls-san=10.0.0.200", "--tls-san=k8s.spitikos.dev", "--secrets-encryption"):
         assert flag in exec_args
+    # Nothing runs as cluster-admin on an object's behalf: no Helm controller (a HelmChart in any
+    # namespace), no ServiceLB (a LoadBalancer Service on the node's ports).
+    assert {"--disable=servicelb", "--disable-helm-controller"} <= set(exec_args)
     # k3s reads a token with `::` as `<ca-hash>::<credentials>`: the generated one is letters and digits only.
     token = recorded.one("random:index/randomPassword:RandomPassword", "t-agent-token").values
     assert token["special"] is False and token["length"] >= 32

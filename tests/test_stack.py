@@ -272,10 +272,52 @@ def test_the_default_project_admits_the_real_apps_and_refuses_the_platforms_name
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", "kube-apiserver-kubelet-admin"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", "metrics-server:system:auth-delegator"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", "k3s-cloud-controller-manager"),
+        # VolSync's manager holds Secrets and Jobs cluster-wide; the snapshot CRDs are the platform's.
+        ("rbac.authorization.k8s.io", "ClusterRole", "volsync-manager"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "volsync-manager"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "replicationsources.volsync.backube"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition", "volumesnapshots.snapshot.storage.k8s.io"),
     ]
     for group, kind, name in refused:
         assert not permits_cluster_object(default, group, kind, name), f"{kind} {name} is the platform's"
     assert default["sourceRepos"] == ["https://github.com/spitikos/*", "git@github.com:spitikos/*"]
+
+
+def permits_namespaced_kind(project, group, kind):
+    """Argo CD's `IsGroupKindPermitted` for a namespaced kind: no whitelist admits every kind, and
+    `namespaceResourceBlacklist` (filepath.Match on group and kind) refuses."""
+    white = project.get("namespaceResourceWhitelist")
+    if white is not None and not any(_glob(e["group"], group) and _glob(e["kind"], kind) for e in white):
+        return False
+    return not any(
+        _glob(e["group"], group) and _glob(e["kind"], kind) for e in project.get("namespaceResourceBlacklist", [])
+    )
+
+
+def test_the_default_project_refuses_k3s_objects_and_hand_written_endpoints_in_any_namespace(stack):
+    """A HelmChart is installed by k3s as cluster-admin; an EndpointSlice listing argocd-server's
+    address behind a selector-less Service publishes it under an app's hostname (issue 24)."""
+    default = projects(stack)["default"]
+    for group, kind in [
+        ("helm.cattle.io", "HelmChart"),
+        ("helm.cattle.io", "HelmChartConfig"),
+        ("k3s.cattle.io", "Addon"),
+        ("", "Endpoints"),
+        ("discovery.k8s.io", "EndpointSlice"),
+    ]:
+        assert not permits_namespaced_kind(default, group, kind), kind
+    for group, kind in [
+        ("apps", "Deployment"),
+        ("", "Service"),
+        ("", "Secret"),
+        ("networking.k8s.io", "Ingress"),
+        ("gateway.networking.k8s.io", "HTTPRoute"),
+        ("gateway.networking.k8s.io", "GRPCRoute"),
+        ("monitoring.coreos.com", "ServiceMonitor"),
+        ("keda.sh", "ScaledObject"),
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+    ]:
+        assert permits_namespaced_kind(default, group, kind), kind
 
 
 def test_the_root_project_stays_narrow(stack):

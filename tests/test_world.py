@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -179,3 +180,14 @@ def test_every_pulumi_import_names_one_of_the_stacks_explicit_providers(stack, d
         named = re.search(r"--provider '?[\w-]+=([^' ]+)", command)
         assert named, f"{doc}: `{command[:70]}...` names no --provider"
         assert named.group(1) in providers, f"{doc}: {named.group(1)} is not one of the stack's providers"
+
+
+def test_the_handover_names_in_the_live_default_project_the_deployer_pulumi_names(stack):
+    """The live `default` project names the applications' deployer before the release turns sync
+    impersonation on: the same entries Pulumi's patch writes later, so no sync fails between."""
+    script = handover_script()
+    patch = next(w for w in world.commands(script) if w[:5] == ["kubectl", "-n", "argocd", "patch", "appproject"])
+    written = json.loads(patch[patch.index("-p") + 1])["spec"]["destinationServiceAccounts"]
+    default = next(p for p in stack.kubernetes("AppProject") if p.values["metadata"]["name"] == "default")
+    assert written == default.values["spec"]["destinationServiceAccounts"]
+    assert script.index("patch appproject default") < script.rindex("pulumi up --stack pi5\n")
