@@ -18,6 +18,7 @@ import pytest
 import yaml
 from gotemplate import render
 from layers import LAYERS, Cluster, Rbac, Request, cluster, escalation_refusal, uncovered, verdict
+from test_deployers import REAL_CLUSTER_ROLES
 from test_guard import APP_ROLE, DASHBOARD_ADMIN, PROMETHEUS_OPERATOR, VAULT_AUTH
 from test_migration import (
     FIXTURES,
@@ -34,6 +35,7 @@ from components import argocd
 CORPUS = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(CORPUS.glob("*.yaml"))
 OPEN = sorted((CORPUS / "open").glob("*.yaml"))
+RBAC = "rbac.authorization.k8s.io"
 HEADER = re.compile(r"# (attack|path|project|destination|operation|stopped-by): (.*)")
 
 
@@ -185,6 +187,34 @@ def ingress(app: dict, values: dict) -> dict:
     }
 
 
+def real_roles(app: dict) -> list[dict]:
+    """The roles of the upstream charts an app installs (tests/test_deployers.py reads their rules from
+    the templates), each with a binding of its name to a ServiceAccount of the app's namespace, as
+    the charts bind them: Roles in the app's namespace, ClusterRoles cluster-wide."""
+    name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
+    found = []
+    for key, rules in REAL_CLUSTER_ROLES.items():
+        role_name, _, scope = key.partition(" ")
+        if not role_name.startswith(name):
+            continue
+        kind = "Role" if scope == "(Role)" else "ClusterRole"
+        where = {"namespace": namespace} if kind == "Role" else {}
+        subject = {"kind": "ServiceAccount", "name": role_name, "namespace": namespace}
+        found.append(
+            {"apiVersion": f"{RBAC}/v1", "kind": kind, "metadata": {"name": role_name, **where}, "rules": rules}
+        )
+        found.append(
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": f"{kind}Binding",
+                "metadata": {"name": role_name, **where},
+                "roleRef": {"apiGroup": RBAC, "kind": kind, "name": role_name},
+                "subjects": [subject],
+            }
+        )
+    return found
+
+
 def app_objects(app: dict, charts: Path) -> list[dict]:
     """What one app's sync applies, as far as the vendored files show it."""
     name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
@@ -195,7 +225,7 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
         for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
         if kind in ("Namespace", "CustomResourceDefinition") or kind.endswith("WebhookConfiguration")
     ]
-    objects += REAL_RBAC.get(name, [])
+    objects += REAL_RBAC.get(name, []) + real_roles(app)
     if "deployment" in values:
         objects.append(workload(app, charts))
     if "ingress" in values:
