@@ -111,13 +111,14 @@ APPS_NAMESPACED_RULES = [
 
 # Cluster-scoped: what the charts create (CRDs, ClusterRoles and their bindings, admission webhooks:
 # kube-prometheus-stack's, vault's injector, kong's CRDs), the namespaces Argo CD makes as the
-# deployer (`CreateNamespace=true` applies a Namespace in the sync, labelled by
-# `managedNamespaceMetadata`: create, get, patch; never delete, so no prune of a namespace), and what
+# deployer (`CreateNamespace=true` reads and creates it in the impersonated sync, v3.4.4
+# gitops-engine/pkg/sync/sync_context.go `autoCreateNamespace`, and `managedNamespaceMetadata`
+# applies its labels server-side: get, create, patch; never delete, so no prune of one), and what
 # the charts' ClusterRoles read (the operator's and Prometheus' nodes, nodes/metrics and /metrics;
 # kube-state-metrics' list of every kind; the dashboard scraper's metrics.k8s.io). No write on
 # nodes, persistent volumes, storage classes, CSRs or admission policies.
 APPS_CLUSTER_RULES = [
-    rule([""], ["namespaces"], ["get", "list", "watch", "create", "update", "patch"]),
+    rule([""], ["namespaces"], ["get", "list", "watch", "create", "patch"]),
     rule(["apiextensions.k8s.io"], ["customresourcedefinitions"], WRITE),
     rule([RBAC], ["clusterroles", "clusterrolebindings"], WRITE),
     rule(["admissionregistration.k8s.io"], ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"], WRITE),

@@ -16,7 +16,9 @@ be off), and refuse:
 - a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
   `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`;
 - any write in the platform's namespaces, or to their Namespace objects (the deployers' namespaced
-  rights hold in every namespace: RBAC cannot exclude one);
+  rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
+  Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
+  writes those kinds by any name: the charts' own names are not all known in advance);
 - a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
@@ -33,6 +35,7 @@ import pulumi_kubernetes as k8s
 
 from components import deployers
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
+from components.argocd import PLATFORM_CLUSTER_OBJECTS
 from components.kube import PLATFORM_LABELS, with_provider
 
 RBAC = "rbac.authorization.k8s.io"
@@ -86,6 +89,15 @@ ROLES_POLICY = "argocd-grants-no-wildcard"
 AGGREGATION_POLICY = "argocd-aggregates-no-role"
 NAMESPACES_POLICY = "argocd-labels-no-privileged-namespace"
 PLATFORM_POLICY = "argocd-writes-nothing-of-the-platform"
+PLATFORM_OBJECTS_POLICY = "argocd-writes-no-platform-object"
+# PLATFORM_CLUSTER_OBJECTS' kinds, as the API server names their resources.
+CLUSTER_RESOURCES = {
+    "CustomResourceDefinition": ("apiextensions.k8s.io", "customresourcedefinitions"),
+    "ClusterRole": (RBAC, "clusterroles"),
+    "ClusterRoleBinding": (RBAC, "clusterrolebindings"),
+    "ValidatingWebhookConfiguration": ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    "MutatingWebhookConfiguration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+}
 SERVICES_POLICY = "argocd-publishes-no-node-port"
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
@@ -123,6 +135,7 @@ class ClusterGuard(pulumi.ComponentResource):
         # The applications' deployer alone: the controller and the root's deployer write in `argocd`.
         apps = [deployers.username(deployers.APPS_DEPLOYER)]
         self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
+        self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
         self.policies = [
             BINDINGS_POLICY,
@@ -130,6 +143,7 @@ class ClusterGuard(pulumi.ComponentResource):
             AGGREGATION_POLICY,
             NAMESPACES_POLICY,
             PLATFORM_POLICY,
+            PLATFORM_OBJECTS_POLICY,
             SERVICES_POLICY,
         ]
         self.register_outputs({"policies": self.policies})
@@ -352,3 +366,44 @@ def services_policy(requesters: Sequence[str]) -> dict:
             }
         ],
     )
+
+
+def name_matches(glob: str) -> str:
+    """CEL: `request.name` matches `glob`, a name with at most one `*`, at its start or end (the
+    globs of PLATFORM_CLUSTER_OBJECTS)."""
+    if glob.startswith("*"):
+        return f"request.name.endsWith({json.dumps(glob[1:])})"
+    if glob.endswith("*"):
+        return f"request.name.startsWith({json.dumps(glob[:-1])})"
+    return f"request.name == {json.dumps(glob)}"
+
+
+def platform_objects_policy(requesters: Sequence[str]) -> dict:
+    """Creates, updates and deletes of the platform's, Kubernetes' and k3s's cluster-scoped objects
+    (PLATFORM_CLUSTER_OBJECTS, what the default project refuses by name): the deployer writes CRDs,
+    ClusterRoles, bindings and webhook configurations by any name, since the charts' are not all
+    known in advance, and deleting `applications.argoproj.io` would delete every Application."""
+    by_resource: dict[str, list[str]] = {}
+    for _group, kind, glob in PLATFORM_CLUSTER_OBJECTS:
+        by_resource.setdefault(CLUSTER_RESOURCES[kind][1], []).append(name_matches(glob))
+    platform = " || ".join(
+        f"(request.resource.resource == {json.dumps(resource)} && ({' || '.join(names)}))"
+        for resource, names in by_resource.items()
+    )
+    groups = sorted({g for g, _ in CLUSTER_RESOURCES.values()})
+    spec = _spec(
+        requesters,
+        sorted(by_resource),
+        operations=("CREATE", "UPDATE", "DELETE"),
+        variables=[{"name": "platform", "expression": platform}],
+        validations=[
+            {
+                "expression": "!variables.platform",
+                "messageExpression": "request.resource.resource + ' ' + request.name + "
+                "': the platform, Kubernetes and k3s own it, Argo CD may not write it'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+    spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = groups
+    return spec

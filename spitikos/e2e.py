@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 # The `default` project's fields the program sets (components/argocd.py `app_projects`).
-PROJECT_FIELDS = ("sourceRepos", "destinations", "clusterResourceWhitelist", "clusterResourceBlacklist")
+PROJECT_FIELDS = (
+    "sourceRepos",
+    "destinations",
+    "clusterResourceWhitelist",
+    "clusterResourceBlacklist",
+    "namespaceResourceBlacklist",
+    "destinationServiceAccounts",
+)
 
 
 def default_project_in_state(state: dict[str, Any]) -> dict[str, Any]:

@@ -350,6 +350,7 @@ def test_the_apps_deployer_applies_what_the_charts_render_and_creates_the_namesp
     for verb in ("get", "create", "patch"):
         assert holds(rules, "", "namespaces", verb)
     assert not holds(rules, "", "namespaces", "delete")
+    assert not holds(rules, "", "namespaces", "update"), "Argo CD reads, creates and patches it: no more"
 
 
 def test_argocds_controller_lists_and_watches_and_impersonates_only_the_deployers(stack):

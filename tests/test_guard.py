@@ -28,6 +28,10 @@ GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
 PLURAL["Namespace"] = "namespaces"
 PLURAL |= {"Service": "services", "Secret": "secrets", "Deployment": "deployments"}
 GROUP |= {"Service": "", "Secret": "", "Deployment": "apps"}
+PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
+GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
+PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
 ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
 
@@ -109,7 +113,8 @@ def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREA
         "userInfo": {"username": user, "groups": ["system:serviceaccounts"]},
     }
     for spec in policies:
-        verdict = judge(spec, request, obj)
+        # A DELETE carries no object (`object` is null): a policy that read it would err, and refuse.
+        verdict = judge(spec, request, None if operation == "DELETE" else obj)
         if not verdict.allowed:
             return verdict
     return Verdict(True)
@@ -283,7 +288,12 @@ def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespace
             assert rule_["apiVersions"] == ["*"] and {"CREATE", "UPDATE"} <= set(rule_["operations"])
             judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
     rbac_and_namespaces = {(GROUP[k], PLURAL[k]) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
-    assert rbac_and_namespaces | {("", "namespaces"), ("", "services"), ("*", "*"), ("*", "*/*")} == judged
+    assert rbac_and_namespaces | {("", "namespaces"), ("", "services"), ("*", "*"), ("*", "*/*")} <= judged
+    # The platform's cluster-scoped objects, by kind.
+    assert {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+    } <= judged
 
 
 def namespace(name: str, level: str | None) -> dict:
@@ -356,3 +366,43 @@ def test_no_application_publishes_a_node_port(policies, service_type):
     assert not admit(policies, service(service_type), operation="UPDATE").allowed
     for allowed in (None, "ClusterIP"):
         assert admit(policies, service(allowed)).allowed
+
+
+def cluster_object(kind: str, name: str) -> dict:
+    return {"apiVersion": "v1", "kind": kind, "metadata": {"name": name}}
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("CustomResourceDefinition", "applications.argoproj.io"),
+        ("CustomResourceDefinition", "helmcharts.helm.cattle.io"),
+        ("CustomResourceDefinition", "replicationsources.volsync.backube"),
+        ("ClusterRole", "argocd-server"),
+        ("ClusterRole", "argocd-apps-deployer"),
+        ("ClusterRole", "edit"),
+        ("ClusterRoleBinding", "volsync-manager"),
+        ("ClusterRoleBinding", "system:node-proxier"),
+        ("ValidatingWebhookConfiguration", "ingress-nginx-admission"),
+    ],
+)
+def test_the_apps_deployer_writes_no_platform_object_by_name(policies, kind, name):
+    """It writes CRDs, ClusterRoles, bindings and webhook configurations by any name (the charts'
+    are not all known in advance): not the platform's, Kubernetes' or k3s's, nor deletes one
+    (deleting applications.argoproj.io deletes every Application)."""
+    obj = cluster_object(kind, name)
+    if kind == "ClusterRoleBinding":
+        obj = binding(kind, name, "view")
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        verdict = admit(policies, obj, operation=operation)
+        assert not verdict.allowed and "own it" in verdict.message, (name, operation)
+
+
+def test_the_apps_deployer_writes_the_charts_own_cluster_objects(policies):
+    for kind, name in [
+        ("CustomResourceDefinition", "prometheuses.monitoring.coreos.com"),
+        ("CustomResourceDefinition", "kongplugins.configuration.konghq.com"),
+        ("ValidatingWebhookConfiguration", "kube-prometheus-stack-admission"),
+    ]:
+        for operation in ("CREATE", "UPDATE", "DELETE"):
+            assert admit(policies, cluster_object(kind, name), operation=operation).allowed, (name, operation)
