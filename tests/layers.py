@@ -448,6 +448,8 @@ def _in(patterns: Iterable[Mapping], group: str, kind: str, name: str | None = N
 
 
 def project_refusal(c: Cluster, request: Request) -> str | None:
+    """Argo CD's checks before it applies anything (app_project_types.go IsDestinationPermitted,
+    IsGroupKindPermitted and its named variant), and that the project names whom to apply it as."""
     obj, spec = request.obj, c.projects.get(request.project)
     if spec is None:
         return f"project {request.project} does not exist"
@@ -464,10 +466,10 @@ def project_refusal(c: Cluster, request: Request) -> str | None:
         white, black = spec.get("clusterResourceWhitelist") or [], spec.get("clusterResourceBlacklist") or []
         if not _in(white, group, kind, name) or _in(black, group, kind, name):
             return f"project {request.project} may not create {kind} {name}"
-    if (group, kind) == ("argoproj.io", "Application"):
-        return application_refusal(c, obj)
     if c.impersonation and c.identity(request.project, request.destination) is None:
         return f"project {request.project} names no ServiceAccount for namespace {request.destination}"
+    if (group, kind) == ("argoproj.io", "Application"):
+        return application_refusal(c, obj)
     return None
 
 
