@@ -5,7 +5,10 @@ Argo CD owns the applications the root finds in Git. So that the two never manag
 same object, the root Application's project may create nothing but Applications, and the
 `default` project, which the applications name, may deploy anywhere but the platform's
 namespaces and create only the cluster-scoped kinds homelab charts install, never one of
-the platform's own. Argo CD refuses anything else, and shows why on the application.
+the platform's own. Argo CD refuses anything else, and shows why on the application. Each project
+also names the deployer its destinations are applied as (sync impersonation): Kubernetes' RBAC then
+judges what Git asks for, as an identity that holds only what the applications need
+(components/deployers.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ be off), and refuse:
   rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
   Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
   writes those kinds by any name: the charts' own names are not all known in advance);
-- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel.
+- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
+  hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
+  the API server's included).
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -37,6 +39,8 @@ from components import deployers
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.argocd import PLATFORM_CLUSTER_OBJECTS
 from components.kube import PLATFORM_LABELS, with_provider
+
+MANAGED_BY = "app.kubernetes.io/managed-by"  # PLATFORM_LABELS' key that says Pulumi made the object
 
 RBAC = "rbac.authorization.k8s.io"
 # The chart's `controller.serviceAccount.name` (argo-cd 10.1.1), in the release's namespace.
@@ -99,6 +103,7 @@ CLUSTER_RESOURCES = {
     "MutatingWebhookConfiguration": ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
 }
 SERVICES_POLICY = "argocd-publishes-no-node-port"
+ENDPOINTS_POLICY = "argocd-writes-no-endpoints"
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
@@ -137,6 +142,7 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
         self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
+        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -145,6 +151,7 @@ class ClusterGuard(pulumi.ComponentResource):
             PLATFORM_POLICY,
             PLATFORM_OBJECTS_POLICY,
             SERVICES_POLICY,
+            ENDPOINTS_POLICY,
         ]
         self.register_outputs({"policies": self.policies})
 
@@ -311,30 +318,38 @@ def namespaces_policy(requesters: Sequence[str], privileged: Sequence[str]) -> d
 def in_namespaces(expression: str, namespaces: Sequence[str]) -> str:
     """CEL: `expression` (a string) names one of `namespaces`, a trailing `*` being a prefix."""
     names = [n for n in namespaces if not n.endswith("*")]
-    prefixes = [n[:-1] for n in namespaces if n.endswith("*")]
-    return f"({expression} in {cel_list(names)} || {cel_list(prefixes)}.exists(p, {expression}.startsWith(p)))"
+    prefixes = [f"{expression}.startsWith({json.dumps(n[:-1])})" for n in namespaces if n.endswith("*")]
+    return "(" + " || ".join([f"{expression} in {cel_list(names)}", *prefixes]) + ")"
 
 
 def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
-    """Any write in a platform namespace, and any change to or deletion of its Namespace object: the
-    deployers' namespaced rights hold in every namespace, and the projects' destinations leave these
-    out. Judged on the request alone (a DELETE has no object)."""
+    """Any write in a platform namespace, any change to or deletion of its Namespace object, and any
+    change to or deletion of an object Pulumi made elsewhere (labelled PLATFORM_LABELS: the `api`
+    namespace and its `platform-env` Secret): the deployers' namespaced rights hold in every
+    namespace, and the projects' destinations leave these out. Judged on the request and the stored
+    object (`oldObject`, null on a CREATE, so read only on an UPDATE or DELETE; a DELETE has no
+    `object`)."""
     in_platform = in_namespaces("request.namespace", platform_namespaces)
     platform_namespace = "request.resource.group == '' && request.resource.resource == 'namespaces' && " + (
         in_namespaces("request.name", platform_namespaces)
+    )
+    label = json.dumps(MANAGED_BY)
+    pulumis = (
+        f"(request.operation != 'CREATE' && has(oldObject.metadata.labels) && {label} in oldObject.metadata.labels"
+        f" && oldObject.metadata.labels[{label}] == {json.dumps(PLATFORM_LABELS[MANAGED_BY])})"
     )
     spec = _spec(
         requesters,
         ["*"],
         group="*",
         operations=("CREATE", "UPDATE", "DELETE"),
-        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace})"}],
+        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace}) || {pulumis}"}],
         validations=[
             {
                 "expression": "!variables.platform",
                 "messageExpression": "request.resource.resource + ' ' + request.name + ' in ' + "
-                "(request.namespace == '' ? 'the platform namespace ' + request.name : request.namespace) + "
-                "': the platform namespaces are Pulumi-owned, Argo CD may write nothing there'",
+                "(request.namespace == '' ? 'the cluster' : request.namespace) + "
+                "': the platform namespaces and what Pulumi made are Pulumi-owned, Argo CD may not write them'",
                 "reason": "Forbidden",
             }
         ],
@@ -406,4 +421,27 @@ def platform_objects_policy(requesters: Sequence[str]) -> dict:
         ],
     )
     spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = groups
+    return spec
+
+
+def endpoints_policy(requesters: Sequence[str]) -> dict:
+    """Endpoints and EndpointSlices written by Git's identities: a Service without a selector plus
+    one of these routes an application's hostname to any address in the cluster (argocd-server's,
+    the API server's), past Access. The control plane writes the real ones; no chart needs to. The
+    deployer holds the right only because kube-prometheus-stack's operator role carries it."""
+    spec = _spec(
+        requesters,
+        ["endpoints", "endpointslices"],
+        group="",
+        variables=[],
+        validations=[
+            {
+                "expression": "false",
+                "messageExpression": "request.kind.kind + ' ' + request.name + "
+                "': hand-written endpoints would route a Service to any address; Argo CD may not write them'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+    spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = ["", "discovery.k8s.io"]
     return spec

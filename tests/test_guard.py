@@ -28,6 +28,8 @@ GROUP = {**dict.fromkeys(PLURAL, RBAC), "Namespace": ""}
 PLURAL["Namespace"] = "namespaces"
 PLURAL |= {"Service": "services", "Secret": "secrets", "Deployment": "deployments"}
 GROUP |= {"Service": "", "Secret": "", "Deployment": "apps"}
+PLURAL |= {"Endpoints": "endpoints", "EndpointSlice": "endpointslices"}
+GROUP |= {"Endpoints": "", "EndpointSlice": "discovery.k8s.io"}
 PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
 PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
@@ -66,9 +68,13 @@ def matches(spec: dict, request: dict) -> bool:
     )
 
 
-def judge(spec: dict, request: dict, obj: dict) -> Verdict:
+def judge(spec: dict, request: dict, obj: dict | None, old: dict | None = None) -> Verdict:
     """One policy, as the API server runs it; an expression that errs is a refusal (`failurePolicy: Fail`)."""
-    activation = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj)}
+    activation = {
+        "request": celpy.json_to_cel(request),
+        "object": celpy.json_to_cel(obj),
+        "oldObject": celpy.json_to_cel(old),
+    }
     if not matches(spec, request):
         return Verdict(True)
     if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
@@ -114,7 +120,8 @@ def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREA
     }
     for spec in policies:
         # A DELETE carries no object (`object` is null): a policy that read it would err, and refuse.
-        verdict = judge(spec, request, None if operation == "DELETE" else obj)
+        # The stored object is `oldObject` on an UPDATE or DELETE (here: the same), null on a CREATE.
+        verdict = judge(spec, request, None if operation == "DELETE" else obj, None if operation == "CREATE" else obj)
         if not verdict.allowed:
             return verdict
     return Verdict(True)
@@ -289,6 +296,7 @@ def test_the_policies_judge_creates_and_updates_of_every_rbac_kind_and_namespace
             judged |= {(group, resource) for group in rule_["apiGroups"] for resource in rule_["resources"]}
     rbac_and_namespaces = {(GROUP[k], PLURAL[k]) for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")}
     assert rbac_and_namespaces | {("", "namespaces"), ("", "services"), ("*", "*"), ("*", "*/*")} <= judged
+    assert {("", "endpoints"), ("discovery.k8s.io", "endpointslices")} <= judged
     # The platform's cluster-scoped objects, by kind.
     assert {
         ("apiextensions.k8s.io", "customresourcedefinitions"),
@@ -326,7 +334,7 @@ def deployment(namespace: str) -> dict:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "namespace": namespace}}
 
 
-@pytest.mark.parametrize("ns", ["argocd", "redis", "kube-system", "kube-public", "cloudflared", "ingress-nginx"])
+@pytest.mark.parametrize("ns", ["argocd", "kube-system", "volsync-system"])
 def test_the_apps_deployer_writes_nothing_in_a_platform_namespace(policies, ns):
     """Its namespaced rights hold in every namespace (RBAC cannot leave one out): the policy does."""
     for operation in ("CREATE", "UPDATE", "DELETE"):
@@ -393,7 +401,7 @@ def test_the_apps_deployer_writes_no_platform_object_by_name(policies, kind, nam
     obj = cluster_object(kind, name)
     if kind == "ClusterRoleBinding":
         obj = binding(kind, name, "view")
-    for operation in ("CREATE", "UPDATE", "DELETE"):
+    for operation in ("CREATE", "DELETE"):  # an UPDATE goes the same way as a CREATE
         verdict = admit(policies, obj, operation=operation)
         assert not verdict.allowed and "own it" in verdict.message, (name, operation)
 
@@ -404,5 +412,36 @@ def test_the_apps_deployer_writes_the_charts_own_cluster_objects(policies):
         ("CustomResourceDefinition", "kongplugins.configuration.konghq.com"),
         ("ValidatingWebhookConfiguration", "kube-prometheus-stack-admission"),
     ]:
-        for operation in ("CREATE", "UPDATE", "DELETE"):
+        for operation in ("CREATE", "DELETE"):
             assert admit(policies, cluster_object(kind, name), operation=operation).allowed, (name, operation)
+
+
+def test_the_apps_deployer_changes_nothing_pulumi_made_in_an_application_namespace(policies):
+    """The `api` namespace and its `platform-env` Secret are Pulumi's (PLATFORM_LABELS): a chart
+    with a Secret of that name, or the Application's managedNamespaceMetadata, would overwrite them."""
+    env = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "platform-env", "namespace": "api", "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+    }
+    api = namespace("api", "baseline")
+    api["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "pulumi"
+    for obj in (env, api):
+        for operation in ("UPDATE", "DELETE"):
+            verdict = admit(policies, obj, operation=operation)
+            assert not verdict.allowed and "Pulumi-owned" in verdict.message, (obj["kind"], operation)
+    # The app's own objects there, and a label it sets on its own object, are its own.
+    own = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api-config", "namespace": "api"}}
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        assert admit(policies, own, operation=operation).allowed
+
+
+@pytest.mark.parametrize("kind", ["Endpoints", "EndpointSlice"])
+def test_no_application_writes_endpoints_by_hand(policies, kind):
+    """A selector-less Service plus an EndpointSlice listing argocd-server's pod address, under the
+    Access-free wildcard hostname, would publish Argo CD (issue 24, walk-around 6)."""
+    obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "shortcut", "namespace": "homepage"}}
+    for user in REQUESTERS:
+        verdict = admit(policies, obj, user=user)
+        assert not verdict.allowed and "endpoints" in verdict.message, user
+    assert admit(policies, obj, user=OPERATOR).allowed
