@@ -343,6 +343,17 @@ class Cluster:
     default_level: str
     exempt: frozenset[str]
     impersonation: bool
+    stored: dict[tuple[str, str, str, str], dict] = field(default_factory=dict)
+    """The objects the program writes, by (group, kind, namespace, name): what an UPDATE changes."""
+
+    def old(self, request: Request) -> dict:
+        """The stored object an UPDATE changes: the program's where it made one (its labels say so),
+        else one that exists without them (k3s's, a chart's, an earlier sync's)."""
+        obj = request.obj
+        key = (group_of(obj), obj["kind"], request.namespace, obj["metadata"]["name"])
+        where = {"namespace": request.namespace} if request.namespace else {}
+        stand_in = {"apiVersion": obj["apiVersion"], "kind": obj["kind"]}
+        return self.stored.get(key) or stand_in | {"metadata": {"name": obj["metadata"]["name"], **where}}
 
     def identity(self, project: str, destination: str) -> str | None:
         """Whom Argo CD applies an application as: with sync impersonation, the first of the project's
@@ -408,6 +419,11 @@ def cluster(recording, namespace_labels: Mapping[str, Mapping[str, str]] = {}) -
     }
     levels |= {ns: labels[ENFORCE_LABEL] for ns, labels in namespace_labels.items() if ENFORCE_LABEL in labels}
     cm = (values.get("configs") or {}).get("cm") or {}
+    stored = {
+        (group_of(o), o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+        for o in (r.values for r in recording.all() if r.type.startswith("kubernetes:"))
+        if "kind" in o and "name" in (o.get("metadata") or {})
+    }
     return Cluster(
         projects=projects(recording),
         rbac=rbac,
@@ -416,6 +432,7 @@ def cluster(recording, namespace_labels: Mapping[str, Mapping[str, str]] = {}) -
         default_level=config["defaults"]["enforce"],
         exempt=frozenset(config["exemptions"]["namespaces"]),
         impersonation=str(cm.get(IMPERSONATION, "false")).lower() == "true",
+        stored=stored,
     )
 
 
@@ -519,8 +536,9 @@ def admission_refusal(c: Cluster, request: Request) -> str | None:
     }
     body = {**obj, "metadata": {**obj["metadata"], **({"namespace": request.namespace} if request.namespace else {})}}
     # `judge` converts the request to CEL before it asks whether the policy matches: ask first.
+    old = c.old(request) if request.operation == "UPDATE" else None
     for spec in (spec for spec in c.policies if matches(spec, admission)):
-        verdict = judge(spec, admission, body)
+        verdict = judge(spec, admission, body, old)
         if not verdict.allowed:
             return verdict.message
     return None
