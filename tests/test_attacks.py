@@ -30,7 +30,7 @@ from test_migration import (
     read_yaml,
 )
 
-from components import argocd
+from components import argocd, versions
 
 CORPUS = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(CORPUS.glob("*.yaml"))
@@ -114,6 +114,17 @@ def test_the_corpus_holds_every_path_of_the_issue_and_each_file_says_what_stops_
         assert needed in granted, needed
     types = {r.obj.get("spec", {}).get("type") for a in corpus for r in a.requests if r.obj["kind"] == "Service"}
     assert {"NodePort", "LoadBalancer"} <= types
+
+
+def test_each_attack_is_an_object_kubernetes_would_take():
+    """Valid for the cluster's Kubernetes (custom resources aside): a refusal is the layer's, not a typo's."""
+    from spitikos.render import schema_problem
+
+    minor = versions.kubernetes_minor(versions.K3S_VERSION)
+    for path in ATTACKS + OPEN:
+        for request in load(path).requests:
+            problem = schema_problem(request.obj, minor)
+            assert not problem or problem[0] == "no schema", f"{path.name}: {problem}"
 
 
 @pytest.mark.parametrize("path", ATTACKS, ids=[p.stem for p in ATTACKS])
