@@ -172,22 +172,13 @@ def test_argocd_may_create_what_the_real_apps_install(policies, obj):
     assert admit(policies, obj, operation="UPDATE").allowed
 
 
-def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller():
+def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller(policies):
     """With sync impersonation the API server sees the deployer, not the controller: a guard that
     judged the controller alone would judge nothing."""
     assert set(REQUESTERS) == {APPS_DEPLOYER, ROOT_DEPLOYER, ARGOCD_CONTROLLER}
     backdoor = binding("ClusterRoleBinding", "backdoor", "cluster-admin")
     for user in REQUESTERS:
-        assert not admit(DENYING, backdoor, user=user).allowed, user
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _denying(policies):
-    global DENYING
-    DENYING = policies
-
-
-DENYING: list[dict] = []
+        assert not admit(policies, backdoor, user=user).allowed, user
 
 
 def test_a_listed_binding_re_pointed_at_another_admin_role_is_refused(policies):
