@@ -234,7 +234,7 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
     objects += [
         cluster_object(group, kind, object_name)
         for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
-        if kind in ("Namespace", "CustomResourceDefinition") or kind.endswith("WebhookConfiguration")
+        if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition" or kind.endswith("Configuration")
     ]
     objects += REAL_RBAC.get(name, []) + real_roles(app)
     if "deployment" in values:
