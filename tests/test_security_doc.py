@@ -86,3 +86,39 @@ def test_each_secret_says_where_it_lives_who_reads_it_what_it_reaches_and_what_s
 def test_the_sections_the_other_reviews_fill_are_there():
     for section in ("Who can push where", "Secrets", "Inside the cluster", "Residual risks"):
         assert f"\n## {section}\n" in DOC
+
+
+def corpus_rows() -> dict[str, str]:
+    """The attack corpus table: file (relative to tests/attacks/) -> the layer it claims stops it."""
+    return {
+        row[0].strip("`"): row[2].strip("*") for row in table_rows("The attack corpus") if row[0].endswith(".yaml`")
+    }
+
+
+def test_each_attack_the_threat_model_lists_is_a_file_refused_by_the_layer_it_names():
+    """Each row is a claim; tests/test_attacks.py fails unless the file is refused by the layer its
+    header names, so a row holds when it names that layer (or `open` for a file under open/)."""
+    from test_attacks import ATTACKS, CORPUS, OPEN, load
+
+    rows = corpus_rows()
+    assert len(rows) >= 30
+    for name, layer in rows.items():
+        path = CORPUS / name
+        assert path.exists(), f"docs/security.md lists {name}, which is not in tests/attacks/"
+        if path in OPEN:
+            assert layer == "open", f"{name} is an open finding: the table must say so"
+        else:
+            assert path in ATTACKS and layer == load(path).header["stopped-by"], f"{name}: the table says {layer}"
+    # Every open finding is in the threat model; a new refused attack may be one file alone.
+    assert {f"open/{p.name}" for p in OPEN} <= set(rows)
+
+
+def test_each_path_of_issue_24_is_stopped_by_the_layer_the_threat_model_says():
+    from test_attacks import ATTACKS, load
+
+    by_number = {p.name[:2]: load(p).header["stopped-by"] for p in ATTACKS}
+    paths = [row for row in table_rows("The attack corpus") if re.match(r"`\d\d`", row[1])]
+    assert len(paths) == 7
+    for _, files, layer in paths:
+        for number in re.findall(r"`(\d\d)`", files):
+            assert by_number.get(number) == layer, f"issue 24's path in {number}: {by_number.get(number)}, not {layer}"
