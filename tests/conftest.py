@@ -33,8 +33,15 @@ def _c_safe_load(stream):
     return yaml.load(stream, Loader=yaml.CSafeLoader)
 
 
+def _c_safe_load_all(stream):
+    # The same for streams of documents: the root chart's Applications, rendered eleven times by
+    # test_migration, took 0.2 s to load with the pure-Python loader.
+    return yaml.load_all(stream, Loader=yaml.CSafeLoader)
+
+
 if yaml.__with_libyaml__:
     yaml.safe_load = _c_safe_load
+    yaml.safe_load_all = _c_safe_load_all
 MAIN = ROOT / "__main__.py"
 
 
