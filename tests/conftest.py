@@ -25,7 +25,7 @@ sys.dont_write_bytecode = False
 # The tests write some 2,400 files a session into their temporary folders (the e2e runs copy the
 # project three times, `--out` writes plans), and pytest deletes an older session's folders at the
 # end: on these machines' ext4 disk a session spent 3.2 to 4.6 s of system time, with the folders
-# on the RAM-backed /dev/shm 1.5 to 1.7 s (measured 2026-12-07). Used when it is there with room to
+# on the RAM-backed /dev/shm 1.3 to 1.7 s (measured 2026-12-07). Used when it is there with room to
 # spare (a container's default 64 MB is not) and no TMPDIR is chosen.
 _SHM = Path("/dev/shm")
 if (
