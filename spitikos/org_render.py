@@ -12,6 +12,7 @@ that Gateway (spitikos/gateway_api.py: the listener a request reaches admits the
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -69,6 +70,7 @@ def render_app(helm: Path, tree: Path, app: Mapping[str, Any], workdir: Path) ->
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
+@functools.cache  # a vendored file, read once (the tests check routes against it again and again)
 def crd_schema(kind: str) -> dict[str, Any]:
     text = (gateway.CRD_FOLDER / f"gateway.networking.k8s.io_{CRD_FILES[kind]}.yaml").read_text()
     crd = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader

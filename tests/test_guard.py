@@ -10,9 +10,11 @@ implementation; Kubernetes adds libraries, which these expressions do not use).
 from __future__ import annotations
 
 import functools
+import typing
 from dataclasses import dataclass
 
 import celpy
+import celpy.evaluation
 import pytest
 from celpy import celparser
 from conftest import ROOT
@@ -54,6 +56,18 @@ def _environment() -> celpy.Environment:
         return celpy.Environment()
 
 
+# celpy's tree walk names a typing alias in each of its `cast(...)` calls: `cast(Tuple[Result, Result],
+# ...)` makes typing hash `Result`, a union of some twenty types, at every node, about a third of an
+# evaluation's time. `cast` returns its second argument and never reads the first, and in the
+# evaluator's functions these names appear only there (celpy 0.5.0's evaluation.py; its aliases and
+# signatures were made at import, with the real ones): here they stand for `Any`.
+class _AnyAlias:
+    def __getitem__(self, parameters) -> object:
+        return typing.Any
+
+
+for _name in ("Union", "Tuple", "List", "Dict", "Callable", "Iterable", "Optional"):
+    setattr(celpy.evaluation, _name, _AnyAlias())
 _ENV = _environment()
 
 
@@ -87,13 +101,13 @@ def matches(spec: dict, request: dict) -> bool:
 
 def judge(spec: dict, request: dict, obj: dict | None, old: dict | None = None) -> Verdict:
     """One policy, as the API server runs it; an expression that errs is a refusal (`failurePolicy: Fail`)."""
+    if not matches(spec, request):
+        return Verdict(True)
     activation = {
         "request": celpy.json_to_cel(request),
         "object": celpy.json_to_cel(obj),
         "oldObject": celpy.json_to_cel(old),
     }
-    if not matches(spec, request):
-        return Verdict(True)
     if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
         return Verdict(True)
     variables = {}
