@@ -32,8 +32,11 @@ lint: $(VENV)/.installed  ## ruff, ruff format --check, shellcheck (when on PATH
 	else echo "note: shellcheck is not on PATH: the workflows' run: steps, .ci/run and tools/ are not shell-checked"; fi
 	$(VENV)/bin/actionlint $(WORKFLOWS)
 
-pytest: $(VENV)/.installed  ## the tests alone
-	$(PY) -m pytest
+# On every core (pytest-xdist), one test file per worker at a time, so a module's fixtures are built
+# once: on the 2-core machines the subprocess and CEL tests run beside the whole-program runs.
+# `.venv/bin/python -m pytest` alone runs them in one process.
+pytest: $(VENV)/.installed  ## the tests alone (on every core)
+	$(PY) -m pytest -n auto --dist loadfile
 
 # The whole platform offline: no CLI, network or credentials. `make plan OUT=plan-out` also writes files.
 plan: $(VENV)/.installed  ## the platform offline (STACK=<name>; OUT=plan-out also writes files)
