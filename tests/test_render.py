@@ -45,17 +45,23 @@ def test_each_vendored_dependency_is_at_the_version_its_chart_lock_names():
             assert str(meta["version"]) == dep["version"], (lock, dep["name"])
 
 
-def test_vendoring_pulls_each_missing_chart_from_its_repository_pins_it_and_drops_unused_ones(tmp_path, monkeypatch):
-    # A stand-in for `helm pull --untar`: it writes the chart it is asked for, and logs its argv.
+def stub_helm(tmp_path, chart: str):
+    """A stand-in for `helm pull --untar`: it writes `chart` at the version it is asked for, and
+    logs its argv to $LOG. Returns the stub and the log."""
     helm, log = tmp_path / "helm", tmp_path / "argv"
     helm.write_text(
         "#!/bin/sh\n"
         'echo "$*" >> "$LOG"\n'
         'while [ "$1" != --version ]; do shift; done; version=$2\n'
         'while [ "$1" != --untardir ]; do shift; done\n'
-        'mkdir -p "$2/keda" && printf "name: keda\\nversion: %s\\n" "$version" > "$2/keda/Chart.yaml"\n'
+        f'mkdir -p "$2/{chart}" && printf "name: {chart}\\nversion: %s\\n" "$version" > "$2/{chart}/Chart.yaml"\n'
     )
     helm.chmod(0o755)
+    return helm, log
+
+
+def test_vendoring_pulls_each_missing_chart_from_its_repository_pins_it_and_drops_unused_ones(tmp_path, monkeypatch):
+    helm, log = stub_helm(tmp_path, "keda")
     vendor = tmp_path / "vendor"
     kept = [
         f"argo-cd-{versions.ARGO_CD_CHART}",
@@ -95,16 +101,7 @@ def test_a_chart_in_an_oci_registry_is_pulled_by_its_reference():
 
 
 def test_a_chart_from_an_oci_registry_is_pulled_by_its_reference(tmp_path, monkeypatch):
-    helm, log = tmp_path / "helm", tmp_path / "argv"
-    helm.write_text(
-        "#!/bin/sh\n"
-        'echo "$*" >> "$LOG"\n'
-        'while [ "$1" != --version ]; do shift; done; version=$2\n'
-        'while [ "$1" != --untardir ]; do shift; done\n'
-        'mkdir -p "$2/nginx-gateway-fabric" && printf "name: nginx-gateway-fabric\\nversion: %s\\n" "$version"'
-        ' > "$2/nginx-gateway-fabric/Chart.yaml"\n'
-    )
-    helm.chmod(0o755)
+    helm, log = stub_helm(tmp_path, "nginx-gateway-fabric")
     vendor = tmp_path / "vendor"
     for folder in (
         f"argo-cd-{versions.ARGO_CD_CHART}",
