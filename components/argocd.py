@@ -114,11 +114,14 @@ EDGE_KINDS = [
     ("gateway.nginx.org", "SnippetsPolicy"),
 ]
 # Namespaced kinds no application may create (the default project's `namespaceResourceBlacklist`):
+# Ingress, which no controller serves (the edge is the Gateway; an Ingress controller an app
+# brought would serve any hostname, Argo CD's included, past the listeners' `allowedRoutes`);
 # k3s's HelmChart and HelmChartConfig (its helm-controller, if ever on, installs them as
 # cluster-admin) and Addon; hand-written Endpoints and EndpointSlices, which would route a
 # Service (and so a hostname) to any address, argocd-server's or the API server's included.
 APP_NAMESPACED_DENIED_KINDS = [
     *EDGE_KINDS,
+    ("networking.k8s.io", "Ingress"),
     ("helm.cattle.io", "*"),
     ("k3s.cattle.io", "*"),
     ("", "Endpoints"),

@@ -100,7 +100,10 @@ APPS_NAMESPACED_RULES = [
     rule(["batch"], ["jobs", "cronjobs"], WRITE),
     rule(["autoscaling"], ["horizontalpodautoscalers"], WRITE),
     rule(["policy"], ["poddisruptionbudgets"], WRITE),
-    rule(["networking.k8s.io"], ["ingresses", "networkpolicies"], WRITE),
+    # Ingresses read only (the charts' ClusterRoles read them): no Ingress controller runs, the edge
+    # is the Gateway, and no chart makes an Ingress after docs/migration/charts-7b7f06e.gateway.patch.
+    rule(["networking.k8s.io"], ["networkpolicies"], WRITE),
+    rule(["networking.k8s.io"], ["ingresses"], READ),
     rule(["discovery.k8s.io"], ["endpointslices"], WRITE),
     rule(["coordination.k8s.io"], ["leases"], WRITE),
     rule([RBAC], ["roles", "rolebindings"], WRITE),

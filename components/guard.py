@@ -21,7 +21,9 @@ be off), and refuse:
   writes those kinds by any name: the charts' own names are not all known in advance);
 - a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
   hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
-  the API server's included).
+  the API server's included);
+- a Secret of type `kubernetes.io/service-account-token`: Kubernetes fills it with a long-lived
+  token of the ServiceAccount it names, any ServiceAccount of the namespace, and no chart needs one.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -104,6 +106,8 @@ CLUSTER_RESOURCES = {
 }
 SERVICES_POLICY = "argocd-publishes-no-node-port"
 ENDPOINTS_POLICY = "argocd-writes-no-endpoints"
+TOKENS_POLICY = "argocd-writes-no-token-secret"
+TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
@@ -143,6 +147,7 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
         self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
+        self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -152,6 +157,7 @@ class ClusterGuard(pulumi.ComponentResource):
             PLATFORM_OBJECTS_POLICY,
             SERVICES_POLICY,
             ENDPOINTS_POLICY,
+            TOKENS_POLICY,
         ]
         self.register_outputs({"policies": self.policies})
 
@@ -209,11 +215,14 @@ def requester_is(requesters: Sequence[str]) -> str:
 
 
 def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]]) -> dict:
-    """RoleBindings and ClusterRoleBindings to an admin ClusterRole, unless the setting pairs that
-    binding with that role."""
+    """RoleBindings and ClusterRoleBindings to an admin ClusterRole, or to a role the setting pairs
+    with a binding (the deployer may `bind` it by name: `view` for the dashboard's login), unless the
+    setting pairs that binding with that role."""
+    paired = sorted({role for _, role in allowed})
     admin_role = (
         "object.roleRef.kind == 'ClusterRole' && (object.roleRef.name in "
-        f"{cel_list(ADMIN_ROLES)} || {cel_list(ADMIN_ROLE_PREFIXES)}.exists(p, object.roleRef.name.startsWith(p)))"
+        f"{cel_list([*ADMIN_ROLES, *paired])} || {cel_list(ADMIN_ROLE_PREFIXES)}"
+        ".exists(p, object.roleRef.name.startsWith(p)))"
     )
     return _spec(
         requesters,
@@ -445,3 +454,25 @@ def endpoints_policy(requesters: Sequence[str]) -> dict:
     )
     spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = ["", "discovery.k8s.io"]
     return spec
+
+
+def tokens_policy(requesters: Sequence[str]) -> dict:
+    """Secrets of type service-account-token written by Git's identities: the token controller fills
+    one with a token that never expires, of whichever ServiceAccount its annotation names (a chart's
+    operator, the dashboard's login, ...), readable by all that reads the namespace's Secrets. No
+    chart of the organization makes one (pods get short-lived projected tokens), and RBAC cannot
+    narrow Secrets by type: the deployer writes Secrets."""
+    return _spec(
+        requesters,
+        ["secrets"],
+        group="",
+        variables=[],
+        validations=[
+            {
+                "expression": f"!has(object.type) || object.type != {json.dumps(TOKEN_SECRET_TYPE)}",
+                "messageExpression": "'Secret ' + object.metadata.name + ' is of type "
+                f"{TOKEN_SECRET_TYPE}: a long-lived token of a ServiceAccount; Argo CD may not write one'",
+                "reason": "Forbidden",
+            }
+        ],
+    )

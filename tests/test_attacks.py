@@ -19,12 +19,13 @@ import yaml
 from gotemplate import render
 from layers import LAYERS, Cluster, Rbac, Request, cluster, escalation_refusal, uncovered, verdict
 from test_deployers import REAL_CLUSTER_ROLES
-from test_guard import APP_ROLE, DASHBOARD_ADMIN, PROMETHEUS_OPERATOR, VAULT_AUTH
+from test_guard import APP_ROLE, PROMETHEUS_OPERATOR, VAULT_AUTH
 from test_migration import (
     FIXTURES,
     REAL_APP_CLUSTER_OBJECTS,
     applications,
     applied_namespace,
+    dashboard_login,
     namespace_labels,
     patched,  # noqa: F401 - the fixture, applied once here too
     read_yaml,
@@ -173,9 +174,9 @@ def root_sync(charts: Path) -> list[Request]:
     return [Request(a, argocd.ROOT_PROJECT, argocd.NAMESPACE) for a in applications(charts)]
 
 
-# The RBAC tests/test_guard.py holds against the policies, by the app that makes it.
+# The RBAC tests/test_guard.py holds against the policies, by the app that makes it (the
+# dashboard's login binding is read from its chart: app_objects).
 REAL_RBAC = {
-    "kubernetes-dashboard": [DASHBOARD_ADMIN],
     "vault": [VAULT_AUTH],
     "kube-prometheus-stack": [PROMETHEUS_OPERATOR],
     "api": [APP_ROLE],
@@ -237,6 +238,8 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
         if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition" or kind.endswith("Configuration")
     ]
     objects += REAL_RBAC.get(name, []) + real_roles(app)
+    if name == "kubernetes-dashboard":
+        objects += dashboard_login(charts)
     if "deployment" in values:
         objects.append(workload(app, charts))
     if "ingress" in values:

@@ -161,7 +161,8 @@ def test_the_roots_deployer_cannot_either(root, request_):
 
 def test_the_apps_deployer_binds_only_the_roles_the_setting_pairs(apps, stack):
     """`bind` by name (resourceNames) on the roles allowedAdminBindings pairs: the dashboard's
-    cluster-admin and Vault's system:auth-delegator (Pulumi.pi5.yaml), and on nothing else."""
+    `view` and Vault's system:auth-delegator (Pulumi.pi5.yaml), and on nothing else: no pair names
+    cluster-admin, so no identity that applies Git's content can make a binding to it."""
     binds = [r for rules in apps.values() for r in rules if "bind" in r.get("verbs", []) or "*" in r.get("verbs", [])]
     binds = [r for r in binds if RBAC in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])]
     assert binds == [
@@ -169,9 +170,10 @@ def test_the_apps_deployer_binds_only_the_roles_the_setting_pairs(apps, stack):
             "apiGroups": [RBAC],
             "resources": ["clusterroles"],
             "verbs": ["bind"],
-            "resourceNames": ["cluster-admin", "system:auth-delegator"],
+            "resourceNames": ["system:auth-delegator", "view"],
         }
     ]
+    assert not any(holds(rules, RBAC, "clusterroles", "bind", "cluster-admin") for rules in apps.values())
 
 
 def test_without_admin_bindings_the_apps_deployer_binds_nothing(fresh):
@@ -333,7 +335,6 @@ def test_the_apps_deployer_applies_what_the_charts_render_and_creates_the_namesp
         ("", "configmaps"),
         ("", "secrets"),
         ("", "serviceaccounts"),
-        ("networking.k8s.io", "ingresses"),
         ("gateway.networking.k8s.io", "httproutes"),
         ("gateway.networking.k8s.io", "grpcroutes"),
         ("keda.sh", "scaledobjects"),
@@ -346,6 +347,10 @@ def test_the_apps_deployer_applies_what_the_charts_render_and_creates_the_namesp
     ]:
         for verb in ("get", "create", "patch", "delete"):
             assert holds(rules, group, resource, verb), (group, resource, verb)
+    # No Ingress: no controller serves one, and an app's would be a second edge (attack 62).
+    assert holds(rules, "networking.k8s.io", "ingresses", "list")
+    assert not holds(rules, "networking.k8s.io", "ingresses", "create")
+    assert not holds(rules, "networking.k8s.io", "ingresses", "patch")
     # CreateNamespace=true applies the Namespace as the deployer (argo-cd v3.4.4 controller/sync.go:
     # the namespace modifier runs in the impersonated sync); managedNamespaceMetadata patches it.
     for verb in ("get", "create", "patch"):

@@ -192,9 +192,10 @@ def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict:
     return {"apiGroups": groups, "resources": resources, "verbs": verbs}
 
 
-# What the real apps install (charts at 7b7f06e): kubernetes-dashboard's admin-user login, Vault's
-# Kubernetes auth (chart 0.30.1), and kube-prometheus-stack's operator (`*` verbs on its own kinds).
-DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-binding", "cluster-admin")
+# What the real apps install (charts at 7b7f06e, patched): kubernetes-dashboard's admin-user login
+# (`view`, docs/migration/charts-7b7f06e.view.patch), Vault's Kubernetes auth (chart 0.30.1), and
+# kube-prometheus-stack's operator (`*` verbs on its own kinds).
+DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-view", "view")
 VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator")
 PROMETHEUS_OPERATOR = role(
     "ClusterRole",
@@ -231,12 +232,14 @@ def test_a_listed_binding_re_pointed_at_another_admin_role_is_refused(policies):
     cluster-admin (issue 24, walk-around 5)."""
     verdict = admit(policies, binding("ClusterRoleBinding", "vault-server-binding", "cluster-admin"))
     assert not verdict.allowed and "pairs that binding with that role" in verdict.message
-    assert not admit(policies, binding("ClusterRoleBinding", "admin-user-binding", "system:auth-delegator")).allowed
+    assert not admit(policies, binding("ClusterRoleBinding", "admin-user-view", "system:auth-delegator")).allowed
+    # A role a pair names is pinned to its binding too: `view` under another name is refused.
+    assert not admit(policies, binding("ClusterRoleBinding", "api-reads-everything", "view")).allowed
 
 
 def test_a_stack_that_lists_no_admin_binding_gets_none(fresh):
     policies = denying_policies(fresh)
-    for obj in (DASHBOARD_ADMIN, VAULT_AUTH):
+    for obj in (binding("ClusterRoleBinding", "admin-user-binding", "cluster-admin"), VAULT_AUTH):
         assert not admit(policies, obj).allowed, obj["metadata"]["name"]
     assert admit(policies, APP_ROLE).allowed
 
@@ -244,7 +247,7 @@ def test_a_stack_that_lists_no_admin_binding_gets_none(fresh):
 REFUSED_BINDINGS = [
     binding("ClusterRoleBinding", "backdoor", "cluster-admin"),
     binding("RoleBinding", "ns-admin", "admin", namespace="api"),
-    binding("RoleBinding", "admin-user-binding", "cluster-admin", namespace="api"),  # not the listed one
+    binding("RoleBinding", "admin-user-view", "cluster-admin", namespace="api"),  # not the listed one
     binding("ClusterRoleBinding", "nodes", "system:node"),
     binding("ClusterRoleBinding", "be-argocd", "argocd-application-controller"),
     binding("ClusterRoleBinding", "be-local-path", "local-path-provisioner-role"),
@@ -438,7 +441,7 @@ def test_the_apps_deployer_writes_no_platform_object_by_name(policies, kind, nam
     (deleting applications.argoproj.io deletes every Application)."""
     obj = cluster_object(kind, name)
     if kind == "ClusterRoleBinding":
-        obj = binding(kind, name, "view")
+        obj = binding(kind, name, "api-reader")
     for operation in ("CREATE", "DELETE"):  # an UPDATE goes the same way as a CREATE
         verdict = admit(policies, obj, operation=operation)
         assert not verdict.allowed and "own it" in verdict.message, (name, operation)
@@ -483,3 +486,24 @@ def test_no_application_writes_endpoints_by_hand(policies, kind):
         verdict = admit(policies, obj, user=user)
         assert not verdict.allowed and "endpoints" in verdict.message, user
     assert admit(policies, obj, user=OPERATOR).allowed
+
+
+def test_no_application_writes_a_long_lived_service_account_token(policies):
+    """A token Secret names any ServiceAccount of its namespace (a listed pair's subject, a chart's
+    webhook patcher): the token controller fills it with a token that never expires (attacks 61, 68)."""
+    token = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": "forever",
+            "namespace": "kubernetes-dashboard",
+            "annotations": {"kubernetes.io/service-account.name": "admin-user"},
+        },
+        "type": "kubernetes.io/service-account-token",
+    }
+    verdict = admit(policies, token)
+    assert not verdict.allowed and "service-account-token" in verdict.message
+    assert admit(policies, token, user=OPERATOR).allowed
+    for other in ("Opaque", "kubernetes.io/tls", None):
+        secret = {k: v for k, v in token.items() if k != "type"} | ({"type": other} if other else {})
+        assert admit(policies, secret).allowed, other

@@ -56,13 +56,13 @@ REAL_APP_CLUSTER_OBJECTS = {
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", "vault-server-binding"),
         ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "vault-agent-injector-cfg"),
     ],
-    "kubernetes-dashboard": [  # kubernetes-dashboard 7.13.0 (+ its kong subchart's CRDs), admin-user.yaml
+    "kubernetes-dashboard": [  # kubernetes-dashboard 7.13.0 (+ its kong subchart's CRDs), admin-user.yaml (patched)
         ("", "Namespace", "kubernetes-dashboard"),
         ("apiextensions.k8s.io", "CustomResourceDefinition", "kongplugins.configuration.konghq.com"),
         ("apiextensions.k8s.io", "CustomResourceDefinition", "kongclusterplugins.configuration.konghq.com"),
         ("rbac.authorization.k8s.io", "ClusterRole", "kubernetes-dashboard-metrics-scraper"),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding", "kubernetes-dashboard-metrics-scraper"),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin-user-binding"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin-user-view"),
     ],
     "kube-prometheus-stack": [  # kube-prometheus-stack 75.18.1 with grafana, kube-state-metrics
         ("", "Namespace", "monitoring"),
@@ -705,6 +705,35 @@ def test_every_real_hostname_is_served_by_a_route_the_patched_charts_create(stac
         assert nested_ingresses(values) == [], app["metadata"]["name"]
     # Unpatched, nothing would attach: the charts made Ingresses only.
     assert "ingress" in read_yaml(FIXTURES / "charts", "charts/vault/values.yaml")
+
+
+def dashboard_login(charts: Path) -> list[dict]:
+    """charts/kubernetes-dashboard/templates/admin-user.yaml as Helm renders it (its labels aside):
+    the login's ServiceAccount and its ClusterRoleBinding."""
+    text = (charts / "charts/kubernetes-dashboard/templates/admin-user.yaml").read_text()
+    text = re.sub(r"\{\{-? ?/\*.*?\*/ ?-?\}\}", "", text, flags=re.DOTALL)
+    text = re.sub(r"\n *labels:\n *\{\{- include [^}]*\}\}", "", text)
+    account = read_yaml(charts, "charts/kubernetes-dashboard/values.yaml")["serviceAccount"]["name"]
+    text = text.replace("{{ .Values.serviceAccount.name }}", account)
+    text = text.replace("{{ .Release.Namespace }}", "kubernetes-dashboard")
+    assert "{{" not in text, "admin-user.yaml: a template action this reading does not know"
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_the_dashboards_login_reads_the_cluster_and_no_pair_names_cluster_admin(patched, original):
+    """A pod running as the login's ServiceAccount holds what its binding grants: `view` since the
+    patch (no Secrets, no writes), cluster-admin before it. The setting pairs the new binding with
+    `view`, and nothing with cluster-admin (attack 60)."""
+    _, binding = dashboard_login(patched["charts"])
+    assert (binding["metadata"]["name"], binding["roleRef"]["name"]) == ("admin-user-view", "view")
+    login = {"kind": "ServiceAccount", "name": "admin-user", "namespace": "kubernetes-dashboard"}
+    assert binding["subjects"] == [login]
+    _, before = dashboard_login(original["charts"])
+    assert (before["metadata"]["name"], before["roleRef"]["name"]) == ("admin-user-binding", "cluster-admin")
+    listed = yaml.safe_load((ROOT / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:allowedAdminBindings"]
+    pairs = dict(entry.split("=") for entry in listed)
+    assert pairs["ClusterRoleBinding/admin-user-view"] == "view"
+    assert "cluster-admin" not in pairs.values()
 
 
 def test_the_dashboard_route_checks_kongs_certificate_against_the_ca_made_beside_it(patched):

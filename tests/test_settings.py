@@ -47,7 +47,7 @@ def test_pi5_stack_settings_are_valid_and_typed():
     assert s.github.application_repositories == ("api", "homepage")
     assert (s.root.repository, s.root.path, s.root.revision) == ("charts", "charts/argocd", "main")
     assert s.allowed_admin_bindings == (
-        ("ClusterRoleBinding/admin-user-binding", "cluster-admin"),
+        ("ClusterRoleBinding/admin-user-view", "view"),
         ("ClusterRoleBinding/vault-server-binding", "system:auth-delegator"),
     )
     assert s.privileged_namespaces == ("monitoring",)

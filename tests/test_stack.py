@@ -242,7 +242,7 @@ REAL_APP_NAMESPACES = ["api", "homepage", "vault", "kubernetes-dashboard", "moni
 REAL_CLUSTER_OBJECTS = [
     ("apiextensions.k8s.io", "CustomResourceDefinition", "prometheuses.monitoring.coreos.com"),
     ("rbac.authorization.k8s.io", "ClusterRole", "kube-prometheus-stack-operator"),
-    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin-user-binding"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "admin-user-view"),
     ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "vault-agent-injector-cfg"),
     ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "kube-prometheus-stack-admission"),
     ("", "Namespace", "monitoring"),
@@ -333,13 +333,13 @@ def test_the_default_project_refuses_k3s_objects_and_hand_written_endpoints_in_a
         ("k3s.cattle.io", "Addon"),
         ("", "Endpoints"),
         ("discovery.k8s.io", "EndpointSlice"),
+        ("networking.k8s.io", "Ingress"),
     ]:
         assert not permits_namespaced_kind(default, group, kind), kind
     for group, kind in [
         ("apps", "Deployment"),
         ("", "Service"),
         ("", "Secret"),
-        ("networking.k8s.io", "Ingress"),
         ("gateway.networking.k8s.io", "HTTPRoute"),
         ("gateway.networking.k8s.io", "GRPCRoute"),
         ("monitoring.coreos.com", "ServiceMonitor"),
