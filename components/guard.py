@@ -14,7 +14,10 @@ be off), and refuse:
   service accounts), or a way into another identity or the node (`serviceaccounts/token`,
   `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules;
 - a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
-  `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`;
+  `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`; and in
+  a listed one, whoever creates it (a DaemonSet's controller too), a Pod with a privileged
+  container or a capability past baseline's, or one that uses the host (its network, PIDs, IPC or
+  paths) with a container that may run as root or gain privileges, or a host path mounted writable;
 - any write in the platform's namespaces, or to their Namespace objects (the deployers' namespaced
   rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
   Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
@@ -22,6 +25,13 @@ be off), and refuse:
 - a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
   hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
   the API server's included);
+- an admission webhook configuration that calls a URL rather than a Service, or sees any kind
+  but those the applications' webhooks see (Pods, for Vault's injector; kube-prometheus-stack's
+  PrometheusRules), or Pods beyond an `In` list of namespace names that holds none of the
+  platform's: a webhook sees every object it matches, Secrets too, and may rewrite any Pod,
+  `kube-system`'s (exempt from Pod Security) included. Judged for the ServiceAccounts of the
+  applications' namespaces as well, since the charts' own webhook patchers (Vault's injector,
+  kube-prometheus-stack's certificate Jobs) may update any webhook configuration;
 - a Secret of type `kubernetes.io/service-account-token`: Kubernetes fills it with a long-lived
   token of the ServiceAccount it names, any ServiceAccount of the namespace, and no chart needs one.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
@@ -107,6 +117,30 @@ CLUSTER_RESOURCES = {
 SERVICES_POLICY = "argocd-publishes-no-node-port"
 ENDPOINTS_POLICY = "argocd-writes-no-endpoints"
 TOKENS_POLICY = "argocd-writes-no-token-secret"
+HOST_PODS_POLICY = "privileged-namespaces-run-no-root-pod"
+WEBHOOKS_POLICY = "argocd-registers-no-foreign-webhook"
+# What the applications' admission webhooks may see (the organization's charts at 7b7f06e): Vault
+# 0.30.1's injector Pods, kube-prometheus-stack 75.18.1's admission PrometheusRules. Exact names:
+# no `*`, no subresource (`pods/ephemeralcontainers` would add a container to any pod).
+WEBHOOK_GROUPS = ("", "monitoring.coreos.com")
+WEBHOOK_RESOURCES = ("pods", "prometheusrules")
+# Pod Security Standards, baseline, "Capabilities": what a container may add outside `privileged`.
+BASELINE_CAPABILITIES = (
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+)
+NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label the API server sets on every Namespace
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
@@ -148,6 +182,7 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
         self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
         self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
+        self._denying_policy(f"{name}-webhooks", WEBHOOKS_POLICY, webhooks_policy(who, args.platform_namespaces))
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -158,7 +193,12 @@ class ClusterGuard(pulumi.ComponentResource):
             SERVICES_POLICY,
             ENDPOINTS_POLICY,
             TOKENS_POLICY,
+            WEBHOOKS_POLICY,
         ]
+        if args.privileged_namespaces:  # `In` takes no empty list: without one, nothing to judge
+            spec = host_pods_policy(args.privileged_namespaces)
+            self._denying_policy(f"{name}-host-pods", HOST_PODS_POLICY, spec)
+            self.policies.append(HOST_PODS_POLICY)
         self.register_outputs({"policies": self.policies})
 
     def _denying_policy(self, prefix: str, policy_name: str, spec: dict) -> None:
@@ -476,3 +516,145 @@ def tokens_policy(requesters: Sequence[str]) -> dict:
             }
         ],
     )
+
+
+def _each_container(condition: str) -> str:
+    """CEL: `condition` (on `c`) holds for every container, init and ephemeral ones too. Three
+    lists, not one: a container and an ephemeral container are types of their own to CEL."""
+    lists = ("containers", "initContainers", "ephemeralContainers")
+    return " && ".join(f"(!has(object.spec.{x}) || object.spec.{x}.all(c, {condition}))" for x in lists)
+
+
+def _context(field_name: str) -> str:
+    return f"has(c.securityContext) && has(c.securityContext.{field_name})"
+
+
+HOST_PATH_VOLUMES = "has(object.spec.volumes) ? object.spec.volumes.filter(v, has(v.hostPath)).map(v, v.name) : []"
+
+
+def _host_pod_conditions() -> tuple[str, str, str]:
+    """CEL on a Pod: (it uses the host, every container is unprivileged, every container is held)."""
+    pod = "object.spec"
+    uses_host = (
+        f"(has({pod}.hostNetwork) && {pod}.hostNetwork) || (has({pod}.hostPID) && {pod}.hostPID)"
+        f" || (has({pod}.hostIPC) && {pod}.hostIPC) || size(variables.hostPaths) > 0"
+    )
+    pod_context = f"has({pod}.securityContext)"
+    # The container's own field, else the pod's.
+    user = (
+        f"({_context('runAsUser')} ? c.securityContext.runAsUser != 0 : "
+        f"{pod_context} && has({pod}.securityContext.runAsUser) ? {pod}.securityContext.runAsUser != 0 : "
+        f"{_context('runAsNonRoot')} ? c.securityContext.runAsNonRoot : "
+        f"{pod_context} && has({pod}.securityContext.runAsNonRoot) && {pod}.securityContext.runAsNonRoot)"
+    )
+    held = (
+        f"{user} && {_context('allowPrivilegeEscalation')} && !c.securityContext.allowPrivilegeEscalation"
+        " && (!has(c.volumeMounts) || c.volumeMounts.all(m, !(m.name in variables.hostPaths)"
+        " || (has(m.readOnly) && m.readOnly)))"
+    )
+    unprivileged = (
+        f"!({_context('privileged')} && c.securityContext.privileged) && !({_context('capabilities')}"
+        " && has(c.securityContext.capabilities.add)"
+        f" && c.securityContext.capabilities.add.exists(a, !(a in {cel_list(BASELINE_CAPABILITIES)})))"
+    )
+    return uses_host, _each_container(unprivileged), _each_container(held)
+
+
+def host_pods_policy(privileged_namespaces: Sequence[str]) -> dict:
+    """Pods in the namespaces the `privilegedNamespaces` setting lists, whoever creates them (the
+    DaemonSet controller makes a DaemonSet's pods: a policy on the deployers' requests would not
+    see them). Pod Security enforces nothing there, so this holds what the listed namespace is for,
+    a node exporter that reads the host, and no more: no container privileged or adding a
+    capability past baseline's; and in a pod that uses the host's network, PIDs, IPC or paths, every
+    container runs as a user other than root (runAsUser, else runAsNonRoot: the kubelet starts a
+    root image under it never) with `allowPrivilegeEscalation: false` (no setuid binary or file
+    capability raises it), and mounts every host path read-only."""
+    uses_host, unprivileged, held = _host_pod_conditions()
+    where = "' in namespace ' + request.namespace"
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [""],
+                    "apiVersions": ["*"],
+                    "operations": ["CREATE", "UPDATE"],
+                    # An ephemeral container comes through its own subresource.
+                    "resources": ["pods", "pods/ephemeralcontainers"],
+                }
+            ],
+            "namespaceSelector": {
+                "matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": sorted(privileged_namespaces)}]
+            },
+        },
+        "variables": [
+            {"name": "hostPaths", "expression": HOST_PATH_VOLUMES},
+            {"name": "usesHost", "expression": uses_host},
+        ],
+        "validations": [
+            {
+                "expression": unprivileged,
+                "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' has a privileged container "
+                "or adds a capability past baseline: a privileged namespace is for reading the host, nothing more'",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": f"!variables.usesHost || ({held})",
+                "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' uses the host with a "
+                "container that may run as root or gain privileges (runAsNonRoot or a runAsUser other than 0, and "
+                "allowPrivilegeEscalation: false, are needed), or mounts a host path writable'",
+                "reason": "Forbidden",
+            },
+        ],
+    }
+
+
+def app_service_account(platform_namespaces: Sequence[str]) -> str:
+    """CEL: the request is a ServiceAccount's of a namespace that is not the platform's (its group
+    `system:serviceaccounts:<namespace>`, which the API server adds to every ServiceAccount's token)."""
+    prefix = "system:serviceaccounts:"
+    platform = in_namespaces("g", [prefix + n for n in platform_namespaces])
+    return (
+        f"request.userInfo.groups.exists(g, g.startsWith({json.dumps(prefix)}))"
+        f" && !request.userInfo.groups.exists(g, {platform})"
+    )
+
+
+def webhooks_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
+    """Mutating and validating webhook configurations written by Git's identities, or by a
+    ServiceAccount of an application's namespace (a chart's webhook patcher, or a pod running as
+    one): each webhook calls a Service (a URL may be anywhere), matches only WEBHOOK_RESOURCES in
+    WEBHOOK_GROUPS by exact name, and one that matches Pods selects namespaces by an `In` list of
+    names holding none of the platform's (`namespaceSelector`: terms are ANDed, so that list bounds
+    what it sees). The deployer's `create` cannot be narrowed by name (RBAC has no name at create)."""
+    rule_ok = (
+        f"r.apiGroups.all(g, g in {cel_list(WEBHOOK_GROUPS)}) && r.resources.all(x, x in {cel_list(WEBHOOK_RESOURCES)})"
+    )
+    bounded = (
+        "has(w.namespaceSelector) && has(w.namespaceSelector.matchExpressions)"
+        " && w.namespaceSelector.matchExpressions.exists(e, e.key == "
+        f"{json.dumps(NAMESPACE_NAME)} && e.operator == 'In' && has(e.values)"
+        f" && e.values.all(n, !{in_namespaces('n', platform_namespaces)}))"
+    )
+    webhook_ok = (
+        "has(w.clientConfig.service) && !has(w.clientConfig.url)"
+        f" && w.rules.all(r, {rule_ok}) && (!w.rules.exists(r, 'pods' in r.resources) || {bounded})"
+    )
+    spec = _spec(
+        requesters,
+        ["mutatingwebhookconfigurations", "validatingwebhookconfigurations"],
+        group="admissionregistration.k8s.io",
+        variables=[],
+        validations=[
+            {
+                "expression": f"!has(object.webhooks) || object.webhooks.all(w, has(w.rules) && {webhook_ok})",
+                "messageExpression": "request.kind.kind + ' ' + object.metadata.name + ': an application webhook "
+                f"calls a Service in the cluster, sees only {', '.join(WEBHOOK_RESOURCES)} by name, and Pods only of "
+                "the namespaces an In list on kubernetes.io/metadata.name names, none of the platform'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
+    condition = spec["matchConditions"][0]
+    condition["expression"] = f"{condition['expression']} || ({app_service_account(platform_namespaces)})"
+    return spec

@@ -543,6 +543,44 @@ def admission_refusal(c: Cluster, request: Request) -> str | None:
         verdict = judge(spec, admission, body, old)
         if not verdict.allowed:
             return verdict.message
+    return controlled_pod_refusal(c, request)
+
+
+# Who creates a workload's pods: the controller-manager's controllers (a Deployment's through its
+# ReplicaSet, a CronJob's through its Job), each as its own ServiceAccount in kube-system.
+POD_CREATORS = {
+    "Deployment": "replicaset-controller",
+    "ReplicaSet": "replicaset-controller",
+    "DaemonSet": "daemon-set-controller",
+    "StatefulSet": "statefulset-controller",
+    "Job": "job-controller",
+    "CronJob": "job-controller",
+}
+
+
+def controlled_pod_refusal(c: Cluster, request: Request) -> str | None:
+    """The policies on the Pods a workload's controller creates (a policy may judge Pods whoever
+    makes them, as Pod Security does): the workload is stored, its pods are refused."""
+    template = chart_checks.pod_template(request.obj)
+    creator = POD_CREATORS.get(request.obj["kind"])
+    if template is None or creator is None:
+        return None
+    user = f"system:serviceaccount:kube-system:{creator}"
+    name = f"{request.obj['metadata']['name']}-pod"
+    admission = {
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "namespace": request.namespace,
+        "name": name,
+        "operation": "CREATE",
+        "userInfo": {"username": user, "groups": groups_of(user)},
+    }
+    metadata = {**(template.get("metadata") or {}), "name": name, "namespace": request.namespace}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": template.get("spec") or {}}
+    for spec in (spec for spec in c.policies if matches(spec, admission)):
+        verdict = judge(spec, admission, pod)
+        if not verdict.allowed:
+            return f"{request.obj['kind']} {request.obj['metadata']['name']}'s pods: {verdict.message}"
     return None
 
 

@@ -27,8 +27,10 @@ from test_migration import (
     applied_namespace,
     dashboard_login,
     namespace_labels,
+    node_exporter,
     patched,  # noqa: F401 - the fixture, applied once here too
     read_yaml,
+    webhook_configurations,
 )
 
 from components import argocd, versions
@@ -235,11 +237,15 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
     objects += [
         cluster_object(group, kind, object_name)
         for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
-        if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition" or kind.endswith("Configuration")
+        if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition"
     ]
+    webhooks = webhook_configurations(charts)
+    objects += [webhooks[(k, n)] for _, k, n in REAL_APP_CLUSTER_OBJECTS[name] if k.endswith("Configuration")]
     objects += REAL_RBAC.get(name, []) + real_roles(app)
     if name == "kubernetes-dashboard":
         objects += dashboard_login(charts)
+    if name == "kube-prometheus-stack":
+        objects.append(node_exporter(charts))
     if "deployment" in values:
         objects.append(workload(app, charts))
     if "ingress" in values:
@@ -284,12 +290,18 @@ def test_every_object_the_real_charts_apply_is_admitted(pi5, patched):  # noqa: 
     syncs = real_syncs(patched["charts"])
     assert set(syncs) == {"root", "api", "homepage", "vault", "kubernetes-dashboard", "kube-prometheus-stack"}
     kinds = {r.obj["kind"] for sync in syncs.values() for r in sync}
-    assert {"Application", "Namespace", "Deployment", "ClusterRoleBinding"} <= kinds
+    assert {"Application", "Namespace", "Deployment", "DaemonSet", "ClusterRoleBinding"} <= kinds
     # What the Gateway's and scale to zero's patches make of the apps' values.
     assert {"HTTPRoute", "GRPCRoute", "BackendTLSPolicy", "PodMonitor", "InterceptorRoute", "ScaledObject"} <= kinds
     assert sum(len(s) for s in syncs.values()) >= 30
     for name, requests in syncs.items():
         assert verdict(pi5, requests) is None, f"{name}: {verdict(pi5, requests)}"
+    # Without the org's patch, the node exporter may gain privileges, and Vault's injector sees
+    # every namespace's pods: the guard refuses both.
+    exporter = Request(node_exporter(FIXTURES / "charts"), argocd.APPS_PROJECT, "monitoring")
+    injector = webhook_configurations(FIXTURES / "charts")[("MutatingWebhookConfiguration", "vault-agent-injector-cfg")]
+    for unpatched in (exporter, Request(injector, argocd.APPS_PROJECT, "vault")):
+        assert verdict(pi5, [unpatched]).layer == "admission", unpatched.obj["kind"]
     # Unpatched, the root applied what Pulumi owns now: the same layers refuse it.
     refusal = verdict(pi5, root_sync(FIXTURES / "charts"))
     assert refusal is not None and refusal.layer == "project", refusal

@@ -21,7 +21,9 @@ from celpy import celparser
 from conftest import ROOT
 
 from components import deployers
-from components.guard import ARGOCD_CONTROLLER, REQUESTERS
+from components.guard import ARGOCD_CONTROLLER, BASELINE_CAPABILITIES, HOST_PODS_POLICY, NAMESPACE_NAME, REQUESTERS
+from spitikos import chart_checks
+from spitikos.chart_checks import selects
 
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
@@ -37,7 +39,9 @@ PLURAL |= {"Endpoints": "endpoints", "EndpointSlice": "endpointslices"}
 GROUP |= {"Endpoints": "", "EndpointSlice": "discovery.k8s.io"}
 PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
-PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
+PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations", "Pod": "pods"}
+PLURAL |= {"MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}
+GROUP |= {"Pod": "", "MutatingWebhookConfiguration": "admissionregistration.k8s.io"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
 ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
@@ -104,12 +108,18 @@ class Verdict:
 
 
 def matches(spec: dict, request: dict) -> bool:
-    resource = request["resource"]
+    """matchConstraints: a resource rule, and for a namespaced request the namespaceSelector, on the
+    label the API server gives every Namespace (`kubernetes.io/metadata.name`; the policies select
+    by it alone)."""
+    resource, constraints = request["resource"], spec["matchConstraints"]
+    selector = constraints.get("namespaceSelector")
+    if selector and request["namespace"] and not selects(selector, {NAMESPACE_NAME: request["namespace"]}):
+        return False
     return any(
         (resource["group"] in rule["apiGroups"] or "*" in rule["apiGroups"])
         and (resource["resource"] in rule["resources"] or "*" in rule["resources"])
         and request["operation"] in rule["operations"]
-        for rule in spec["matchConstraints"]["resourceRules"]
+        for rule in constraints["resourceRules"]
     )
 
 
@@ -152,6 +162,15 @@ def denying_policies(recording) -> list[dict]:
     return list(specs.values())
 
 
+def groups_of(user: str) -> list[str]:
+    """The groups the API server gives a ServiceAccount's token (`system:serviceaccounts` and
+    `system:serviceaccounts:<namespace>`); a person's here: k3s's admin, `system:masters`."""
+    parts = user.split(":")
+    if parts[:2] == ["system", "serviceaccount"]:
+        return ["system:serviceaccounts", f"system:serviceaccounts:{parts[2]}", "system:authenticated"]
+    return ["system:masters", "system:authenticated"]
+
+
 def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREATE") -> Verdict:
     kind = obj["kind"]
     namespace = obj["metadata"].get("namespace", "")
@@ -161,7 +180,7 @@ def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREA
         "namespace": namespace,
         "name": obj["metadata"]["name"],
         "operation": operation,
-        "userInfo": {"username": user, "groups": ["system:serviceaccounts"]},
+        "userInfo": {"username": user, "groups": groups_of(user)},
     }
     for spec in policies:
         # A DELETE carries no object (`object` is null): a policy that read it would err, and refuse.
@@ -193,7 +212,7 @@ def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict:
 
 
 # What the real apps install (charts at 7b7f06e, patched): kubernetes-dashboard's admin-user login
-# (`view`, docs/migration/charts-7b7f06e.view.patch), Vault's Kubernetes auth (chart 0.30.1), and
+# (`view`, docs/migration/charts-7b7f06e.guard.patch), Vault's Kubernetes auth (chart 0.30.1), and
 # kube-prometheus-stack's operator (`*` verbs on its own kinds).
 DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-view", "view")
 VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator")
@@ -507,3 +526,104 @@ def test_no_application_writes_a_long_lived_service_account_token(policies):
     for other in ("Opaque", "kubernetes.io/tls", None):
         secret = {k: v for k, v in token.items() if k != "type"} | ({"type": other} if other else {})
         assert admit(policies, secret).allowed, other
+
+
+DAEMON_SETS = "system:serviceaccount:kube-system:daemon-set-controller"
+
+
+def host_reader(namespace: str = "monitoring", **container_context) -> dict:
+    """A pod shaped like prometheus-node-exporter 4.47.3's with the org's patched values: the host's
+    network and PIDs, `/` read-only, as nobody, no privilege escalation."""
+    context = {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True} | container_context
+    mount = {"name": "root", "mountPath": "/host/root", "readOnly": True}
+    container = {"name": "exporter", "image": "exporter", "securityContext": context, "volumeMounts": [mount]}
+    spec = {
+        "hostNetwork": True,
+        "hostPID": True,
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 65534},
+        "containers": [container],
+        "volumes": [{"name": "root", "hostPath": {"path": "/"}}],
+    }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "exporter", "namespace": namespace}, "spec": spec}
+
+
+def test_a_listed_privileged_namespace_runs_host_readers_and_nothing_more(policies, stack, fresh):
+    """Pod Security enforces nothing in `monitoring` (the node exporter's): the guard judges every
+    Pod made there, by whoever (the DaemonSet controller here), and admits host access only read-only,
+    as a user other than root that cannot gain privileges, with nothing privileged (attacks 53, 69)."""
+    assert admit(policies, host_reader(), user=DAEMON_SETS).allowed
+    refused = {
+        "root": host_reader(runAsUser=0),
+        "may escalate": host_reader(allowPrivilegeEscalation=True),
+        "privileged": host_reader(privileged=True),
+        "SYS_ADMIN": host_reader(capabilities={"add": ["SYS_ADMIN"]}),
+    }
+    writable = host_reader()
+    writable["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = False
+    refused["writable /"] = writable
+    for why, pod in refused.items():
+        verdict = admit(policies, pod, user=DAEMON_SETS)
+        assert not verdict.allowed and "monitoring" in verdict.message, why
+    # Without host access, Pod Security's baseline rules on privilege alone: its own user is the pod's.
+    plain = host_reader(allowPrivilegeEscalation=True, runAsUser=0)
+    plain["spec"] = {"containers": plain["spec"]["containers"]}
+    del plain["spec"]["containers"][0]["volumeMounts"]
+    assert admit(policies, plain, user=DAEMON_SETS).allowed
+    # Elsewhere Pod Security judges (baseline refuses host access whoever runs it); a stack that
+    # lists no privileged namespace has no such policy.
+    assert admit(policies, host_reader("api", runAsUser=0), user=DAEMON_SETS).allowed
+    assert HOST_PODS_POLICY not in {p.values["metadata"]["name"] for p in fresh.of_type(POLICY)}
+    assert HOST_PODS_POLICY in {p.values["metadata"]["name"] for p in stack.of_type(POLICY)}
+
+
+def test_the_guard_knows_pod_securitys_baseline_capabilities():
+    assert set(BASELINE_CAPABILITIES) == chart_checks.BASELINE_CAPABILITIES
+
+
+def injector_webhook(**changes) -> dict:
+    """Vault 0.30.1's injector webhook with the org's patched values: Pods of `api` alone."""
+    selector = {"matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": ["api"]}]}
+    webhook = {
+        "name": "vault.hashicorp.com",
+        "clientConfig": {"service": {"name": "vault-agent-injector-svc", "namespace": "vault", "path": "/mutate"}},
+        "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
+        "namespaceSelector": selector,
+    } | changes
+    kind = "MutatingWebhookConfiguration"
+    meta = {"name": "vault-agent-injector-cfg"}
+    return {"apiVersion": "admissionregistration.k8s.io/v1", "kind": kind, "metadata": meta, "webhooks": [webhook]}
+
+
+def test_an_applications_webhook_sees_only_its_kinds_and_pods_of_the_namespaces_it_lists(policies):
+    """RBAC cannot narrow `create` by name, and a webhook sees every object it matches: an app's
+    webhook calls a Service, on Pods or PrometheusRules by name, Pods only of the namespaces an `In`
+    list names, none of the platform's (attacks 26, 70, 71). Judged for the deployer and for the
+    charts' own webhook patchers (Vault's injector patches its caBundle, and may patch any)."""
+    assert admit(policies, injector_webhook()).allowed
+    rule = {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"]}
+    refused = {
+        "a URL": injector_webhook(clientConfig={"url": "https://example.org/mutate"}),
+        "Secrets": injector_webhook(rules=[rule | {"resources": ["secrets"]}]),
+        "every kind": injector_webhook(rules=[rule | {"apiGroups": ["*"], "resources": ["*"]}]),
+        "a subresource": injector_webhook(rules=[rule | {"resources": ["pods/ephemeralcontainers"]}]),
+        "every namespace": injector_webhook(namespaceSelector={}),
+        "argocd": injector_webhook(
+            namespaceSelector={
+                "matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": ["api", "argocd"]}]
+            }
+        ),
+        "kube-system": injector_webhook(
+            namespaceSelector={
+                "matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": ["kube-system"]}]
+            }
+        ),
+    }
+    injector = "system:serviceaccount:vault:vault-agent-injector"
+    for why, obj in refused.items():
+        verdict = admit(policies, obj, operation="UPDATE")
+        assert not verdict.allowed and "none of the platform" in verdict.message, why
+    assert not admit(policies, refused["every namespace"], user=injector, operation="UPDATE").allowed
+    assert admit(policies, injector_webhook(), user=injector, operation="UPDATE").allowed
+    # The platform's own controllers and the operators are not judged.
+    for user in ("system:serviceaccount:keda:keda-operator", OPERATOR):
+        assert admit(policies, refused["every namespace"], user=user).allowed, user

@@ -707,6 +707,92 @@ def test_every_real_hostname_is_served_by_a_route_the_patched_charts_create(stac
     assert "ingress" in read_yaml(FIXTURES / "charts", "charts/vault/values.yaml")
 
 
+# prometheus-node-exporter 4.47.3 (kube-prometheus-stack 75.18.1's dependency), values.yaml: the
+# pod's and the container's securityContext defaults; Helm merges the org's values over them.
+NODE_EXPORTER_POD_CONTEXT = {"fsGroup": 65534, "runAsGroup": 65534, "runAsNonRoot": True, "runAsUser": 65534}
+NODE_EXPORTER_CONTAINER_CONTEXT = {"readOnlyRootFilesystem": True}
+
+
+def node_exporter(charts: Path) -> dict:
+    """The node exporter's DaemonSet as prometheus-node-exporter 4.47.3's templates/daemonset.yaml
+    makes it of the org's values (kubeRBACProxy off, hostRootFsMount on: the chart's defaults), in
+    the fields the Pod Security levels and the guard read."""
+    values = read_yaml(charts, "charts/kube-prometheus-stack/values.yaml")["kube-prometheus-stack"]
+    own = values.get("prometheus-node-exporter") or {}
+    pod_context = NODE_EXPORTER_POD_CONTEXT | (own.get("securityContext") or {})
+    container_context = NODE_EXPORTER_CONTAINER_CONTEXT | (own.get("containerSecurityContext") or {})
+    labels = {"app.kubernetes.io/name": "prometheus-node-exporter"}
+    mounts = [
+        {"name": "proc", "mountPath": "/host/proc", "readOnly": True},
+        {"name": "sys", "mountPath": "/host/sys", "readOnly": True},
+        {"name": "root", "mountPath": "/host/root", "mountPropagation": "HostToContainer", "readOnly": True},
+    ]
+    container = {
+        "name": "node-exporter",
+        "image": "quay.io/prometheus/node-exporter:v1.9.1",
+        "securityContext": container_context,
+        "ports": [{"name": "http-metrics", "containerPort": 9100, "protocol": "TCP"}],
+        "volumeMounts": mounts,
+    }
+    volumes = [{"name": n, "hostPath": {"path": p}} for n, p in (("proc", "/proc"), ("sys", "/sys"), ("root", "/"))]
+    spec = {
+        "automountServiceAccountToken": False,
+        "securityContext": pod_context,
+        "serviceAccountName": "kube-prometheus-stack-prometheus-node-exporter",
+        "containers": [container],
+        "hostNetwork": True,
+        "hostPID": True,
+        "hostIPC": False,
+        "volumes": volumes,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "kube-prometheus-stack-prometheus-node-exporter", "namespace": "monitoring"},
+        "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": spec}},
+    }
+
+
+def webhook_configurations(charts: Path) -> dict[tuple[str, str], dict]:
+    """The apps' admission webhook configurations, by (kind, name), as their charts render them of
+    the org's values: vault 0.30.1's templates/injector-mutating-webhook.yaml (its namespaceSelector
+    from the values), and kube-prometheus-stack 75.18.1's admission-webhooks/
+    mutatingWebhookConfiguration.yaml and validatingWebhookConfiguration.yaml (patch Jobs on: the
+    failure policy `Ignore`; the operator's Service), each in the fields the guard reads."""
+    injector = read_yaml(charts, "charts/vault/values.yaml")["vault"]["injector"]
+    vault = {
+        "name": "vault.hashicorp.com",
+        "sideEffects": "None",
+        "admissionReviewVersions": ["v1beta1", "v1"],
+        "clientConfig": {"service": {"name": "vault-agent-injector-svc", "namespace": "vault", "path": "/mutate"}},
+        "rules": [
+            {"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+        ],
+        "failurePolicy": "Ignore",
+    }
+    if injector.get("namespaceSelector"):
+        vault["namespaceSelector"] = injector["namespaceSelector"]
+    configurations = {("MutatingWebhookConfiguration", "vault-agent-injector-cfg"): [vault]}
+    for kind, verb in (("MutatingWebhookConfiguration", "mutate"), ("ValidatingWebhookConfiguration", "validate")):
+        service = {"namespace": "monitoring", "name": "kube-prometheus-stack-operator"}
+        rule = {"apiGroups": ["monitoring.coreos.com"], "apiVersions": ["*"], "resources": ["prometheusrules"]}
+        webhook = {
+            "name": "prometheusrulemutate.monitoring.coreos.com",
+            "failurePolicy": "Ignore",
+            "rules": [rule | {"operations": ["CREATE", "UPDATE"]}],
+            "clientConfig": {"service": service | {"path": f"/admission-prometheusrules/{verb}"}},
+            "timeoutSeconds": 10,
+            "admissionReviewVersions": ["v1", "v1beta1"],
+            "sideEffects": "None",
+        }
+        configurations[(kind, "kube-prometheus-stack-admission")] = [webhook]
+    return {
+        key: {"apiVersion": "admissionregistration.k8s.io/v1", "kind": key[0], "metadata": {"name": key[1]}}
+        | {"webhooks": webhooks}
+        for key, webhooks in configurations.items()
+    }
+
+
 def dashboard_login(charts: Path) -> list[dict]:
     """charts/kubernetes-dashboard/templates/admin-user.yaml as Helm renders it (its labels aside):
     the login's ServiceAccount and its ClusterRoleBinding."""
