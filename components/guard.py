@@ -574,14 +574,17 @@ def host_pods_policy(privileged_namespaces: Sequence[str]) -> dict:
     return {
         "failurePolicy": "Fail",
         "matchConstraints": {
+            # A Pod's security context is fixed at its creation; an ephemeral container comes later,
+            # through its own subresource. No other update is judged (a finalizer or a label on a
+            # pod made before the policy, its deletion included, stays possible).
             "resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["*"], "operations": ["CREATE"], "resources": ["pods"]},
                 {
                     "apiGroups": [""],
                     "apiVersions": ["*"],
-                    "operations": ["CREATE", "UPDATE"],
-                    # An ephemeral container comes through its own subresource.
-                    "resources": ["pods", "pods/ephemeralcontainers"],
-                }
+                    "operations": ["UPDATE"],
+                    "resources": ["pods/ephemeralcontainers"],
+                },
             ],
             "namespaceSelector": {
                 "matchExpressions": [{"key": NAMESPACE_NAME, "operator": "In", "values": sorted(privileged_namespaces)}]
