@@ -230,11 +230,13 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
     """What one app's sync applies, as far as the vendored files show it."""
     name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
     values = read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml") or {}
+    # The namespace exists (Pulumi makes every application namespace, components/deployers.py):
+    # `CreateNamespace=true` only reads it, and `managedNamespaceMetadata` patches its labels.
     objects = [applied_namespace(app)] if "managedNamespaceMetadata" in app["spec"]["syncPolicy"] else []
     objects += [
         cluster_object(group, kind, object_name)
         for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
-        if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition" or kind.endswith("Configuration")
+        if kind == "CustomResourceDefinition" or kind.endswith("Configuration")
     ]
     objects += REAL_RBAC.get(name, []) + real_roles(app)
     if "deployment" in values:
@@ -272,7 +274,8 @@ def real_syncs(charts: Path) -> dict[str, list[Request]]:
     for app in applications(charts):
         namespace = app["spec"]["destination"]["namespace"]
         syncs[app["metadata"]["name"]] = [
-            Request(o, app["spec"]["project"], namespace) for o in app_objects(app, charts)
+            Request(o, app["spec"]["project"], namespace, "UPDATE" if o["kind"] == "Namespace" else "CREATE")
+            for o in app_objects(app, charts)
         ]
     return syncs
 
@@ -290,6 +293,26 @@ def test_every_object_the_real_charts_apply_is_admitted(pi5, patched):  # noqa: 
     # Unpatched, the root applied what Pulumi owns now: the same layers refuse it.
     refusal = verdict(pi5, root_sync(FIXTURES / "charts"))
     assert refusal is not None and refusal.layer == "project", refusal
+
+
+def test_each_real_application_is_applied_as_the_deployer_of_its_own_namespace(pi5, patched):  # noqa: F811
+    """pi5's `appNamespaces` are the real root chart's destinations, no more; each Application is
+    applied as its namespace's deployer (Argo CD: the first destinationServiceAccounts entry
+    matching the Application's destination), which reaches the cluster exactly when its charts
+    install cluster-scoped objects besides their Namespace."""
+    apps = applications(patched["charts"])
+    listed = yaml.safe_load((CORPUS.parent.parent / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:appNamespaces"]
+    reach = dict(entry.partition("=")[::2] for entry in listed)
+    assert set(reach) == {a["spec"]["destination"]["namespace"] for a in apps}
+    for app in apps:
+        namespace = app["spec"]["destination"]["namespace"]
+        assert (
+            pi5.identity(app["spec"]["project"], namespace)
+            == f"system:serviceaccount:argocd:argocd-deploys-{namespace}"
+        )
+        cluster_wide = [k for _, k, _ in REAL_APP_CLUSTER_OBJECTS[app["metadata"]["name"]] if k != "Namespace"]
+        assert bool(reach[namespace]) == bool(cluster_wide), namespace
+    assert pi5.identity(argocd.APPS_PROJECT, "newapp") is None, "an unlisted destination has no identity"
 
 
 # --- the model's own semantics, on small cases ------------------------------------------------

@@ -39,8 +39,15 @@ PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
 PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
-APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
+APPS_DEPLOYER = deployers.username(deployers.app_deployer("api"))
 ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
+# Every identity that applies Git's content on pi5: the root's deployer, each application
+# namespace's (Pulumi.pi5.yaml appNamespaces) and the controller.
+APP_DEPLOYERS = [
+    deployers.username(deployers.app_deployer(ns))
+    for ns in ("api", "homepage", "vault", "kubernetes-dashboard", "monitoring")
+]
+JUDGED = [ROOT_DEPLOYER, *APP_DEPLOYERS, ARGOCD_CONTROLLER]
 
 # celpy analyses the CEL grammar into its LALR parser in every session (0.2 s of CPU). Lark can keep
 # that analysis in a file, which it checks against the grammar, the options and its own version:
@@ -220,10 +227,14 @@ def test_argocd_may_create_what_the_real_apps_install(policies, obj):
 def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller(policies):
     """With sync impersonation the API server sees the deployer, not the controller: a guard that
     judged the controller alone would judge nothing."""
-    assert set(REQUESTERS) == {APPS_DEPLOYER, ROOT_DEPLOYER, ARGOCD_CONTROLLER}
+    assert set(REQUESTERS) == {"system:serviceaccount:argocd:argocd-deploys-*", ROOT_DEPLOYER, ARGOCD_CONTROLLER}
     backdoor = binding("ClusterRoleBinding", "backdoor", "cluster-admin")
-    for user in REQUESTERS:
+    for user in JUDGED:
         assert not admit(policies, backdoor, user=user).allowed, user
+    # The prefix is the deployers' in `argocd`, where only Pulumi makes ServiceAccounts: the same
+    # name in an application namespace is no deployer, nor is argocd-server.
+    for user in ("system:serviceaccount:api:argocd-deploys-api", "system:serviceaccount:argocd:argocd-server"):
+        assert admit(policies, backdoor, user=user).allowed, user
 
 
 def test_a_listed_binding_re_pointed_at_another_admin_role_is_refused(policies):
@@ -479,7 +490,7 @@ def test_no_application_writes_endpoints_by_hand(policies, kind):
     """A selector-less Service plus an EndpointSlice listing argocd-server's pod address, under the
     Access-free wildcard hostname, would publish Argo CD (issue 24, walk-around 6)."""
     obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "shortcut", "namespace": "homepage"}}
-    for user in REQUESTERS:
+    for user in JUDGED:
         verdict = admit(policies, obj, user=user)
         assert not verdict.allowed and "endpoints" in verdict.message, user
     assert admit(policies, obj, user=OPERATOR).allowed
