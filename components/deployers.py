@@ -261,17 +261,19 @@ class Deployers:
         self._role(ROOT_DEPLOYER, ROOT_RULES, ROOT_DEPLOYER)
         self._app_namespaces(app_namespaces)
         reaching = [app_deployer(a.name) for a in app_namespaces if a.reach in (REACH_CLUSTER, REACH_OPERATOR)]
-        self._cluster_role(APPS_DEPLOYER_CLUSTER, APPS_CLUSTER_RULES, reaching, "argocd-deploys-cluster")
+        self._cluster_role(APPS_DEPLOYER_CLUSTER, APPS_CLUSTER_RULES, reaching, f"{APPS_DEPLOYER_BINDING}-cluster")
         operators = [app_deployer(a.name) for a in app_namespaces if a.reach == REACH_OPERATOR]
-        self._cluster_role(APPS_DEPLOYER_OPERATOR, APPS_OPERATOR_RULES, operators, "argocd-deploys-operator")
+        self._cluster_role(APPS_DEPLOYER_OPERATOR, APPS_OPERATOR_RULES, operators, f"{APPS_DEPLOYER_BINDING}-operator")
         if admin_bindings:
-            self._cluster_role(APPS_DEPLOYER_BINDS, binds_rules(admin_bindings), reaching, "argocd-deploys-binds")
+            self._cluster_role(
+                APPS_DEPLOYER_BINDS, binds_rules(admin_bindings), reaching, f"{APPS_DEPLOYER_BINDING}-binds"
+            )
         self._role(
             IMPERSONATOR, impersonator_rules([app_deployer(a.name) for a in app_namespaces]), CONTROLLER_SERVICE_ACCOUNT
         )
 
     @staticmethod
-    def _meta(object_name: str, namespace: str | pulumi.Input[str] | None = None) -> dict:
+    def _meta(object_name: str, namespace: str | None = None) -> dict:
         return {"name": object_name, **({"namespace": namespace} if namespace else {}), "labels": PLATFORM_LABELS}
 
     @staticmethod
