@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 import yaml
 from gotemplate import render
-from layers import LAYERS, Cluster, Rbac, Request, cluster, escalation_refusal, uncovered, verdict
+from layers import (
+    LAYERS,
+    Cluster,
+    Rbac,
+    Request,
+    authorized_namespace,
+    cluster,
+    escalation_refusal,
+    uncovered,
+    verdict,
+)
 from test_deployers import REAL_CLUSTER_ROLES
 from test_guard import APP_ROLE, DASHBOARD_ADMIN, PROMETHEUS_OPERATOR, VAULT_AUTH
 from test_migration import (
@@ -357,3 +367,23 @@ def test_rbac_escalation_check_follows_kubernetes():
     rbac.add(_role("other", _rule("", "nodes", "delete")))
     assert escalation_refusal(rbac, "deployer", _binding("ClusterRoleBinding", "b", "other"), "")
     assert uncovered([_rule("*", "*", "*")], [_rule("x.io", "things/scale", "patch")]) == []
+
+
+def test_a_role_binding_holds_in_its_namespace_and_on_that_namespace_object_alone():
+    """RBAC's rule resolver: a RoleBinding's rules hold for requests in its namespace only; a request
+    for `namespaces/<n>` (any verb but create) carries the namespace `<n>` (k8s.io/apiserver
+    requestinfo.go), so a RoleBinding in `<n>` covers that Namespace object and no other, and a
+    ClusterRole made from such rights fails the escalation check (it needs them in every namespace)."""
+    rbac = Rbac()
+    rbac.add(_role("deployer", _rule("apps", "deployments", "create"), _rule("", "namespaces", "get,patch")))
+    rbac.add(_binding("RoleBinding", "deploys", "deployer", "api"))
+    assert rbac.allows("deployer", "create", "apps", "deployments", "api")
+    assert not rbac.allows("deployer", "create", "apps", "deployments", "homepage")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "api"}}
+    other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "homepage"}}
+    assert authorized_namespace(Request(namespace, destination="api", operation="UPDATE")) == "api"
+    assert authorized_namespace(Request(other, destination="api", operation="UPDATE")) == "homepage"
+    assert authorized_namespace(Request(namespace, destination="api")) == "", "a create posts to the collection"
+    made_here = _role("everywhere", _rule("apps", "deployments", "create"))
+    assert escalation_refusal(rbac, "deployer", made_here, "")
+    assert not escalation_refusal(rbac, "deployer", {**made_here, "kind": "Role"}, "api")
