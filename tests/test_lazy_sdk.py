@@ -18,7 +18,7 @@ from spitikos import lazy_sdk
 SITE = Path(pulumi.__file__).parent.parent
 
 
-def test_the_program_builds_a_small_part_of_the_sdks_types(stack):
+def test_the_program_builds_a_small_part_of_the_sdks_types(ran_here):
     for name in ("pulumi_cloudflare._inputs", "pulumi_cloudflare.outputs", "pulumi_kubernetes.core.v1._inputs"):
         module = sys.modules[name]
         index = module.__loader__.index
