@@ -24,10 +24,13 @@ class AppNamespace(pulumi.ComponentResource):
     """The namespace an application runs in, and a Secret with what the platform hands it."""
 
     secret_name: str
+    namespace: k8s.core.v1.Namespace
+    """The Namespace itself: what the deployer's RoleBinding there waits for."""
 
     def __init__(self, name: str, args: AppNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("spitikos:apps:AppNamespace", name, None, with_provider(opts, args.provider))
         ns = namespace(f"{name}-namespace", args.namespace, self, BASELINE)
+        self.namespace = ns
         k8s.core.v1.Secret(
             f"{name}-env",
             metadata={"name": args.secret_name, "namespace": ns.metadata.name, "labels": PLATFORM_LABELS},

@@ -182,7 +182,10 @@ class ArgoCdArgs:
     app_repository_urls: Sequence[str] = ()
     """More Git URLs (patterns) the applications may come from, besides the owner's repositories."""
     admin_bindings: Sequence[tuple[str, str]] = ()
-    """(binding, ClusterRole) pairs the applications' deployer may make: it gets `bind` on those roles."""
+    """(binding, ClusterRole) pairs the applications may make: the deployers that reach the cluster
+    get `bind` on those roles."""
+    app_namespaces: Sequence[deployers.AppNamespace] = ()
+    """Where the applications deploy, each applied as a deployer of its own (`appNamespaces`)."""
     admin_password_rotated_at: str = ""
     """An RFC 3339 time; changing it generates a new admin password and revokes every session
     issued before it (Argo CD's `admin.passwordMtime`)."""
@@ -207,7 +210,9 @@ class ArgoCd(pulumi.ComponentResource):
             f"{name}-webhook-secret", length=40, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.webhook_secret = pulumi.Output.secret(webhook.result)
-        self.deployers = deployers.Deployers(f"{name}-deployers", self, args.provider, ns, args.admin_bindings)
+        self.deployers = deployers.Deployers(
+            f"{name}-deployers", self, args.provider, ns, args.admin_bindings, args.app_namespaces
+        )
         self.release = self._release(name, args, ns, admin_password_hash)
         self._route(name, args, ns)
         self._egress_policy(name, args, ns)
@@ -285,7 +290,11 @@ class ArgoCd(pulumi.ComponentResource):
         projects = [
             app_project(f"{name}-project-{project['metadata']['name']}", project, after_crds)
             for project in app_projects(
-                args.root.repository_url, args.owner, args.platform_namespaces, args.app_repository_urls
+                args.root.repository_url,
+                args.owner,
+                args.platform_namespaces,
+                args.app_repository_urls,
+                [app.name for app in args.app_namespaces],
             )
         ]
         root = root_application(args.root)
@@ -472,11 +481,17 @@ def with_pinned_images(values: dict) -> dict:
 
 
 def app_projects(
-    root_repository_url: str, owner: str, platform_namespaces: Sequence[str], more_sources: Sequence[str] = ()
+    root_repository_url: str,
+    owner: str,
+    platform_namespaces: Sequence[str],
+    more_sources: Sequence[str] = (),
+    app_namespaces: Sequence[str] = (),
 ) -> list[dict]:
     """`root` may only create Applications in argocd; `default`, which the applications name,
     may deploy anywhere but the platform's namespaces, from the owner's repositories (none without
-    GitHub) and `more_sources`."""
+    GitHub) and `more_sources`, and is applied in each of `app_namespaces` as that namespace's
+    deployer: an Application whose destination is none of them has no identity, and Argo CD
+    refuses to sync it ("failed to find a matching service account to impersonate")."""
     denied = [NAMESPACE, *(ns for ns in platform_namespaces if ns != NAMESPACE)]
     return [
         {
@@ -516,8 +531,9 @@ def app_projects(
                     *({"group": g, "kind": k, "name": n} for g, k, n in PLATFORM_CLUSTER_OBJECTS),
                 ],
                 "namespaceResourceBlacklist": [{"group": g, "kind": k} for g, k in APP_NAMESPACED_DENIED_KINDS],
-                # Every destination it admits is applied as the applications' deployer.
-                "destinationServiceAccounts": [applied_as("*", deployers.APPS_DEPLOYER)],
+                # Each application namespace as its own deployer, by exact name (Argo CD takes the
+                # first entry whose glob matches the Application's destination namespace).
+                "destinationServiceAccounts": [applied_as(ns, deployers.app_deployer(ns)) for ns in app_namespaces],
             },
         },
     ]

@@ -57,12 +57,11 @@ MANAGED_BY = "app.kubernetes.io/managed-by"  # PLATFORM_LABELS' key that says Pu
 RBAC = "rbac.authorization.k8s.io"
 # The chart's `controller.serviceAccount.name` (argo-cd 10.1.1), in the release's namespace.
 ARGOCD_CONTROLLER = f"system:serviceaccount:{ARGOCD_NAMESPACE}:argocd-application-controller"
-# Who applies Git's content: the deployers Argo CD impersonates, and its controller.
-REQUESTERS = (
-    deployers.username(deployers.ROOT_DEPLOYER),
-    deployers.username(deployers.APPS_DEPLOYER),
-    ARGOCD_CONTROLLER,
-)
+# Who applies Git's content: the deployers Argo CD impersonates, and its controller. The application
+# namespaces' deployers by their prefix (`*`): one per namespace, and only Pulumi makes
+# ServiceAccounts in `argocd`.
+APP_DEPLOYERS = deployers.username(deployers.APPS_DEPLOYER_PREFIX) + "*"
+REQUESTERS = (deployers.username(deployers.ROOT_DEPLOYER), APP_DEPLOYERS, ARGOCD_CONTROLLER)
 
 # ClusterRoles whose binding makes its subjects cluster-admin, or the controller of a part of the
 # platform (Argo CD's own roles hold `*` on `*`): Kubernetes' own, k3s's (its manifests' names) and
@@ -175,8 +174,8 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(
             f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(who, args.privileged_namespaces)
         )
-        # The applications' deployer alone: the controller and the root's deployer write in `argocd`.
-        apps = [deployers.username(deployers.APPS_DEPLOYER)]
+        # The applications' deployers alone: the controller and the root's deployer write in `argocd`.
+        apps = [APP_DEPLOYERS]
         self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
         self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
@@ -250,8 +249,9 @@ def _spec(
 
 
 def requester_is(requesters: Sequence[str]) -> str:
-    """The request is made by one of `requesters` (impersonated: the deployer, not the controller)."""
-    return f"request.userInfo.username in {cel_list(requesters)}"
+    """The request is made by one of `requesters` (impersonated: the deployer, not the controller),
+    a trailing `*` being a prefix."""
+    return in_namespaces("request.userInfo.username", requesters)
 
 
 def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]]) -> dict:

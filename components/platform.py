@@ -15,6 +15,7 @@ from components import settings as s
 from components.apps import AppNamespace, AppNamespaceArgs
 from components.argocd import ArgoCd, ArgoCdArgs, RepositoryCredential, RootSource
 from components.backup import VolumeBackups, VolumeBackupsArgs
+from components.deployers import AppNamespace as AppDeployerNamespace
 from components.existing_cluster import ExistingCluster, ExistingClusterArgs
 from components.gateway import Edge, EdgeArgs
 from components.github import DOCS_SYNC_TOKEN, CiSecretsArgs, DocsSyncArgs, GitHub, GitHubArgs, WebhookArgs
@@ -84,9 +85,7 @@ class Platform(pulumi.ComponentResource):
         # CI's service tokens go to this repository's environments, but the tunnel makes them later.
         ci_secrets, resolve_ci_secrets = ci_environment_secrets(cfg)
         self.github = self._github(name, cfg, charts_webhook_secret, ci_secrets) if cfg.parts.github else None
-        self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
-        resolve_charts_webhook_secret(self.argocd.webhook_secret)
-
+        # Before Argo CD: its deployer's RoleBinding in `api` waits for the namespace.
         self.api = AppNamespace(
             f"{name}-api",
             AppNamespaceArgs(
@@ -96,6 +95,8 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        self.argocd = ArgoCd(f"{name}-argocd", self._argocd_args(cfg, kube), opts=child)
+        resolve_charts_webhook_secret(self.argocd.webhook_secret)
 
         self.tunnel = self._tunnel(name, cfg, cloudflare_provider, kube) if cloudflare_provider else None
         resolve_ci_secrets(self.tunnel)
@@ -202,6 +203,10 @@ class Platform(pulumi.ComponentResource):
             app_repository_urls=self._app_sources(cfg),
             platform_namespaces=self.platform_namespaces(),
             admin_bindings=cfg.allowed_admin_bindings,
+            app_namespaces=[
+                AppDeployerNamespace(ns, reach, self.api.namespace if ns == API_NAMESPACE else None)
+                for ns, reach in cfg.app_namespaces
+            ],
             admin_password_rotated_at=cfg.argocd_admin_password_rotated_at,
         )
 

@@ -186,10 +186,16 @@ class Settings:
     argocd_admin_password_rotated_at: str
     allowed_admin_bindings: tuple[tuple[str, str], ...]
     """(binding, ClusterRole) pairs the applications may make to admin roles, the binding as
-    `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`: the apps' deployer gets `bind` on
-    those roles alone, and components/guard.py refuses any other binding to an admin role."""
+    `ClusterRoleBinding/<name>` or `RoleBinding/<namespace>/<name>`: the deployers that reach the
+    cluster get `bind` on those roles alone, and components/guard.py refuses any other binding to
+    an admin role."""
     privileged_namespaces: tuple[str, ...]
     """Namespaces Argo CD may label Pod Security `privileged` (components/guard.py)."""
+    app_namespaces: tuple[tuple[str, str], ...] = ((namespaces.API, ""),)
+    """(namespace, reach): where Argo CD's applications may deploy, each applied as a deployer of
+    its own whose rights stop at that namespace, and reach further only as `reach` says: `cluster`
+    (the cluster-scoped objects its charts install), `operator` (that, and in every namespace what
+    its charts' operators hold); components/deployers.py."""
     route_namespaces: tuple[tuple[str, str], ...] = ()
     """(hostname, namespace): the one namespace whose routes the Gateway attaches for the hostname
     (`routeNamespaces`, with Argo CD's and the api's hostnames added); components/gateway.py."""
@@ -749,6 +755,30 @@ def _scale_from_zero_namespaces(r: _Reader) -> tuple[str, ...]:
     return tuple(n for n in listed if _NAMESPACE_RE.fullmatch(n) and not namespaces.is_platform(n))
 
 
+APP_REACHES = ("cluster", "operator")
+
+
+def _app_namespaces(r: _Reader) -> tuple[tuple[str, str], ...]:
+    """`<namespace>` or `<namespace>=<reach>`: the namespaces the applications deploy to. The
+    deployers are bound in each one, so each must be known before Argo CD creates it."""
+    key = "appNamespaces"
+    pairs: list[tuple[str, str]] = []
+    for entry in r.strings(key, default=(namespaces.API,)):
+        ns, sep, reach = entry.partition("=")
+        if not _NAMESPACE_RE.fullmatch(ns):
+            r.fail(key, f"{entry!r} is not '<namespace>' or '<namespace>=<reach>' (a namespace name)")
+        elif namespaces.is_platform(ns):
+            r.fail(key, f"{ns!r} is a namespace of the platform's: list application namespaces only")
+        elif sep and reach not in APP_REACHES:
+            r.fail(key, f"{entry!r}: the reach is 'cluster' or 'operator' (docs/settings.md), not {reach!r}")
+        else:
+            pairs.append((ns, reach))
+    names = [ns for ns, _ in pairs]
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        r.fail(key, f"{dup!r} is listed twice")
+    return tuple(pairs)
+
+
 def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
     namespaces = r.strings("privilegedNamespaces")
     for ns in namespaces:
@@ -993,6 +1023,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     rotated_at = _rfc3339(r, "argocdAdminPasswordRotatedAt")
     allowed_admin_bindings = _allowed_admin_bindings(r)
     privileged_namespaces = _privileged_namespaces(r)
+    app_namespaces = _app_namespaces(r)
     scale_from_zero = _scale_from_zero_namespaces(r)
     node_memory_mi = _node_memory(r)
     _refuse_switched_off(r, parts)
@@ -1024,6 +1055,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         argocd_admin_password_rotated_at=rotated_at,
         allowed_admin_bindings=allowed_admin_bindings,
         privileged_namespaces=privileged_namespaces,
+        app_namespaces=app_namespaces,
         route_namespaces=route_namespaces,
         scale_from_zero_namespaces=scale_from_zero,
         node_memory_mi=node_memory_mi,

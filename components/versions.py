@@ -46,15 +46,27 @@ KEDA_REPO = "https://kedacore.github.io/charts"
 # scaler sha256:f748178bc4af9e546d5da38c4e1b1d8d236a343bb30927b292131c6f4c978394), read on an amd64
 # machine: whether they are the multi-arch indexes is unconfirmed, and an arm64-less digest would stop
 # both pods on the node. Pin them when a chart release takes a digest and a registry read confirms them.
+# Re-checked 2026-12-07: the add-on's tree at v0.15.0 names no digest but ko's base image (.ko.yaml),
+# kedacore/charts none; the record above stays the only one, no upstream one to check it against.
 KEDA_ADD_ONS_HTTP_CHART = "0.15.0"
 KEDA_ADD_ONS_HTTP_REPO = "https://kedacore.github.io/charts"
 
-# Argo CD v3.4.4. The 3.5 line (sync impersonation beta there; argo-helm 10.2.3 and later carry it)
-# is not vendored yet: no copy of argo-helm newer than argo-cd-10.1.1 could be read where this was
-# written, and charts/vendor/ holds only charts copied unchanged from their upstream tags. Sync
-# impersonation is in 3.4 (alpha since 2.13, the same `application.sync.impersonation.enabled` and
-# `AppProject.spec.destinationServiceAccounts`); 3.5 also impersonates the server's resource
-# operations (get, events, logs, actions), which the applications' deployer already holds.
+# Argo CD v3.4.4, chart argo-cd-10.1.1. Not on 3.5 (sync impersonation beta there) because no chart
+# for it can be had here, re-checked 2026-12-07: argoproj/argo-helm's Git, as read here, ends at tag
+# argo-cd-10.1.1 (af0a9310, 2026-07-02, appVersion v3.4.4), a month before Argo CD v3.5.0
+# (2026-08-04); argoproj/argo-cd's ends 2026-08-23 (v3.5.1, v3.4.7, v3.3.14) and holds plain
+# manifests, not this chart; no package registry reached here serves it. charts/vendor/ holds only
+# charts copied unchanged from upstream tags, so none is made up: with the network, bump this pin
+# and `make vendor-charts`, then port components/argocd.py's values to the new values.yaml.
+# 3.4 still gets security releases (Argo CD patches its three newest minors, SECURITY.md at v3.5.1;
+# 3.6 was scheduled for 2026-11-03, so 3.4 ends with 3.7), but v3.4.4 is behind its line: v3.4.5 to
+# v3.4.7 (2026-07-09 to 08-12) bring golang.org/x/crypto 0.53.0, Secret masking in server-side diff
+# and the CLI, and Helm registry passwords through stdin; release-3.4 after v3.4.7 bumps DOMPurify
+# for CVE-2026-49978. No digest of a later 3.4 image could be read here to pin it by.
+# Sync impersonation is in 3.4 (alpha since 2.13, the same `application.sync.impersonation.enabled`
+# and `AppProject.spec.destinationServiceAccounts`); 3.5 also impersonates the server's resource
+# operations (get, events, logs, actions; upgrading/3.4-3.5.md), which the applications' deployer
+# already holds.
 ARGO_CD_CHART = "10.1.1"
 ARGO_CD_REPO = "https://argoproj.github.io/argo-helm"
 
@@ -94,6 +106,8 @@ KEDA_WEBHOOKS_IMAGE = "ghcr.io/kedacore/keda-admission-webhooks:2.20.2@sha256:41
 # Pin them once `crane digest` can run: the chart joins `repository:tag` (templates/deployment.yaml),
 # so `nginxGateway.image.tag: 2.6.7@sha256:...` runs the control plane by digest; whether NGF's
 # provisioner takes the same form for NGINX (`nginx.image.tag`, NginxProxy) is to check then.
+# Re-checked 2026-12-07 at v2.6.7 (5e34a17a): CHANGELOG.md's "CONTAINER IMAGES" lists tags only; the
+# one digest in the tree is the OLM operator image's (operators/bundle), which the platform does not run.
 
 
 def charts() -> dict[str, str]:
@@ -129,6 +143,8 @@ def repository_and_tag(image: str) -> tuple[str, str]:
 # 0.16.0 (walzen-group/backup-controller, hack/e2e/volsync/pins.json); no second source confirms it,
 # nor that it is the multi-arch index rather than one architecture's manifest, which would stop
 # every VolSync pod on the arm64 node. Pin it once a registry read (`crane digest`) confirms it.
+# Re-checked 2026-12-07 at v0.16.0 (22b97b07): the tree names no digest (the OLM bundle's CSV says
+# `quay.io/backube/volsync:latest`), so nothing upstream confirms that record.
 VOLSYNC_CHART = "0.16.0"
 VOLSYNC_REPO = "https://backube.github.io/helm-charts/"
 # The VolumeSnapshot CRD VolSync's controllers watch (components/crds/volumesnapshots.yaml).

@@ -546,6 +546,10 @@ def _files(plan: Plan) -> dict[str, str]:
         obj = manifest(reg)
         meta = obj.get("metadata", {})
         name = "-".join(p for p in (obj.get("kind", ""), meta.get("namespace"), meta.get("name")) if p)
+        # Two Patch resources may take fields of one object (vault's Namespace: its deployer's
+        # annotation, the volume backups' label): the later one's file takes its resource name too.
+        if f"kubernetes/{name.lower()}.yaml" in out:
+            name = f"{name}-{reg.name}"
         out[f"kubernetes/{name.lower()}.yaml"] = to_yaml(obj)
     tunnel = {
         "routes": [

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import json
 import os
+import pickle
 import shutil
 import sys
 import tempfile
+import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -36,9 +40,13 @@ if (
 ):
     tempfile.tempdir = str(_SHM)
 
-from spitikos.engine import run_file  # noqa: E402 - after the path is set
-from spitikos.plan import from_recording  # noqa: E402
+# Not the engine nor the plan here (the Pulumi SDK, 0.3 s): under xdist the controller imports this
+# file too, before it starts the workers, and it never runs the program. The engine's lazy provider
+# SDKs, though, before any test module imports one (spitikos/lazy_sdk.py).
+from spitikos import lazy_sdk  # noqa: E402 - after the path is set
 from spitikos.stack import PLACEHOLDER_SECRETS, offline_config  # noqa: E402
+
+lazy_sdk.install()
 
 DUMMY_SECRETS = PLACEHOLDER_SECRETS
 
@@ -84,34 +92,9 @@ def fresh_config(**overrides: str) -> dict[str, str]:
 
 def run_main(config: dict[str, str] | None = None, secret_keys: list[str] | None = None):
     """`__main__.py` under mocks, as `pulumi up` would run it for the stack."""
+    from spitikos.engine import run_file
+
     return run_file(MAIN, config or stack_config(), list(DUMMY_SECRETS) if secret_keys is None else secret_keys)
-
-
-@pytest.fixture(scope="session")
-def stack():
-    """One run of the real pi5 stack, shared by every test module."""
-    return run_main()
-
-
-@pytest.fixture(scope="session")
-def pi5_plan(stack):
-    """The offline plan of the session's run of pi5 (the program is not run again). It makes the
-    snapshot's and `--out`'s files once (`Plan.texts`), for every test that writes or reads them."""
-    return from_recording(stack, "pi5")
-
-
-@pytest.fixture(scope="session")
-def fresh():
-    """One run of the example stack (Pulumi.example.yaml), shared by every test module."""
-    return run_main(fresh_config())
-
-
-@pytest.fixture(scope="session")
-def own_cluster():
-    """One run of the e2e stack (Pulumi.e2e.yaml): a cluster it is given by kubeconfig, no Cloudflare,
-    no GitHub, the root at a public Git URL. Every bring-your-own-cluster test shares it."""
-    config, secret_keys, _ = offline_config("e2e")
-    return run_main(config, secret_keys)
 
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMockServerHostKeyForTests"
@@ -132,12 +115,183 @@ HA = {
 AGENTS = ["10.0.0.201", f"pi3=ubuntu@10.0.0.202:2222 {AGENT_HOST_KEY}"]
 
 
+def _run_e2e():
+    config, secret_keys, _ = offline_config("e2e")
+    return run_main(config, secret_keys)
+
+
+def _run_grown():
+    return run_main({**stack_config(), **HA, "spitikos:agents": json.dumps(AGENTS), "spitikos:nodeHostKey": HOST_KEY})
+
+
+# The settings variants the session fixtures below run, each once a session; the seconds are one
+# run's on these machines, which decide which worker runs which (see SharedRuns).
+VARIANTS: dict[str, tuple[float, typing.Callable]] = {
+    "stack": (1.5, run_main),
+    "grown": (0.9, _run_grown),
+    "fresh": (0.7, lambda: run_main(fresh_config())),
+    "own_cluster": (0.35, _run_e2e),
+}
+# Fixtures that are a variant under another name.
+VARIANT_OF = {"pi5_plan": "stack", "ha": "grown", "with_agent_and_host_key": "grown"}
+
+
+class SharedRuns:
+    """One run of each variant a session, whatever the number of pytest-xdist workers.
+
+    Each worker would otherwise run every variant its share of the tests asks for: with two workers
+    nearly every variant ran twice, 3.5 s of the suite's 19 s of CPU (measured 2026-12-07). The
+    workers share a folder the controller makes for the session. A variant is run by the worker
+    that claims it first (an exclusively created file), which writes the Recording there; another
+    worker that needs it reads it (a few milliseconds), after waiting while it is being run. Every
+    worker collects the whole session, so each knows which variants some test asks for: before its
+    first test it claims and runs its part of them (the longest first, each to the worker with the
+    least so far), so that the workers run different variants at the same time. A worker that
+    never gets a test (xdist stops it) claims nothing and so is waited for by no one. A run that
+    raises leaves a mark, and the worker whose test asks runs the variant itself, so the error
+    reaches that test. Without xdist (a plain `pytest`, mutmut), each variant is run when a test
+    first asks for it. A Recording crosses without `result`, the program's own objects: no shared
+    variant's test reads it.
+    """
+
+    WAIT = 300.0  # seconds: past this, a worker stops waiting for another and runs the variant itself
+
+    def __init__(self, folder: Path | None, worker: int, workers: int) -> None:
+        self.folder, self.worker, self.workers = folder, worker, workers
+        self.runs: dict[str, typing.Any] = {}
+        self.mine: list[str] = []
+        self.ran_here: set[str] = set()
+
+    def plan(self, needed: set[str]) -> None:
+        loads = [0.0] * self.workers
+        for name in sorted(needed, key=lambda n: (-VARIANTS[n][0], n)):
+            least = loads.index(min(loads))
+            loads[least] += VARIANTS[name][0]
+            if least == self.worker:
+                self.mine.append(name)
+
+    def run_mine(self) -> None:
+        """Before this worker's first test: its part of the variants, unless another has claimed one."""
+        for name in self.mine:
+            if name not in self.runs and self._claim(name):
+                self._run_and_write(name, raising=False)
+
+    def get(self, name: str):
+        if name not in self.runs:
+            self.runs[name] = self._read_or_run(name) if self.folder else self._run(name)
+        return self.runs[name]
+
+    def run_here(self, *names: str):
+        """One of `names` as this process ran it (for a test of what a run leaves in the process)."""
+        done = [name for name in names if name in self.ran_here]
+        if not done:
+            self.runs[names[0]] = self._run(names[0])
+        return self.runs[(done or names)[0]]
+
+    def _run(self, name: str):
+        recording = VARIANTS[name][1]()
+        self.ran_here.add(name)
+        return recording
+
+    def _claim(self, name: str) -> bool:
+        try:
+            os.close(os.open(self.folder / f"{name}.claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def _run_and_write(self, name: str, raising: bool):
+        try:
+            recording = self.runs[name] = self._run(name)
+        except Exception:
+            (self.folder / f"{name}.failed").touch()
+            if raising:
+                raise
+            return None  # the test that asks runs it again, and gets the error
+        partial = self.folder / f"{name}.{self.worker}.partial"
+        partial.write_bytes(pickle.dumps(dataclasses.replace(recording, result=None), pickle.HIGHEST_PROTOCOL))
+        partial.rename(self.folder / f"{name}.pickle")  # whole or absent for a reader
+        return recording
+
+    def _read_or_run(self, name: str):
+        written, failed = self.folder / f"{name}.pickle", self.folder / f"{name}.failed"
+        deadline = time.monotonic() + self.WAIT
+        while time.monotonic() < deadline:
+            if written.exists():
+                return pickle.loads(written.read_bytes())  # noqa: S301 - written by this session's own workers
+            if failed.exists():
+                return self._run(name)
+            if self._claim(name):
+                return self._run_and_write(name, raising=True)
+            time.sleep(0.005)  # another worker is running it
+        return self._run(name)
+
+
+_SHARED = SharedRuns(None, 0, 1)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist's controller, for each worker it starts: where the session's variants are written."""
+    node.workerinput["spitikos_variants"] = node.config.spitikos_variants
+
+
+def pytest_collection_finish(session):
+    global _SHARED
+    workerinput = getattr(session.config, "workerinput", None)
+    if workerinput is None or "spitikos_variants" not in workerinput:
+        return
+    _SHARED = SharedRuns(
+        Path(workerinput["spitikos_variants"]), int(workerinput["workerid"][2:]), int(workerinput["workercount"])
+    )
+    needed = {VARIANT_OF.get(n, n) for item in session.items for n in item.fixturenames}
+    _SHARED.plan(needed & set(VARIANTS))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _run_this_workers_variants():
+    _SHARED.run_mine()
+
+
+@pytest.fixture(scope="session")
+def ran_here():
+    """A run of a stack with Cloudflare and Kubernetes made in this process, not read from another."""
+    return _SHARED.run_here("stack", "grown", "fresh")
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """One run of the real pi5 stack, shared by every test module."""
+    return _SHARED.get("stack")
+
+
+@pytest.fixture(scope="session")
+def pi5_plan(stack):
+    """The offline plan of the session's run of pi5 (the program is not run again). It makes the
+    snapshot's and `--out`'s files once (`Plan.texts`), for every test that writes or reads them."""
+    from spitikos.plan import from_recording
+
+    return from_recording(stack, "pi5")
+
+
+@pytest.fixture(scope="session")
+def fresh():
+    """One run of the example stack (Pulumi.example.yaml), shared by every test module."""
+    return _SHARED.get("fresh")
+
+
+@pytest.fixture(scope="session")
+def own_cluster():
+    """One run of the e2e stack (Pulumi.e2e.yaml): a cluster it is given by kubeconfig, no Cloudflare,
+    no GitHub, the root at a public Git URL. Every bring-your-own-cluster test shares it."""
+    return _SHARED.get("own_cluster")
+
+
 @pytest.fixture(scope="session")
 def grown():
     """pi5 grown up (HA) with two agents and pinned host keys: one run, shared by every test of
     more than one node (each variant costs a whole run of the program)."""
-    config = {**stack_config(), **HA, "spitikos:agents": json.dumps(AGENTS), "spitikos:nodeHostKey": HOST_KEY}
-    return run_main(config)
+    return _SHARED.get("grown")
 
 
 @pytest.fixture(scope="session")
@@ -191,6 +345,9 @@ class _SharedFixtureCalls:
 
 
 def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # xdist's controller: the folder of the session's shared variants (SharedRuns).
+        config.spitikos_variants = tempfile.mkdtemp(prefix="spitikos-variants-")
     config.pluginmanager.register(_SharedFixtureCalls(), "spitikos-shared-fixture-calls")
     # The session builds millions of objects that live to its end (the SDKs' classes, four runs
     # of the program) and few cycles: the collector's passes over them were a quarter of its time.
@@ -205,6 +362,8 @@ def pytest_unconfigure(config):
     in finalizers, which none of the session's objects has raised), and the interpreter's exit
     collects again: 1.2 s of CPU walking the SDKs' and the runs' objects, which all die with the
     process. The collector skips frozen objects: 0.1 s (measured 2026-12-07)."""
+    if hasattr(config, "spitikos_variants"):
+        shutil.rmtree(config.spitikos_variants, ignore_errors=True)
     gc.freeze()
 
 

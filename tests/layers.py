@@ -509,14 +509,26 @@ def application_refusal(c: Cluster, app: Mapping) -> str | None:
     return None
 
 
+def authorized_namespace(request: Request) -> str:
+    """The namespace RBAC authorizes a request in: the object's; for a Namespace object the request
+    names (every verb but create, which posts to the collection), the namespace itself, since
+    `/api/v1/namespaces/<n>` carries the namespace `<n>` (k8s.io/apiserver requestinfo.go), so a
+    RoleBinding in `<n>` grants rights on that Namespace object."""
+    obj = request.obj
+    if (group_of(obj), obj["kind"]) == ("", "Namespace") and request.operation != "CREATE":
+        return obj["metadata"]["name"]
+    return request.namespace
+
+
 def rbac_refusal(c: Cluster, request: Request, rbac: Rbac) -> str | None:
     user = c.identity(request.project, request.destination)
     assert user is not None, "the project layer refuses a destination without an identity"
     obj = request.obj
     verb = "create" if request.operation == "CREATE" else "patch"
     name = "" if verb == "create" else obj["metadata"]["name"]
-    if not rbac.allows(user, verb, group_of(obj), resource_of(obj), request.namespace, name):
-        where = f" in {request.namespace}" if request.namespace else ""
+    namespace = authorized_namespace(request)
+    if not rbac.allows(user, verb, group_of(obj), resource_of(obj), namespace, name):
+        where = f" in {namespace}" if namespace else ""
         return f"{user} may not {verb} {resource_of(obj)}.{group_of(obj) or 'core'}{where}"
     if group_of(obj) == RBAC:
         return escalation_refusal(rbac, user, obj, request.namespace)

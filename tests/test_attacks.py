@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 import yaml
 from gotemplate import render
-from layers import LAYERS, Cluster, Rbac, Request, cluster, escalation_refusal, uncovered, verdict
+from layers import (
+    LAYERS,
+    Cluster,
+    Rbac,
+    Request,
+    authorized_namespace,
+    cluster,
+    escalation_refusal,
+    uncovered,
+    verdict,
+)
 from test_deployers import REAL_CLUSTER_ROLES
 from test_guard import APP_ROLE, PROMETHEUS_OPERATOR, VAULT_AUTH
 from test_migration import (
@@ -233,11 +243,13 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
     """What one app's sync applies, as far as the vendored files show it."""
     name, namespace = app["metadata"]["name"], app["spec"]["destination"]["namespace"]
     values = read_yaml(charts, f"{app['spec']['source']['path']}/values.yaml") or {}
+    # The namespace exists (Pulumi makes every application namespace, components/deployers.py):
+    # `CreateNamespace=true` only reads it, and `managedNamespaceMetadata` patches its labels.
     objects = [applied_namespace(app)] if "managedNamespaceMetadata" in app["spec"]["syncPolicy"] else []
     objects += [
         cluster_object(group, kind, object_name)
         for group, kind, object_name in REAL_APP_CLUSTER_OBJECTS[name]
-        if (kind == "Namespace" and not objects) or kind == "CustomResourceDefinition"
+        if kind == "CustomResourceDefinition"
     ]
     webhooks = webhook_configurations(charts)
     objects += [webhooks[(k, n)] for _, k, n in REAL_APP_CLUSTER_OBJECTS[name] if k.endswith("Configuration")]
@@ -281,7 +293,8 @@ def real_syncs(charts: Path) -> dict[str, list[Request]]:
     for app in applications(charts):
         namespace = app["spec"]["destination"]["namespace"]
         syncs[app["metadata"]["name"]] = [
-            Request(o, app["spec"]["project"], namespace) for o in app_objects(app, charts)
+            Request(o, app["spec"]["project"], namespace, "UPDATE" if o["kind"] == "Namespace" else "CREATE")
+            for o in app_objects(app, charts)
         ]
     return syncs
 
@@ -305,6 +318,26 @@ def test_every_object_the_real_charts_apply_is_admitted(pi5, patched):  # noqa: 
     # Unpatched, the root applied what Pulumi owns now: the same layers refuse it.
     refusal = verdict(pi5, root_sync(FIXTURES / "charts"))
     assert refusal is not None and refusal.layer == "project", refusal
+
+
+def test_each_real_application_is_applied_as_the_deployer_of_its_own_namespace(pi5, patched):  # noqa: F811
+    """pi5's `appNamespaces` are the real root chart's destinations, no more; each Application is
+    applied as its namespace's deployer (Argo CD: the first destinationServiceAccounts entry
+    matching the Application's destination), which reaches the cluster exactly when its charts
+    install cluster-scoped objects besides their Namespace."""
+    apps = applications(patched["charts"])
+    listed = yaml.safe_load((CORPUS.parent.parent / "Pulumi.pi5.yaml").read_text())["config"]["spitikos:appNamespaces"]
+    reach = dict(entry.partition("=")[::2] for entry in listed)
+    assert set(reach) == {a["spec"]["destination"]["namespace"] for a in apps}
+    for app in apps:
+        namespace = app["spec"]["destination"]["namespace"]
+        assert (
+            pi5.identity(app["spec"]["project"], namespace)
+            == f"system:serviceaccount:argocd:argocd-deploys-{namespace}"
+        )
+        cluster_wide = [k for _, k, _ in REAL_APP_CLUSTER_OBJECTS[app["metadata"]["name"]] if k != "Namespace"]
+        assert bool(reach[namespace]) == bool(cluster_wide), namespace
+    assert pi5.identity(argocd.APPS_PROJECT, "newapp") is None, "an unlisted destination has no identity"
 
 
 # --- the model's own semantics, on small cases ------------------------------------------------
@@ -349,3 +382,23 @@ def test_rbac_escalation_check_follows_kubernetes():
     rbac.add(_role("other", _rule("", "nodes", "delete")))
     assert escalation_refusal(rbac, "deployer", _binding("ClusterRoleBinding", "b", "other"), "")
     assert uncovered([_rule("*", "*", "*")], [_rule("x.io", "things/scale", "patch")]) == []
+
+
+def test_a_role_binding_holds_in_its_namespace_and_on_that_namespace_object_alone():
+    """RBAC's rule resolver: a RoleBinding's rules hold for requests in its namespace only; a request
+    for `namespaces/<n>` (any verb but create) carries the namespace `<n>` (k8s.io/apiserver
+    requestinfo.go), so a RoleBinding in `<n>` covers that Namespace object and no other, and a
+    ClusterRole made from such rights fails the escalation check (it needs them in every namespace)."""
+    rbac = Rbac()
+    rbac.add(_role("deployer", _rule("apps", "deployments", "create"), _rule("", "namespaces", "get,patch")))
+    rbac.add(_binding("RoleBinding", "deploys", "deployer", "api"))
+    assert rbac.allows("deployer", "create", "apps", "deployments", "api")
+    assert not rbac.allows("deployer", "create", "apps", "deployments", "homepage")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "api"}}
+    other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "homepage"}}
+    assert authorized_namespace(Request(namespace, destination="api", operation="UPDATE")) == "api"
+    assert authorized_namespace(Request(other, destination="api", operation="UPDATE")) == "homepage"
+    assert authorized_namespace(Request(namespace, destination="api")) == "", "a create posts to the collection"
+    made_here = _role("everywhere", _rule("apps", "deployments", "create"))
+    assert escalation_refusal(rbac, "deployer", made_here, "")
+    assert not escalation_refusal(rbac, "deployer", {**made_here, "kind": "Role"}, "api")

@@ -312,7 +312,7 @@ def test_volsync_starts_after_the_snapshot_crd_sized_for_the_pi_and_leaves_vault
     assert crd.values["metadata"]["name"] == "volumesnapshots.snapshot.storage.k8s.io" and crd.retain_on_delete
     assert crd.urn in stack.one("kubernetes:helm.sh/v3:Release", "spitikos-volume-backups-volsync").dependencies
     # Vault's namespace is Argo CD's: a patch that only makes sure it exists, with no Pod Security label.
-    patch = stack.one("kubernetes:core/v1:NamespacePatch").values
+    patch = stack.one("kubernetes:core/v1:NamespacePatch", "spitikos-volume-backups-vault-namespace").values
     assert patch["metadata"] == {"name": "vault", "labels": {"spitikos.dev/volume-backups": "true"}}
 
 

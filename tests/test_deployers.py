@@ -91,9 +91,26 @@ def covers(owner: list[dict], servant: list[dict]) -> list[str]:
     return missing
 
 
+# pi5's application namespaces (Pulumi.pi5.yaml appNamespaces) and how far each deployer reaches.
+PI5_APP_NAMESPACES = {
+    "api": "",
+    "homepage": "",
+    "vault": "cluster",
+    "kubernetes-dashboard": "cluster",
+    "monitoring": "operator",
+}
+
+
 @pytest.fixture(scope="module")
-def apps(stack):
-    return subject_rules(stack, deployers.APPS_DEPLOYER)
+def each(stack) -> dict[str, dict[str, list[dict]]]:
+    """Each application namespace's deployer's rules, by where they hold."""
+    return {ns: subject_rules(stack, deployers.app_deployer(ns)) for ns in PI5_APP_NAMESPACES}
+
+
+@pytest.fixture(scope="module")
+def apps(each):
+    """Every application deployer's rules, by deployer and where they hold."""
+    return {f"{ns}@{where}": rules for ns, held in each.items() for where, rules in held.items()}
 
 
 @pytest.fixture(scope="module")
@@ -159,25 +176,29 @@ def test_the_roots_deployer_cannot_either(root, request_):
         assert not holds(rules, *request_), f"{where}: {request_}"
 
 
-def test_the_apps_deployer_binds_only_the_roles_the_setting_pairs(apps, stack):
+def test_only_the_deployers_that_reach_the_cluster_bind_and_only_the_roles_the_setting_pairs(each):
     """`bind` by name (resourceNames) on the roles allowedAdminBindings pairs: the dashboard's
-    `view` and Vault's system:auth-delegator (Pulumi.pi5.yaml), and on nothing else: no pair names
-    cluster-admin, so no identity that applies Git's content can make a binding to it."""
-    binds = [r for rules in apps.values() for r in rules if "bind" in r.get("verbs", []) or "*" in r.get("verbs", [])]
-    binds = [r for r in binds if RBAC in r.get("apiGroups", []) or "*" in r.get("apiGroups", [])]
-    assert binds == [
-        {
-            "apiGroups": [RBAC],
-            "resources": ["clusterroles"],
-            "verbs": ["bind"],
-            "resourceNames": ["system:auth-delegator", "view"],
-        }
-    ]
-    assert not any(holds(rules, RBAC, "clusterroles", "bind", "cluster-admin") for rules in apps.values())
+    `view` and Vault's system:auth-delegator (Pulumi.pi5.yaml), and on nothing else; the api's and
+    the homepage's deployers bind nothing. No pair names cluster-admin, so no identity that applies
+    Git's content can make a binding to it."""
+    for ns, held in each.items():
+        binds = [r for rules in held.values() for r in rules if {"bind", "*"} & set(r.get("verbs", []))]
+        binds = [r for r in binds if {RBAC, "*"} & set(r.get("apiGroups", []))]
+        expected = [
+            {
+                "apiGroups": [RBAC],
+                "resources": ["clusterroles"],
+                "verbs": ["bind"],
+                "resourceNames": ["system:auth-delegator", "view"],
+            }
+        ]
+        assert binds == (expected if PI5_APP_NAMESPACES[ns] else []), ns
+        assert not any(holds(rules, RBAC, "clusterroles", "bind", "cluster-admin") for rules in held.values())
 
 
 def test_without_admin_bindings_the_apps_deployer_binds_nothing(fresh):
-    held = subject_rules(fresh, deployers.APPS_DEPLOYER)
+    held = subject_rules(fresh, deployers.app_deployer("api"))
+    assert held, "the example stack's api namespace has its deployer"
     for rules in held.values():
         assert not holds(rules, RBAC, "clusterroles", "bind", "cluster-admin")
         assert not holds(rules, RBAC, "clusterroles", "bind", "system:auth-delegator")
@@ -321,42 +342,84 @@ REAL_CLUSTER_ROLES = {
 }
 
 
+# The namespace each real role's chart installs it from (charts/argocd values.yaml at 7b7f06e).
+ROLE_NAMESPACE = {
+    "kube-prometheus-stack": "monitoring",
+    "kubernetes-dashboard": "kubernetes-dashboard",
+    "vault": "vault",
+}
+
+
+def app_of(role: str) -> str:
+    return next(ns for prefix, ns in ROLE_NAMESPACE.items() if role.startswith(prefix))
+
+
 @pytest.mark.parametrize("role", REAL_CLUSTER_ROLES, ids=str)
-def test_the_apps_deployer_holds_every_rule_of_the_real_charts_roles(apps, role):
-    """Else Kubernetes' escalation check refuses the role, and the sync fails."""
-    assert covers(apps["*"], REAL_CLUSTER_ROLES[role]) == []
+def test_the_deployer_of_each_real_app_holds_every_rule_of_its_charts_roles(each, role):
+    """Else Kubernetes' escalation check refuses the role, and the sync fails: a ClusterRole needs
+    its rules held in every namespace (a ClusterRoleBinding), a Role in its own namespace."""
+    ns = app_of(role)
+    held = each[ns].get("*", []) + (each[ns][ns] if "(Role)" in role else [])
+    assert covers(held, REAL_CLUSTER_ROLES[role]) == []
 
 
-def test_the_apps_deployer_applies_what_the_charts_render_and_creates_the_namespaces(apps):
-    rules = apps["*"]
-    for group, resource in [
-        ("apps", "deployments"),
-        ("", "services"),
-        ("", "configmaps"),
-        ("", "secrets"),
-        ("", "serviceaccounts"),
-        ("gateway.networking.k8s.io", "httproutes"),
-        ("gateway.networking.k8s.io", "grpcroutes"),
-        ("keda.sh", "scaledobjects"),
-        ("http.keda.sh", "interceptorroutes"),
-        ("monitoring.coreos.com", "servicemonitors"),
-        (RBAC, "rolebindings"),
-        ("apiextensions.k8s.io", "customresourcedefinitions"),
-        ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
-        (RBAC, "clusterrolebindings"),
-    ]:
+@pytest.mark.parametrize("role", [r for r in REAL_CLUSTER_ROLES if "(Role)" not in r], ids=str)
+def test_no_other_apps_deployer_could_create_a_real_cluster_role(each, role):
+    """The boundary: the api's and the homepage's deployers create none of the charts' ClusterRoles."""
+    for ns in ("api", "homepage"):
+        assert covers(each[ns].get("*", []), REAL_CLUSTER_ROLES[role]), (ns, role)
+
+
+NAMESPACED_KINDS = [
+    ("apps", "deployments"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "secrets"),
+    ("", "serviceaccounts"),
+    ("", "pods"),
+    ("gateway.networking.k8s.io", "httproutes"),
+    ("gateway.networking.k8s.io", "grpcroutes"),
+    ("keda.sh", "scaledobjects"),
+    ("http.keda.sh", "interceptorroutes"),
+    ("monitoring.coreos.com", "servicemonitors"),
+    (RBAC, "rolebindings"),
+]
+CLUSTER_KINDS = [
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"),
+    (RBAC, "clusterroles"),
+    (RBAC, "clusterrolebindings"),
+]
+
+
+@pytest.mark.parametrize("ns", PI5_APP_NAMESPACES)
+def test_each_deployer_applies_what_the_charts_render_in_its_own_namespace_and_nowhere_else(each, ns):
+    held = each[ns]
+    assert set(held) <= {ns, "*"}, "a RoleBinding in its own namespace, and ClusterRoleBindings"
+    for group, resource in NAMESPACED_KINDS:
         for verb in ("get", "create", "patch", "delete"):
-            assert holds(rules, group, resource, verb), (group, resource, verb)
+            assert holds(held[ns], group, resource, verb), (group, resource, verb)
     # No Ingress: no controller serves one, and an app's would be a second edge (attack 62).
-    assert holds(rules, "networking.k8s.io", "ingresses", "list")
-    assert not holds(rules, "networking.k8s.io", "ingresses", "create")
-    assert not holds(rules, "networking.k8s.io", "ingresses", "patch")
-    # CreateNamespace=true applies the Namespace as the deployer (argo-cd v3.4.4 controller/sync.go:
-    # the namespace modifier runs in the impersonated sync); managedNamespaceMetadata patches it.
-    for verb in ("get", "create", "patch"):
-        assert holds(rules, "", "namespaces", verb)
-    assert not holds(rules, "", "namespaces", "delete")
-    assert not holds(rules, "", "namespaces", "update"), "Argo CD reads, creates and patches it: no more"
+    assert holds(held[ns], "networking.k8s.io", "ingresses", "list")
+    for verb in ("create", "patch"):
+        assert not any(holds(rules, "networking.k8s.io", "ingresses", verb) for rules in held.values()), verb
+    # Argo CD's CreateNamespace=true reads the namespace (Pulumi made it) and managedNamespaceMetadata
+    # patches it: a RoleBinding grants that on its own Namespace object alone. None creates one.
+    assert holds(held[ns], "", "namespaces", "get") and holds(held[ns], "", "namespaces", "patch")
+    for rules in held.values():
+        assert not holds(rules, "", "namespaces", "create") and not holds(rules, "", "namespaces", "delete")
+    # Elsewhere (the cluster-wide bindings): no Deployment, Pod, Role or RoleBinding in another
+    # namespace, whatever the reach; cluster-scoped kinds only for the apps that reach the cluster.
+    cluster = held.get("*", [])
+    for group, resource in [("apps", "deployments"), ("", "pods"), (RBAC, "rolebindings"), (RBAC, "roles")]:
+        assert not holds(cluster, group, resource, "create"), (group, resource)
+    assert not holds(cluster, "", "namespaces", "patch")
+    for group, resource in CLUSTER_KINDS:
+        assert holds(cluster, group, resource, "create") == bool(PI5_APP_NAMESPACES[ns]), (group, resource)
+    # The operator reach (kube-prometheus-stack's operator's Secrets and StatefulSets everywhere) is
+    # the monitoring deployer's alone.
+    assert holds(cluster, "", "secrets", "get") == (PI5_APP_NAMESPACES[ns] == "operator")
+    assert holds(cluster, "apps", "statefulsets", "create") == (PI5_APP_NAMESPACES[ns] == "operator")
 
 
 def test_argocds_controller_lists_and_watches_and_impersonates_only_the_deployers(stack):
@@ -372,7 +435,10 @@ def test_argocds_controller_lists_and_watches_and_impersonates_only_the_deployer
                 "apiGroups": [""],
                 "resources": ["serviceaccounts"],
                 "verbs": ["impersonate"],
-                "resourceNames": [deployers.ROOT_DEPLOYER, deployers.APPS_DEPLOYER],
+                "resourceNames": [
+                    deployers.ROOT_DEPLOYER,
+                    *(f"argocd-deploys-{ns}" for ns in PI5_APP_NAMESPACES),
+                ],
             }
         ]
     }
@@ -387,11 +453,45 @@ def test_every_project_names_the_deployer_of_each_destination(stack):
     assert projects[ROOT_PROJECT]["destinationServiceAccounts"] == [
         {"server": IN_CLUSTER, "namespace": NAMESPACE, "defaultServiceAccount": f"argocd:{deployers.ROOT_DEPLOYER}"}
     ]
+    # One entry per application namespace, by exact name and no `*`: an Application deploying
+    # anywhere else has no identity, and Argo CD refuses to sync it.
     assert projects[APPS_PROJECT]["destinationServiceAccounts"] == [
-        {"server": IN_CLUSTER, "namespace": "*", "defaultServiceAccount": f"argocd:{deployers.APPS_DEPLOYER}"}
+        {"server": IN_CLUSTER, "namespace": ns, "defaultServiceAccount": f"argocd:argocd-deploys-{ns}"}
+        for ns in PI5_APP_NAMESPACES
     ]
-    # Argo CD impersonates `system:serviceaccount:<defaultServiceAccount>` (a `:` names the namespace).
-    assert deployers.username(deployers.APPS_DEPLOYER) == "system:serviceaccount:argocd:argocd-apps-deployer"
+    # Argo CD impersonates `system:serviceaccount:<defaultServiceAccount>` (a `:` names the namespace:
+    # the deployers live in argocd, where no application writes, never in the app's namespace).
+    assert deployers.username(deployers.app_deployer("api")) == "system:serviceaccount:argocd:argocd-deploys-api"
+
+
+def test_pulumi_makes_each_application_namespace_before_its_deployers_binding_and_never_deletes_one(stack):
+    """The RoleBinding needs its namespace; Argo CD would make it only at the first sync, as a
+    deployer that then holds nothing there. A NamespacePatch creates a missing one, takes over
+    nothing of a live one (homepage, vault, ... exist on pi5) and leaves it when deleted."""
+    patches = {
+        r.values["metadata"]["name"]: r
+        for r in stack.of_type("kubernetes:core/v1:NamespacePatch")
+        if r.name.startswith("spitikos-argocd-deployers-")
+    }
+    assert set(patches) == set(PI5_APP_NAMESPACES) - {"api"}, "api is the program's own namespace"
+    for ns, patch in patches.items():
+        assert patch.values["metadata"]["annotations"] == {
+            deployers.APPLIED_AS: f"system:serviceaccount:argocd:argocd-deploys-{ns}"
+        }
+        assert "labels" not in patch.values["metadata"], "its labels are Argo CD's (managedNamespaceMetadata)"
+    bindings = {
+        r.values["metadata"]["namespace"]: r
+        for r in stack.kubernetes("RoleBinding")
+        if r.values["metadata"]["name"] == deployers.APPS_DEPLOYER_BINDING
+    }
+    api = stack.one("kubernetes:core/v1:Namespace", "spitikos-api-namespace")
+    for ns in PI5_APP_NAMESPACES:
+        binding = bindings[ns]
+        assert binding.values["roleRef"]["name"] == deployers.APPS_DEPLOYER
+        assert binding.values["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"argocd-deploys-{ns}", "namespace": NAMESPACE}
+        ]
+        assert (patches[ns] if ns in patches else api).urn in binding.dependencies, ns
 
 
 def test_the_deployers_and_their_rights_exist_before_the_flag_is_on_or_a_project_names_them(stack):
@@ -401,7 +501,10 @@ def test_the_deployers_and_their_rights_exist_before_the_flag_is_on_or_a_project
         for r in stack.kubernetes(kind)
         if r.name.startswith("spitikos-argocd-deployers-")
     ]
-    assert len(rbac) == 12
+    # The root's ServiceAccount, Role and binding; each app namespace's ServiceAccount and RoleBinding;
+    # the namespaced, cluster, operator and binds ClusterRoles and three ClusterRoleBindings; the
+    # impersonation Role and its binding.
+    assert len(rbac) == 3 + 2 * len(PI5_APP_NAMESPACES) + 4 + 3 + 2
     release = stack.one(RELEASE, "spitikos-argocd-release")
     for waiting in (release, *stack.kubernetes("AppProject")):
         assert {r.urn for r in rbac} <= waiting.dependencies, waiting.name

@@ -3,22 +3,20 @@
 The API server is absent here, but the policies are CEL, and CEL runs anywhere: each request below
 goes through what the API server does with a ValidatingAdmissionPolicy in force (`Deny`): its
 resource rules and match conditions pick the request, its variables are computed, and any
-validation that is not true refuses it with its message (cel-python, the CEL spec's Python
-implementation; Kubernetes adds libraries, which these expressions do not use).
+validation that is not true refuses it with its message. The CEL is compiled, type-checked and run
+by cel-expr-python, the Python binding of CEL's C++ implementation published by CEL's own
+maintainers (github.com/cel-expr/cel-python), with its strings extension; Kubernetes (cel-go)
+adds libraries, which these expressions do not use.
 """
 
 from __future__ import annotations
 
 import functools
-import typing
 from dataclasses import dataclass
 
-import celpy
-import celpy.evaluation
-import lark
 import pytest
-from celpy import celparser
-from conftest import ROOT
+from cel_expr_python import cel
+from cel_expr_python.ext import ext_strings
 
 from components import deployers
 from components.guard import ARGOCD_CONTROLLER, BASELINE_CAPABILITIES, HOST_PODS_POLICY, NAMESPACE_NAME, REQUESTERS
@@ -43,62 +41,40 @@ PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations", 
 PLURAL |= {"MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}
 GROUP |= {"Pod": "", "MutatingWebhookConfiguration": "admissionregistration.k8s.io"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
-APPS_DEPLOYER = deployers.username(deployers.APPS_DEPLOYER)
+APPS_DEPLOYER = deployers.username(deployers.app_deployer("api"))
 ROOT_DEPLOYER = deployers.username(deployers.ROOT_DEPLOYER)
+# Every identity that applies Git's content on pi5: the root's deployer, each application
+# namespace's (Pulumi.pi5.yaml appNamespaces) and the controller.
+APP_DEPLOYERS = [
+    deployers.username(deployers.app_deployer(ns))
+    for ns in ("api", "homepage", "vault", "kubernetes-dashboard", "monitoring")
+]
+JUDGED = [ROOT_DEPLOYER, *APP_DEPLOYERS, ARGOCD_CONTROLLER]
 
-# celpy analyses the CEL grammar into its LALR parser in every session (0.2 s of CPU). Lark can keep
-# that analysis in a file, which it checks against the grammar, the options and its own version:
-# kept in pytest's git-ignored cache folder once an earlier session has made it.
-CEL_PARSER_CACHE = ROOT / ".pytest_cache" / "d" / "cel-parser.lark"
-
-
-def _environment() -> celpy.Environment:
-    with pytest.MonkeyPatch.context() as patch:
-        if CEL_PARSER_CACHE.parent.parent.is_dir():
-            CEL_PARSER_CACHE.parent.mkdir(exist_ok=True)
-            # celpy's own arguments to Lark, and the cache file.
-            patch.setattr(celparser, "Lark", functools.partial(celparser.Lark, cache=str(CEL_PARSER_CACHE)))
-        return celpy.Environment()
-
-
-# celpy's tree walk names a typing alias in each of its `cast(...)` calls: `cast(Tuple[Result, Result],
-# ...)` makes typing hash `Result`, a union of some twenty types, at every node, about a third of an
-# evaluation's time. `cast` returns its second argument and never reads the first, and in the
-# evaluator's functions these names appear only there (celpy 0.5.0's evaluation.py; its aliases and
-# signatures were made at import, with the real ones): here they stand for `Any`.
-class _AnyAlias:
-    def __getitem__(self, parameters) -> object:
-        return typing.Any
+# The variables a ValidatingAdmissionPolicy's expressions may read that these policies use, each
+# `dyn` as the API server declares an object it has no schema for (`object`, `oldObject`), and
+# `request` (admission.k8s.io/v1 AdmissionRequest) and `variables` the same way here.
+_ENV = cel.NewEnv(
+    variables={name: cel.Type.DYN for name in ("request", "object", "oldObject", "variables")},
+    extensions=[ext_strings.ExtStrings()],
+)
 
 
-for _name in ("Union", "Tuple", "List", "Dict", "Callable", "Iterable", "Optional"):
-    setattr(celpy.evaluation, _name, _AnyAlias())
-
-# The walk also reads each string literal's text again at every evaluation (`celstr` expands its
-# escapes character by character, a sixth of an evaluation's time in the attack corpus). It reads
-# only the token's text, and the string it makes is immutable: each text is read once.
-_celstr = celpy.evaluation.celstr
+class CELError(Exception):
+    """An expression that errs at run time (a missing key, a wrong type): the API server refuses."""
 
 
 @functools.cache
-def _string_literal(text: str) -> celpy.celtypes.StringType:
-    return _celstr(lark.Token("STRING_LIT", text))
-
-
-celpy.evaluation.celstr = lambda token: _string_literal(token.value)
-_ENV = _environment()
-
-
-@functools.cache
-def _program(expression: str) -> celpy.Runner:
-    return _ENV.program(_ENV.compile(expression))
+def _program(expression: str) -> cel.Expression:
+    return _ENV.compile(expression)  # raises on a syntax or type error, as the API server refuses the policy
 
 
 def evaluate(expression: str, activation: dict):
-    value = _program(expression).evaluate(activation)
-    if isinstance(value, celpy.CELEvalError):
-        raise value
-    return value
+    """The expression's value over plain JSON data (dicts, lists, strings, numbers, None)."""
+    value = _program(expression).eval(data=activation)
+    if value.type() == cel.Type.ERROR:
+        raise CELError(f"{expression!r}: {value.value()}")
+    return value.plain_value()
 
 
 @dataclass
@@ -125,23 +101,22 @@ def matches(spec: dict, request: dict) -> bool:
 
 def judge(spec: dict, request: dict, obj: dict | None, old: dict | None = None) -> Verdict:
     """One policy, as the API server runs it; an expression that errs is a refusal (`failurePolicy: Fail`)."""
+    assert spec["failurePolicy"] == "Fail", "the model knows only a policy that refuses when it errs"
     if not matches(spec, request):
         return Verdict(True)
-    activation = {
-        "request": celpy.json_to_cel(request),
-        "object": celpy.json_to_cel(obj),
-        "oldObject": celpy.json_to_cel(old),
-    }
-    if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
-        return Verdict(True)
-    variables = {}
-    for variable in spec.get("variables", []):
-        activation["variables"] = celpy.celtypes.MapType(variables)
-        variables[celpy.celtypes.StringType(variable["name"])] = evaluate(variable["expression"], activation)
-    activation["variables"] = celpy.celtypes.MapType(variables)
-    for validation in spec["validations"]:
-        if not evaluate(validation["expression"], activation):
-            return Verdict(False, str(evaluate(validation["messageExpression"], activation)))
+    activation = {"request": request, "object": obj, "oldObject": old}
+    try:
+        if not all(evaluate(c["expression"], activation) for c in spec.get("matchConditions", [])):
+            return Verdict(True)
+        variables: dict = {}
+        activation["variables"] = variables
+        for variable in spec.get("variables", []):
+            variables[variable["name"]] = evaluate(variable["expression"], activation)
+        for validation in spec["validations"]:
+            if not evaluate(validation["expression"], activation):
+                return Verdict(False, str(evaluate(validation["messageExpression"], activation)))
+    except CELError as error:
+        return Verdict(False, f"the policy erred, and fails closed: {error}")
     return Verdict(True)
 
 
@@ -227,6 +202,23 @@ PROMETHEUS_OPERATOR = role(
 APP_ROLE = role("Role", "api-reader", rule([""], ["pods", "configmaps"], ["get", "list", "watch"]), namespace="api")
 
 
+def test_a_policy_that_errs_refuses_and_one_that_does_not_type_check_is_no_policy():
+    """What the model does when CEL fails is what the API server does under `failurePolicy: Fail`;
+    and an expression the type checker refuses never reaches a request (the API server refuses the
+    policy itself), so a test cannot pass on a policy that would not be admitted."""
+    rules = [{"apiGroups": [RBAC], "resources": ["clusterroles"], "operations": ["CREATE"]}]
+    spec = {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules}}
+    spec["validations"] = [{"expression": "object.metadata.labels['x'] == 'y'", "messageExpression": "'not x'"}]
+    request = {"resource": {"group": RBAC, "resource": "clusterroles"}, "operation": "CREATE", "name": "r"}
+    unlabelled = role("ClusterRole", "r")
+    verdict = judge(spec, request, unlabelled)
+    assert not verdict.allowed and "erred" in verdict.message and "labels" in verdict.message
+    assert judge(spec, request, {**unlabelled, "metadata": {"name": "r", "labels": {"x": "y"}}}).allowed
+    assert judge(spec, request, {**unlabelled, "metadata": {"name": "r", "labels": {"x": "z"}}}).message == "not x"
+    with pytest.raises(RuntimeError, match="undeclared reference to 'noSuchFunction'"):
+        evaluate("object.metadata.name.noSuchFunction()", {"object": unlabelled})
+
+
 @pytest.mark.parametrize(
     "obj",
     [DASHBOARD_ADMIN, VAULT_AUTH, PROMETHEUS_OPERATOR, APP_ROLE],
@@ -240,10 +232,14 @@ def test_argocd_may_create_what_the_real_apps_install(policies, obj):
 def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller(policies):
     """With sync impersonation the API server sees the deployer, not the controller: a guard that
     judged the controller alone would judge nothing."""
-    assert set(REQUESTERS) == {APPS_DEPLOYER, ROOT_DEPLOYER, ARGOCD_CONTROLLER}
+    assert set(REQUESTERS) == {"system:serviceaccount:argocd:argocd-deploys-*", ROOT_DEPLOYER, ARGOCD_CONTROLLER}
     backdoor = binding("ClusterRoleBinding", "backdoor", "cluster-admin")
-    for user in REQUESTERS:
+    for user in JUDGED:
         assert not admit(policies, backdoor, user=user).allowed, user
+    # The prefix is the deployers' in `argocd`, where only Pulumi makes ServiceAccounts: the same
+    # name in an application namespace is no deployer, nor is argocd-server.
+    for user in ("system:serviceaccount:api:argocd-deploys-api", "system:serviceaccount:argocd:argocd-server"):
+        assert admit(policies, backdoor, user=user).allowed, user
 
 
 def test_a_listed_binding_re_pointed_at_another_admin_role_is_refused(policies):
@@ -504,7 +500,7 @@ def test_no_application_writes_endpoints_by_hand(policies, kind):
     """A selector-less Service plus an EndpointSlice listing argocd-server's pod address, under the
     Access-free wildcard hostname, would publish Argo CD (issue 24, walk-around 6)."""
     obj = {"apiVersion": "v1", "kind": kind, "metadata": {"name": "shortcut", "namespace": "homepage"}}
-    for user in REQUESTERS:
+    for user in JUDGED:
         verdict = admit(policies, obj, user=user)
         assert not verdict.allowed and "endpoints" in verdict.message, user
     assert admit(policies, obj, user=OPERATOR).allowed

@@ -18,13 +18,23 @@ from spitikos import lazy_sdk
 SITE = Path(pulumi.__file__).parent.parent
 
 
-def test_the_program_builds_a_small_part_of_the_sdks_types(stack):
+def test_the_program_builds_a_small_part_of_the_sdks_types(ran_here):
     for name in ("pulumi_cloudflare._inputs", "pulumi_cloudflare.outputs", "pulumi_kubernetes.core.v1._inputs"):
         module = sys.modules[name]
         index = module.__loader__.index
         built = [c for c in index.bodies if c in vars(module)]
         assert 0 < len(built) < len(index.bodies) / 3, name
     assert not hasattr(sys.modules["pulumi_cloudflare"], "__all__"), "the real index was loaded"
+    # The Gateway API's CRDs are a yaml.v2 ConfigGroup: the v1 module and `requests` stay unloaded.
+    assert "pulumi_kubernetes.yaml.v2" in sys.modules
+    assert "pulumi_kubernetes.yaml.yaml" not in sys.modules and "requests" not in sys.modules
+
+
+def test_a_subpackage_made_lazily_by_its_package_is_the_same_subpackage():
+    import pulumi_kubernetes
+
+    assert pulumi_kubernetes.yaml.v2.ConfigGroup.__module__ == "pulumi_kubernetes.yaml.v2.ConfigGroup"
+    assert pulumi_kubernetes.yaml.ConfigFile is importlib.import_module("pulumi_kubernetes.yaml.yaml").ConfigFile
 
 
 def test_a_class_made_lazily_is_the_class_its_statement_makes():
@@ -93,9 +103,17 @@ def test_modules_of_any_other_shape_load_as_they_are(tmp_path):
     plain = tmp_path / "outputs.py"
     plain.write_text("import pulumi\n\n__all__ = [\n    'A',\n]\n\n@pulumi.output_type\nclass A(dict):\n    pass\n")
     assert set(lazy_sdk.TypeIndex.of("plain.outputs", str(plain)).bodies) == {"A"}
-    # Kubernetes's apiextensions/__init__ holds more than star imports: it runs as it is.
+    # An `__init__` with any statement but the generator's imports and lazy subpackages runs as it is.
     init = SITE / "pulumi_kubernetes" / "apiextensions" / "__init__.py"
-    assert lazy_sdk.group_exports(str(init), init.read_text()) is None
+    odd_init = tmp_path / "__init__.py"
+    odd_init.write_text("register(CustomResource)\n" + init.read_text())
+    assert lazy_sdk.group_exports(str(odd_init), odd_init.read_text()) is None
+    # Kubernetes's apiextensions/__init__: two star imports and its lazy v1 and v1beta1.
+    code, exports, _ = lazy_sdk.group_exports(str(init), init.read_text())
+    assert exports == dict.fromkeys(["CustomResourceArgs", "CustomResource"], "CustomResource") | dict.fromkeys(
+        ["CustomResourcePatchArgs", "CustomResourcePatch"], "CustomResourcePatch"
+    )
+    assert "v1beta1" in code.co_names and "CustomResource" not in code.co_names
     init = SITE / "pulumi_kubernetes" / "core" / "v1" / "__init__.py"
     _, exports, unlisted = lazy_sdk.group_exports(str(init), init.read_text())
     assert (exports["Namespace"], exports["NamespacePatchArgs"], exports["PodSpecArgs"]) == (

@@ -51,6 +51,14 @@ def test_pi5_stack_settings_are_valid_and_typed():
         ("ClusterRoleBinding/vault-server-binding", "system:auth-delegator"),
     )
     assert s.privileged_namespaces == ("monitoring",)
+    assert s.app_namespaces == (
+        ("api", ""),
+        ("homepage", ""),
+        ("vault", "cluster"),
+        ("kubernetes-dashboard", "cluster"),
+        ("monitoring", "operator"),
+    )
+    assert load({"appNamespaces": None}).app_namespaces == (("api", ""),), "the namespace the platform prepares"
     # Each hostname the real organization serves has its one namespace; the wildcard is shared.
     owners = dict(s.route_namespaces)
     assert set(owners) == set(s.hostnames) - {"*.taehoonlee.cloud"}
@@ -478,6 +486,33 @@ BAD_INPUTS = [
         "privileged-namespace-twice",
         {"privilegedNamespaces": '["monitoring", "monitoring"]'},
         "spitikos:privilegedNamespaces: 'monitoring' is listed twice",
+    ),
+    (
+        "app-namespace",
+        {"appNamespaces": '["Homepage"]'},
+        "spitikos:appNamespaces: 'Homepage' is not '<namespace>' or '<namespace>=<reach>' (a namespace name)",
+    ),
+    (
+        # Its deployer would hold an app's rights next to Argo CD, Redis or k3s.
+        "app-namespace-platform",
+        {"appNamespaces": '["argocd"]'},
+        "spitikos:appNamespaces: 'argocd' is a namespace of the platform's: list application namespaces only",
+    ),
+    (
+        "app-namespace-platform-glob",
+        {"appNamespaces": '["kube-system=cluster"]'},
+        "spitikos:appNamespaces: 'kube-system' is a namespace of the platform's",
+    ),
+    (
+        "app-namespace-reach",
+        {"appNamespaces": '["monitoring=admin"]'},
+        "spitikos:appNamespaces: 'monitoring=admin': the reach is 'cluster' or 'operator' (docs/settings.md), "
+        "not 'admin'",
+    ),
+    (
+        "app-namespace-twice",
+        {"appNamespaces": '["vault", "vault=cluster"]'},
+        "spitikos:appNamespaces: 'vault' is listed twice",
     ),
     (
         "scale-from-zero-namespace",
