@@ -7,8 +7,8 @@ webhook, no pod) are the second layer. They judge the identities that apply Git'
 deployers (what Argo CD impersonates) and its application controller (should impersonation ever
 be off), and refuse:
 - a binding to cluster-admin, admin, edit, system:* or the platform's and k3s's own ClusterRoles,
-  unless the operator pairs that binding with that role (the `allowedAdminBindings` setting): the
-  deployer's `bind` on a role cannot name the binding, this can;
+  or to a role the `allowedAdminBindings` setting pairs with a binding, unless the setting pairs
+  that binding with that role: the deployer's `bind` on a role cannot name the binding, this can;
 - a Role or ClusterRole that grants every resource (`*`), `escalate`, `bind` or `impersonate`, or
   `*` verbs where they include those (RBAC's and authentication's groups, users, groups and
   service accounts), or a way into another identity or the node (`serviceaccounts/token`,
