@@ -760,18 +760,29 @@ def webhook_configurations(charts: Path) -> dict[tuple[str, str], dict]:
     mutatingWebhookConfiguration.yaml and validatingWebhookConfiguration.yaml (patch Jobs on: the
     failure policy `Ignore`; the operator's Service), each in the fields the guard reads."""
     injector = read_yaml(charts, "charts/vault/values.yaml")["vault"]["injector"]
+    # vault 0.30.1: `injector.webhook.namespaceSelector`, else the deprecated `injector.namespaceSelector`.
+    selector = (injector.get("webhook") or {}).get("namespaceSelector") or injector.get("namespaceSelector")
     vault = {
         "name": "vault.hashicorp.com",
+        "failurePolicy": "Ignore",
+        "matchPolicy": "Exact",
         "sideEffects": "None",
-        "admissionReviewVersions": ["v1beta1", "v1"],
+        "timeoutSeconds": 30,
+        "admissionReviewVersions": ["v1", "v1beta1"],
         "clientConfig": {"service": {"name": "vault-agent-injector-svc", "namespace": "vault", "path": "/mutate"}},
         "rules": [
-            {"operations": ["CREATE", "UPDATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+            {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+            | {"scope": "Namespaced"}
         ],
-        "failurePolicy": "Ignore",
+        # The chart's default objectSelector: not the injector's own pods.
+        "objectSelector": {
+            "matchExpressions": [
+                {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["vault-agent-injector"]}
+            ]
+        },
     }
-    if injector.get("namespaceSelector"):
-        vault["namespaceSelector"] = injector["namespaceSelector"]
+    if selector:
+        vault["namespaceSelector"] = selector
     configurations = {("MutatingWebhookConfiguration", "vault-agent-injector-cfg"): [vault]}
     for kind, verb in (("MutatingWebhookConfiguration", "mutate"), ("ValidatingWebhookConfiguration", "validate")):
         service = {"namespace": "monitoring", "name": "kube-prometheus-stack-operator"}
