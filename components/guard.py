@@ -118,6 +118,7 @@ ENDPOINTS_POLICY = "argocd-writes-no-endpoints"
 TOKENS_POLICY = "argocd-writes-no-token-secret"
 HOST_PODS_POLICY = "privileged-namespaces-run-no-root-pod"
 WEBHOOKS_POLICY = "argocd-registers-no-foreign-webhook"
+OWN_NAMESPACE_POLICY = "argocd-deploys-in-its-own-namespace"
 # What the applications' admission webhooks may see (the organization's charts at 7b7f06e): Vault
 # 0.30.1's injector Pods, kube-prometheus-stack 75.18.1's admission PrometheusRules. Exact names:
 # no `*`, no subresource (`pods/ephemeralcontainers` would add a container to any pod).
@@ -182,6 +183,7 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
         self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
         self._denying_policy(f"{name}-webhooks", WEBHOOKS_POLICY, webhooks_policy(who, args.platform_namespaces))
+        self._denying_policy(f"{name}-own-namespace", OWN_NAMESPACE_POLICY, own_namespace_policy())
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -193,6 +195,7 @@ class ClusterGuard(pulumi.ComponentResource):
             ENDPOINTS_POLICY,
             TOKENS_POLICY,
             WEBHOOKS_POLICY,
+            OWN_NAMESPACE_POLICY,
         ]
         if args.privileged_namespaces:  # `In` takes no empty list: without one, nothing to judge
             spec = host_pods_policy(args.privileged_namespaces)
@@ -493,6 +496,34 @@ def endpoints_policy(requesters: Sequence[str]) -> dict:
         ],
     )
     spec["matchConstraints"]["resourceRules"][0]["apiGroups"] = ["", "discovery.k8s.io"]
+    return spec
+
+
+def own_namespace_policy() -> dict:
+    """Namespaced objects an application's deployer writes outside its own namespace. RBAC already
+    stops a deployer there unless its reach holds the kind in every namespace, which the `operator`
+    reach must (RBAC creates kube-prometheus-stack's operator ClusterRole, with StatefulSets and
+    Secrets everywhere, only for one who holds it all): this keeps that deployer in its namespace
+    too. By the deployer's own name, so it holds for every kind. Cluster-scoped objects (RBAC and
+    the other policies judge them) and Namespace objects (a deployer may patch only its own, by its
+    RoleBinding there) are not this policy's."""
+    own = deployers.username(deployers.APPS_DEPLOYER_PREFIX)
+    spec = _spec(
+        [APP_DEPLOYERS],
+        ["*", "*/*"],
+        group="*",
+        operations=("CREATE", "UPDATE", "DELETE"),
+        variables=[],
+        validations=[
+            {
+                "expression": "request.namespace == '' || request.resource.resource == 'namespaces'"
+                f" || request.userInfo.username == {json.dumps(own)} + request.namespace",
+                "messageExpression": "request.kind.kind + ' ' + request.namespace + '/' + request.name + ': '"
+                " + request.userInfo.username + ' deploys one application namespace and writes only there'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
     return spec
 
 

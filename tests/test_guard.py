@@ -146,9 +146,12 @@ def groups_of(user: str) -> list[str]:
     return ["system:masters", "system:authenticated"]
 
 
-def admit(policies, obj: dict, user: str = APPS_DEPLOYER, operation: str = "CREATE") -> Verdict:
+def admit(policies, obj: dict, user: str | None = None, operation: str = "CREATE") -> Verdict:
+    """As Argo CD sends it for an application: by default as the deployer of the object's namespace
+    (the api's for a cluster-scoped object)."""
     kind = obj["kind"]
     namespace = obj["metadata"].get("namespace", "")
+    user = user or deployers.username(deployers.app_deployer(namespace or "api"))
     request = {
         "kind": {"group": GROUP[kind], "version": "v1", "kind": kind},
         "resource": {"group": GROUP[kind], "version": "v1", "resource": PLURAL[kind]},
@@ -409,6 +412,11 @@ def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argo
             assert not admit(policies, deployment(ns)).allowed
         else:
             assert admit(policies, deployment(ns)).allowed, ns
+    # Each in its own: the api's deployer writes nothing in vault's namespace, whatever RBAC holds.
+    refused = admit(policies, deployment("vault"), user=APPS_DEPLOYER)
+    assert refused.message == (
+        f"Deployment vault/x: {APPS_DEPLOYER} deploys one application namespace and writes only there"
+    )
     application = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "argocd"}}
     assert admit(policies, application, user=ROOT_DEPLOYER).allowed
 
