@@ -165,8 +165,10 @@ def _validator() -> Any:
     import kubernetes_validate
     from kubernetes_validate import utils
 
-    # The library re-reads its schema files for every object: once each is enough.
+    # The library re-reads its schema files, and lists its schema folders twice, for every object:
+    # once each is enough (a quarter of a validation was the listing).
     utils.schema_contents = functools.lru_cache(maxsize=None)(utils.schema_contents)
+    utils.all_versions = functools.cache(utils.all_versions)
     return kubernetes_validate
 
 

@@ -207,8 +207,8 @@ def _run_install(tmp_path, k3s_before, k3s_after, curl="", active=True, script=N
             ),
             "systemctl": "exit 0" if active else "exit 3",
             "sudo": f'shift; shift; sh -c "$(echo "$2" | sed "s|/etc/rancher/k3s|{state}|g")"',
-            # The real timeout, cut to a fifth of a second, so a service that never starts ends the test quickly.
-            "timeout": 'shift; exec /usr/bin/timeout 0.2 "$@"',
+            # The real timeout, cut to 50 ms, so a service that never starts ends the test quickly.
+            "timeout": 'shift; exec /usr/bin/timeout 0.05 "$@"',
         },
     )
     script = script or install_script(VERSION, ["server", "--disable=traefik"], token_file="/etc/rancher/k3s/token")
