@@ -765,10 +765,22 @@ def _app_namespaces(r: _Reader) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for entry in r.strings(key, default=(namespaces.API,)):
         ns, sep, reach = entry.partition("=")
-        if not _NAMESPACE_RE.fullmatch(ns):
-            r.fail(key, f"{entry!r} is not '<namespace>' or '<namespace>=<reach>' (a namespace name)")
+        if not entry:
+            r.fail(key, "has an empty entry: remove it, or write '<namespace>' or '<namespace>=<reach>'")
+        elif not _NAMESPACE_RE.fullmatch(ns):
+            r.fail(
+                key,
+                f"{entry!r} is not '<namespace>' or '<namespace>=<reach>': a namespace name is 1 to 63 "
+                "lower-case letters, digits and '-', not starting or ending with '-'",
+            )
         elif namespaces.is_platform(ns):
             r.fail(key, f"{ns!r} is a namespace of the platform's: list application namespaces only")
+        elif ns == KUBERNETES_DEFAULT_NAMESPACE:
+            r.fail(
+                key,
+                "'default' holds the API server's own `kubernetes` Service: "
+                "give the application a namespace of its own",
+            )
         elif sep and reach not in APP_REACHES:
             r.fail(key, f"{entry!r}: the reach is 'cluster' or 'operator' (docs/settings.md), not {reach!r}")
         else:
@@ -777,6 +789,55 @@ def _app_namespaces(r: _Reader) -> tuple[tuple[str, str], ...]:
     for dup in sorted({n for n in names if names.count(n) > 1}):
         r.fail(key, f"{dup!r} is listed twice")
     return tuple(pairs)
+
+
+KUBERNETES_DEFAULT_NAMESPACE = "default"
+
+
+def _app_namespaces_cover(r: _Reader, s: Settings) -> None:
+    """Each namespace another setting names is one the applications deploy to: only there does a
+    deployer write, so a route, a privileged label, a backup or an admin binding elsewhere would
+    wait for objects no sync can make (or, in a platform namespace, give an app a door into it)."""
+    reach = dict(s.app_namespaces)
+    hint = "add it to `appNamespaces`, or name a namespace listed there"
+    for hostname, ns in s.route_namespaces:
+        if ns in reach or (hostname == s.argocd_hostname and ns == ARGOCD_NAMESPACE):
+            continue
+        if (hostname, ns) == (s.api_hostname, API_NAMESPACE):
+            r.fail("appNamespaces", f"lacks {ns!r}, where the api's hostname {hostname!r} is routed: add {ns!r}")
+        else:
+            r.fail("routeNamespaces", f"'{ns}/{hostname}': {ns!r} is not one of `appNamespaces`: {hint}")
+    lists = {
+        "scaleFromZeroNamespaces": s.scale_from_zero_namespaces,
+        "privilegedNamespaces": s.privileged_namespaces,
+        # A claim in a platform namespace is refused as such already.
+        "backupVolumes": tuple(v for v in s.backup.volumes if not namespaces.is_platform(v.partition("/")[0])),
+    }
+    for key, listed in lists.items():
+        for item in listed:
+            ns = item.partition("/")[0]
+            if ns not in reach:
+                named = f"{item!r}: {ns!r}" if item != ns else repr(ns)
+                r.fail(key, f"{named} is not one of `appNamespaces`: {hint}")
+    reaching = sorted(ns for ns, how in s.app_namespaces if how in APP_REACHES)
+    for binding, role in s.allowed_admin_bindings:
+        entry = f"{binding}={role}"
+        kind, _, rest = binding.partition("/")
+        ns = rest.partition("/")[0] if kind == "RoleBinding" else None
+        if ns is not None and ns not in reach:
+            r.fail("allowedAdminBindings", f"{entry!r}: {ns!r} is not one of `appNamespaces`: {hint}")
+        elif ns is not None and ns not in reaching:
+            r.fail(
+                "allowedAdminBindings",
+                f"{entry!r}: only a deployer that reaches the cluster holds `bind`: list {ns!r} as "
+                f"'{ns}=cluster' in `appNamespaces`",
+            )
+        elif ns is None and not reaching:
+            r.fail(
+                "allowedAdminBindings",
+                f"{entry!r}: no `appNamespaces` entry reaches the cluster, so no deployer may make it: "
+                "add '=cluster' to the namespace whose chart makes it",
+            )
 
 
 def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
@@ -1031,9 +1092,7 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
     ci = _ci(r, hosts)
     r.unknown_keys()
 
-    if r.problems:
-        raise SettingsError(r.problems)
-    return Settings(
+    settings = Settings(
         domain=domain,
         zones=zones,
         server=server,
@@ -1063,3 +1122,14 @@ def load_settings(config: pulumi.Config | None = None) -> Settings:
         backup=backup,
         ci=ci,
     )
+    return _checked(r, settings)
+
+
+def _checked(r: _Reader, settings: Settings) -> Settings:
+    """The settings whose names another names are checked together; then every problem at once."""
+    if not any(p.startswith(f"{r.key('appNamespaces')}:") for p in r.problems):
+        # Else each namespace named elsewhere would be refused again for one mistake in appNamespaces.
+        _app_namespaces_cover(r, settings)
+    if r.problems:
+        raise SettingsError(r.problems)
+    return settings

@@ -58,7 +58,10 @@ def test_pi5_stack_settings_are_valid_and_typed():
         ("kubernetes-dashboard", "cluster"),
         ("monitoring", "operator"),
     )
-    assert load({"appNamespaces": None}).app_namespaces == (("api", ""),), "the namespace the platform prepares"
+    # Unset, with the settings that name pi5's other namespaces unset too.
+    naming = ("routeNamespaces", "privilegedNamespaces", "scaleFromZeroNamespaces", "backupVolumes")
+    unset = dict.fromkeys(("appNamespaces", "allowedAdminBindings", *naming))
+    assert load(unset).app_namespaces == (("api", ""),), "the namespace the platform prepares"
     # Each hostname the real organization serves has its one namespace; the wildcard is shared.
     owners = dict(s.route_namespaces)
     assert set(owners) == set(s.hostnames) - {"*.taehoonlee.cloud"}
@@ -490,7 +493,8 @@ BAD_INPUTS = [
     (
         "app-namespace",
         {"appNamespaces": '["Homepage"]'},
-        "spitikos:appNamespaces: 'Homepage' is not '<namespace>' or '<namespace>=<reach>' (a namespace name)",
+        "spitikos:appNamespaces: 'Homepage' is not '<namespace>' or '<namespace>=<reach>': a namespace name is 1 to 63 "
+        "lower-case letters, digits and '-', not starting or ending with '-'",
     ),
     (
         # Its deployer would hold an app's rights next to Argo CD, Redis or k3s.
@@ -513,6 +517,84 @@ BAD_INPUTS = [
         "app-namespace-twice",
         {"appNamespaces": '["vault", "vault=cluster"]'},
         "spitikos:appNamespaces: 'vault' is listed twice",
+    ),
+    ("app-namespace-empty-entry", {"appNamespaces": '["api", ""]'}, "spitikos:appNamespaces: has an empty entry"),
+    ("app-namespace-64", {"appNamespaces": json.dumps(["a" * 64])}, f"spitikos:appNamespaces: '{'a' * 64}' is not"),
+    ("app-namespace-trailing-dash", {"appNamespaces": '["api-"]'}, "spitikos:appNamespaces: 'api-' is not"),
+    (
+        "app-namespace-spaced-reach",
+        {"appNamespaces": '["vault = cluster"]'},
+        "spitikos:appNamespaces: 'vault = cluster'",
+    ),
+    ("app-namespace-empty-reach", {"appNamespaces": '["api="]'}, "spitikos:appNamespaces: 'api=': the reach is"),
+    (
+        # The API server's `kubernetes` Service lives there: no app's deployer writes Services next to it.
+        "app-namespace-default",
+        {"appNamespaces": '["default"]'},
+        "spitikos:appNamespaces: 'default' holds the API server's own `kubernetes` Service",
+    ),
+    *[
+        (f"app-namespaces-yaml-{kind}", {"appNamespaces": raw}, "spitikos:appNamespaces: must be a list of strings")
+        for kind, raw in [("map", '{"api": "cluster"}'), ("number", "5"), ("null", "null"), ("nested", '[["api"]]')]
+    ],
+    (
+        # Each namespace another setting names must be one a deployer writes to.
+        "route-namespace-not-an-app",
+        {"routeNamespaces": '["nowhere/vault.taehoonlee.cloud"]'},
+        "spitikos:routeNamespaces: 'nowhere/vault.taehoonlee.cloud': 'nowhere' is not one of `appNamespaces`: add it",
+    ),
+    (
+        "route-namespace-platform",
+        {"routeNamespaces": '["redis/vault.taehoonlee.cloud"]'},
+        "spitikos:routeNamespaces: 'redis/vault.taehoonlee.cloud': 'redis' is not one of `appNamespaces`",
+    ),
+    (
+        "app-namespaces-without-the-api",
+        {"appNamespaces": '["homepage", "vault=cluster", "kubernetes-dashboard=cluster", "monitoring=operator"]'},
+        "spitikos:appNamespaces: lacks 'api', where the api's hostname 'api.taehoonlee.cloud' is routed: add 'api'",
+    ),
+    (
+        "scale-from-zero-not-an-app",
+        {"scaleFromZeroNamespaces": '["nowhere"]'},
+        "spitikos:scaleFromZeroNamespaces: 'nowhere' is not one of `appNamespaces`",
+    ),
+    (
+        "privileged-not-an-app",
+        {"privilegedNamespaces": '["homepage", "nowhere"]'},
+        "spitikos:privilegedNamespaces: 'nowhere' is not one of `appNamespaces`",
+    ),
+    (
+        "privileged-platform",
+        {"privilegedNamespaces": '["argocd"]'},
+        "spitikos:privilegedNamespaces: 'argocd' is not one of `appNamespaces`",
+    ),
+    (
+        "backup-volume-not-an-app",
+        {"backupVolumes": '["nowhere/data"]'},
+        "spitikos:backupVolumes: 'nowhere/data': 'nowhere' is not one of `appNamespaces`",
+    ),
+    (
+        "admin-binding-not-an-app",
+        {"allowedAdminBindings": '["RoleBinding/nowhere/x=admin"]'},
+        "spitikos:allowedAdminBindings: 'RoleBinding/nowhere/x=admin': 'nowhere' is not one of `appNamespaces`",
+    ),
+    (
+        "admin-binding-platform",
+        {"allowedAdminBindings": '["RoleBinding/argocd/x=admin"]'},
+        "spitikos:allowedAdminBindings: 'RoleBinding/argocd/x=admin': 'argocd' is not one of `appNamespaces`",
+    ),
+    (
+        # RBAC lets only a holder of `bind` on the role make the binding: the deployers that reach the cluster.
+        "admin-binding-namespace-without-bind",
+        {"allowedAdminBindings": '["RoleBinding/homepage/x=admin"]'},
+        "spitikos:allowedAdminBindings: 'RoleBinding/homepage/x=admin': only a deployer that reaches the cluster "
+        "holds `bind`: list 'homepage' as 'homepage=cluster'",
+    ),
+    (
+        "admin-binding-nothing-reaches",
+        {"appNamespaces": '["api", "homepage", "vault", "kubernetes-dashboard", "monitoring"]'},
+        "spitikos:allowedAdminBindings: 'ClusterRoleBinding/admin-user-view=view': no `appNamespaces` entry "
+        "reaches the cluster",
     ),
     (
         "scale-from-zero-namespace",
@@ -696,8 +778,18 @@ def test_each_required_hostname_is_named_when_all_are_missing():
         ({"domain": None}, "spitikos:domain: is required but not set"),
         ({"cloudflareAccountId": None}, "spitikos:cloudflareAccountId: is required but not set"),
         ({"githubOwner": None}, "spitikos:githubOwner: is required but not set"),
+        # Not each route, privileged namespace and backup of pi5's again: only the name at fault.
+        ({"appNamespaces": '["API", "homepage"]'}, "spitikos:appNamespaces: 'API' is not"),
     ],
-    ids=["empty-hostnames", "agent-port", "provider-key", "no-domain", "no-cloudflare-account", "no-github-owner"],
+    ids=[
+        "empty-hostnames",
+        "agent-port",
+        "provider-key",
+        "no-domain",
+        "no-cloudflare-account",
+        "no-github-owner",
+        "bad-app-namespace",
+    ],
 )
 def test_one_mistake_is_one_line(overrides, only):
     """Errors do not cascade: an empty `hostnames` says nothing about `protectedHostnames`."""
