@@ -282,7 +282,7 @@ class _Reader:
             self.fail(name, "is not a list (set it with `pulumi config set --path`, or as a YAML list)")
             return default
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.fail(name, "must be a list of strings")
+            self.fail(name, f"must be a list of strings (one `- item` a line), not {_yaml_kind(value)}")
             return default
         return tuple(v.strip() for v in value)
 
@@ -345,6 +345,18 @@ class _Reader:
                 f"{full}: is not read: the program makes its {package} provider from {PROVIDER_SETTING[package]}; "
                 "remove it from the stack file (and revoke it if it is a token in plain text)"
             )
+
+
+def _yaml_kind(value: Any) -> str:
+    """What a stack file gave where a list of strings belongs, in YAML's words."""
+    if isinstance(value, list):
+        odd = next((v for v in value if not isinstance(v, str)), None)
+        if odd is None or isinstance(odd, list):
+            return "a list with an empty item: remove it" if odd is None else "a list of lists"
+        return f"a list holding {_yaml_kind(odd)}: quote each item"
+    kinds = [(type(None), "null (an empty value)"), (bool, "true or false"), ((int, float), "a number")]
+    kinds += [(str, "one string: write it as a list of one"), (dict, "a map (`key: value`)")]
+    return next((kind for types, kind in kinds if isinstance(value, types)), type(value).__name__)
 
 
 # The packages whose providers the program makes itself (components/platform.py, k3s.py), and the

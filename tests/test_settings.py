@@ -534,8 +534,20 @@ BAD_INPUTS = [
         "spitikos:appNamespaces: 'default' holds the API server's own `kubernetes` Service",
     ),
     *[
-        (f"app-namespaces-yaml-{kind}", {"appNamespaces": raw}, "spitikos:appNamespaces: must be a list of strings")
-        for kind, raw in [("map", '{"api": "cluster"}'), ("number", "5"), ("null", "null"), ("nested", '[["api"]]')]
+        (
+            f"app-namespaces-yaml-{kind}",
+            {"appNamespaces": raw},
+            f"spitikos:appNamespaces: must be a list of strings (one `- item` a line), not {said}",
+        )
+        for kind, raw, said in [
+            ("map", '{"api": "cluster"}', "a map (`key: value`)"),
+            ("number", "5", "a number"),
+            ("null", "null", "null (an empty value)"),
+            ("nested", '[["api"]]', "a list of lists"),
+            ("string", '"api"', "one string: write it as a list of one"),
+            ("empty-item", '["api", null]', "a list with an empty item: remove it"),
+            ("number-item", '["api", 5]', "a list holding a number: quote each item"),
+        ]
     ],
     (
         # Each namespace another setting names must be one a deployer writes to.
