@@ -122,3 +122,19 @@ def test_each_path_of_issue_24_is_stopped_by_the_layer_the_threat_model_says():
     for _, files, layer in paths:
         for number in re.findall(r"`(\d\d)`", files):
             assert by_number.get(number) == layer, f"issue 24's path in {number}: {by_number.get(number)}, not {layer}"
+
+
+COUNTS = {10: "ten", 11: "eleven", 12: "twelve", 13: "thirteen", 14: "fourteen", 15: "fifteen"}
+
+
+def test_the_admission_policies_section_counts_and_lists_every_policy_the_guard_makes():
+    from components import guard
+
+    made = {value for key, value in vars(guard).items() if key.endswith("_POLICY")}
+    section = DOC.split("### 3. Admission policies", 1)[1].split("\n### ", 1)[0]
+    rows = {m.group(1) for line in section.splitlines() if (m := re.match(r"\| `([^`]+)` \|", line))}
+    assert rows == made, "one row per policy: the guard's names, no other"
+    always = len(made - {guard.HOST_PODS_POLICY})
+    said = " ".join(section.split())
+    assert f"puts {COUNTS[always]} ValidatingAdmissionPolicies in force" in said
+    assert f"{COUNTS[always + 1]} where `privilegedNamespaces` lists a namespace" in said
