@@ -139,6 +139,11 @@ def test_every_docs_page_is_reachable_from_the_readme():
     assert unreachable == [], "link each from the README or a page it links (move a _pending-*.md into its page)"
 
 
+def test_the_readmes_decision_records_are_every_record():
+    listed = set(re.findall(r"\(docs/decisions/([^)#]+\.md)\)", README.split("Decision records:", 1)[1]))
+    assert listed == {p.name for p in (ROOT / "docs" / "decisions").glob("*.md")}
+
+
 def test_the_own_cluster_recipe_is_a_complete_stack_file_the_settings_accept(tmp_path):
     """docs/own-cluster.md's stack file, read as `pulumi up` would with the kubeconfig set: accepted whole."""
     import pulumi
