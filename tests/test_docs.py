@@ -166,6 +166,23 @@ def test_the_own_cluster_recipe_is_a_complete_stack_file_the_settings_accept(tmp
     assert settings.parts.root_repository_url == "https://github.com/OWNER/REPO.git"
 
 
+def test_every_git_apply_names_patches_of_this_checkout_one_by_one():
+    """A glob (`"$repo"-*.patch`) took every patch of a repository in name order, the Gateway's
+    before the one it follows: each `git apply` names its patch, or loops over named ones."""
+    for page in [ROOT / "README.md", *DOCS]:
+        text = page.read_text()
+        for applied in re.finditer(r"git apply (?:--3way )?([^\s)]+)", text):
+            arg = applied.group(1).replace('"', "")
+            where = f"{page.relative_to(ROOT)}: git apply {arg}"
+            assert "*" not in arg and arg.startswith("$INFRA/docs/migration/"), where
+            loops = re.findall(r"for (\w+) in ([^;\n]+); do", text[: applied.start()])
+            names = (
+                [arg.replace(f"${loops[-1][0]}", value) for value in loops[-1][1].split()] if "$patch" in arg else [arg]
+            )
+            for name in names:
+                assert (ROOT / name.removeprefix("$INFRA/")).is_file(), f"{where}: no {name}"
+
+
 def test_every_clone_goes_to_a_fresh_folder_not_into_this_checkout():
     """Run from a clone of this repository, `git clone .../charts.git` would land in its own `charts/`."""
     for page in [ROOT / "README.md", *DOCS]:
