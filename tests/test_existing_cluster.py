@@ -91,3 +91,14 @@ def test_the_plan_of_a_given_cluster_speaks_of_no_node_and_no_k3s(own_cluster, s
     # A stack with a node keeps every one of them.
     pi5 = render(from_recording(stack))
     assert all(s in pi5 for s in node_only) and "k3s itself" in pi5
+
+
+def test_without_cloudflare_the_gateway_routes_argo_cds_hostname_alone(own_cluster):
+    """docs/own-cluster.md: Argo CD keeps its HTTPRoute at argocd.<domain>; no Ingress, no other route."""
+    routes = [r for r in own_cluster.all() if r.type.startswith("kubernetes:gateway.networking.k8s.io/v1:")]
+    routes = [r for r in routes if r.type.endswith(("HTTPRoute", "GRPCRoute"))]
+    from conftest import stack_config
+
+    domain = stack_config("e2e")["spitikos:domain"]  # the own-cluster variant is the e2e stack
+    assert [h for r in routes for h in r.values["spec"]["hostnames"]] == [f"argocd.{domain}"]
+    assert not own_cluster.kubernetes("Ingress")
