@@ -43,6 +43,8 @@ def test_the_runbook_says_how_to_get_the_cli_and_which_stack_before_any_command(
 
 def test_the_runbook_names_no_stack_of_its_own_and_the_same_ssh_key_as_the_readme():
     assert "--stack pi5" not in RUNBOOK and "`urn:pulumi:pi5::" not in RUNBOOK
+    # Pasted as written, the stack is the reader's, as in the README: never the organization's.
+    assert re.findall(r"^export STACK=(\S+)", RUNBOOK, re.M) == re.findall(r"export STACK=(\S+)", README) == ["lab"]
     assert "stack rm pi5" not in RUNBOOK
     assert "~/.ssh/spitikos" in README and "~/.ssh/spitikos" in RUNBOOK
     assert "id_ed25519" not in README + RUNBOOK
