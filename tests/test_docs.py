@@ -86,6 +86,8 @@ def test_the_platform_pages_footprint_figures_are_the_programs(stack):
 
     assert f"estimated {K3S_SYSTEM_MI} MiB for k3s" in sentence and f"{APPLICATION_RESERVE_MI} MiB reserve" in sentence
     assert plan.node_memory_mi == 4096 and plan.total_footprint().cpu_limits_millis > 4000
+    backups = " ".join((ROOT / "docs" / "backups.md").read_text().split())
+    assert f"the platform's requests are then {requests:.0f} MiB of the 1024 MiB budget" in backups
 
 
 # --- the README is a front door: short, and every page reachable from it ---------------------
