@@ -107,9 +107,11 @@ def test_make_up_without_a_stack_deploys_the_selected_one_and_never_a_default(ma
     with_pulumi_on_path(machine)
     result, calls = make_up(machine, "STACK=")
     assert result.returncode != 0 and calls == [], "nothing runs"
+    # The checkout's stack files, the reader's own `Pulumi.lab.yaml` (README, step 4) among them once copied.
+    stacks = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in ROOT.glob("Pulumi.*.yaml"))
+    assert {"e2e", "example", "pi5"} <= set(stacks)
     assert result.stderr.splitlines()[0] == (
-        "stack: no stack named and none selected (`pulumi stack select`): name one with STACK=<name>,"
-        " one of ['e2e', 'example', 'pi5']"
+        f"stack: no stack named and none selected (`pulumi stack select`): name one with STACK=<name>, one of {stacks}"
     )
     select_stack(machine, "organization/spitikos/lab")  # the form a file backend records
     result, calls = make_up(machine, "STACK=")
