@@ -58,12 +58,17 @@ def test_umask_never_leaks_into_the_readers_shell():
                 assert re.search(r"\(umask 077 && [^)]+\)", line), f"{name}: {line.strip()}"
 
 
+# What POSIX sh (dash, Debian's and Ubuntu's `sh`) refuses: `read -s`, here-strings, `[[`,
+# process substitution.
+BASH_ONLY = re.compile(r"\bread -\w*s|<<<|\[\[ |<\(")
+
+
 def test_bash_only_lines_are_in_bash_blocks():
-    """`read -s` is not POSIX sh: a block a reader runs with `sh` must not need bash."""
-    for name, text in (("README.md", README), ("docs/operations.md", RUNBOOK)):
-        for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, re.S):
-            if re.search(r"\bread -\w*s", body):
-                assert lang == "bash", f"{name}: a ```{lang} block uses read -s"
+    """A block a reader runs with `sh` must not need bash."""
+    for page in [ROOT / "README.md", *DOCS]:
+        for lang, body in re.findall(r"```(\w*)\n(.*?)```", page.read_text(), re.S):
+            if lang != "bash" and (found := BASH_ONLY.search(body)):
+                raise AssertionError(f"{page.relative_to(ROOT)}: a ```{lang} block uses {found.group()!r}")
 
 
 def test_the_settings_block_creates_the_readers_stack_not_the_maintainers():
