@@ -148,6 +148,16 @@ def test_every_docs_page_is_reachable_from_the_readme():
     assert unreachable == [], "link each from the README or a page it links (move a _pending-*.md into its page)"
 
 
+def test_the_first_application_is_listed_in_app_namespaces_before_its_chart_is_pushed():
+    """Each Application is applied as its namespace's deployer: an unlisted namespace has none."""
+    step = _first_run()[_first_run().index("**Add the first application**") :]
+    assert step.index("`appNamespaces`") < step.index("make up") < step.index("push")
+    from components.settings import Settings
+
+    assert Settings.__dataclass_fields__["app_namespaces"].default == (("api", ""),), "the default the step names"
+    assert "(default `api` alone" in " ".join(step.split())
+
+
 def test_the_readmes_decision_records_are_every_record():
     listed = set(re.findall(r"\(docs/decisions/([^)#]+\.md)\)", README.split("Decision records:", 1)[1]))
     assert listed == {p.name for p in (ROOT / "docs" / "decisions").glob("*.md")}
