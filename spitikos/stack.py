@@ -188,10 +188,22 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, str]:
     # no setting declares secret still reaches the settings, which refuse it (a typo, a provider's).
     declared = set(secret_keys(root))
     return {
-        k: f"{PLACEHOLDER}-encrypted" if k in secure else _as_config_string(v)
+        k: f"{PLACEHOLDER}-encrypted" if k in secure else _config_string(path, k, v)
         for k, v in values.items()
         if k not in secure or k not in declared
     }
+
+
+def _config_string(path: Path, key: str, value: Any) -> str:
+    """A value as the CLI hands it over, or one line for one no config value can be: bytes, a set or
+    a date, which only an explicit tag (`!!binary`, `!!set`, `!!timestamp`) makes."""
+    try:
+        return _as_config_string(value)
+    except (TypeError, ValueError):  # json.dumps: bytes, set and date are not JSON
+        raise StackFileError(
+            f"{path.name}: {key}: holds bytes, a set or a date (an explicit `!!binary`, `!!set` or `!!timestamp` "
+            "tag), which no config value can be: write it as plain text, without the tag"
+        ) from None
 
 
 def stack_file(stack: str, root: Path = ROOT) -> Path:

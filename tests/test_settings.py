@@ -882,6 +882,20 @@ def test_an_agent_port_at_the_edges_is_accepted():
 # Stack files as an operator writes them: each mistake is one line naming the file (and the key).
 # (`billion-laughs`: ten aliases of the one before, nine deep, 10^10 values once expanded.)
 STACK_FILES = [
+    *[
+        (
+            f"tagged-{tag}",
+            f"config:\n  spitikos:{key}: {value}\n",
+            f"Pulumi.bad.yaml: spitikos:{key}: holds bytes, a set or a date (an explicit `!!binary`, `!!set` or "
+            "`!!timestamp` tag), which no config value can be: write it as plain text, without the tag",
+        )
+        for tag, key, value in [
+            ("binary", "domain", "!!binary aGk="),
+            ("set", "domain", "!!set {a, b}"),
+            ("timestamp", "domain", "!!timestamp 2001-12-14"),
+            ("in-a-list", "appNamespaces", "[api, !!binary aGk=]"),
+        ]
+    ],
     ("yaml-syntax", "config:\n  spitikos:domain: [a\n", "Pulumi.bad.yaml: line 3, column 1: not valid YAML ("),
     ("yaml-tab", "config:\n\tspitikos:domain: a\n", "Pulumi.bad.yaml: line 2, column 1: not valid YAML ("),
     ("empty", "", "Pulumi.bad.yaml: is empty: it needs a `config:` mapping of `spitikos:` keys"),
