@@ -158,6 +158,14 @@ def test_the_first_application_is_listed_in_app_namespaces_before_its_chart_is_p
     assert "(default `api` alone" in " ".join(step.split())
 
 
+def test_the_contract_names_every_namespace_an_application_may_not_use():
+    from components import namespaces, settings
+
+    row = next(line for line in PLATFORM.splitlines() if line.startswith("| namespace |"))
+    refused = [*namespaces.PLATFORM, settings.KUBERNETES_DEFAULT_NAMESPACE]
+    assert all(f"`{ns}`" in row for ns in refused), row
+
+
 def test_the_readmes_decision_records_are_every_record():
     listed = set(re.findall(r"\(docs/decisions/([^)#]+\.md)\)", README.split("Decision records:", 1)[1]))
     assert listed == {p.name for p in (ROOT / "docs" / "decisions").glob("*.md")}
