@@ -1262,3 +1262,21 @@ def test_ci_token_rotated_at_reaches_the_tunnel():
 
     settings = load({"ciTokenRotatedAt": "2026-12-07T09:30:00Z"})
     assert tunnel_args(settings, None, None, "https://nginx").ci_token_rotated_at == "2026-12-07T09:30:00Z"
+
+
+def test_the_guard_migrations_switch_pairs_are_accepted_on_pi5():
+    """docs/migration/README.md pairs the dashboard's old binding with cluster-admin for one `pulumi up`."""
+    import textwrap
+
+    import yaml
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "migration" / "README.md").read_text()
+    section = text[text.index("## The guard patch, between two `pulumi up`s") :]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    pairs = yaml.safe_load(textwrap.dedent(block))["spitikos:allowedAdminBindings"]
+    assert "ClusterRoleBinding/admin-user-binding=cluster-admin" in pairs
+    assert load({"allowedAdminBindings": json.dumps(pairs)}).allowed_admin_bindings[-1] == (
+        "ClusterRoleBinding/admin-user-binding",
+        "cluster-admin",
+    )
