@@ -10,6 +10,7 @@ plaintext is only looked at for presence and shape, and never printed.
 
 from __future__ import annotations
 
+import collections
 import difflib
 import ipaddress
 import json
@@ -347,6 +348,11 @@ class _Reader:
             )
 
 
+def _repeated(items: list) -> set:
+    """The items listed more than once (in linear time: a list setting may be long)."""
+    return {item for item, count in collections.Counter(items).items() if count > 1}
+
+
 def _yaml_kind(value: Any) -> str:
     """What a stack file gave where a list of strings belongs, in YAML's words."""
     if isinstance(value, list):
@@ -500,10 +506,10 @@ def _nodes(r: _Reader) -> tuple[NodeSettings, tuple[NodeSettings, ...]]:
 
     agents = tuple(node for entry in r.strings("agents") if (node := _node(r, "agents", entry, user, port)) is not None)
     agent_hosts = [a.host for a in agents]
-    for dup in sorted({h for h in agent_hosts if agent_hosts.count(h) > 1 or h == host}):
+    for dup in sorted(_repeated(agent_hosts) | ({host} & set(agent_hosts))):
         r.fail("agents", f"{dup!r} is listed twice (agents must differ from each other and from nodeHost)")
     agent_keys = [a.key for a in agents]
-    for dup in sorted({k for k in agent_keys if agent_keys.count(k) > 1 or k == "server"}):
+    for dup in sorted(_repeated(agent_keys) | ({"server"} & set(agent_keys))):
         r.fail("agents", f"the node name {dup!r} is used twice; give each agent its own `name=`")
     return server, agents
 
@@ -529,7 +535,7 @@ def _zones(r: _Reader) -> tuple[str, tuple[str, ...]]:
             r.fail("zones", f"{zone!r} is not a domain name like 'example.com'")
     if domain and domain not in zones:
         r.fail("zones", f"must include the domain {domain!r}")
-    for dup in sorted({z for z in zones if zones.count(z) > 1}):
+    for dup in sorted(_repeated(zones)):
         r.fail("zones", f"{dup!r} is listed twice")
     return domain, tuple(z for z in zones if is_domain(z))
 
@@ -643,7 +649,7 @@ def _github(r: _Reader) -> GitHubSettings:
     for repo in repositories:
         if not _REPOSITORY_RE.fullmatch(repo):
             r.fail("repositories", f"{repo!r} is not a GitHub repository name")
-    for dup in sorted({x for x in repositories if repositories.count(x) > 1}):
+    for dup in sorted(_repeated(repositories)):
         r.fail("repositories", f"{dup!r} is listed twice")
     for needed in REQUIRED_REPOSITORIES:
         if needed not in repositories:
@@ -749,7 +755,7 @@ def _allowed_admin_bindings(r: _Reader) -> tuple[tuple[str, str], ...]:
             )
         else:
             pairs.append((binding, role))
-    for dup in sorted({b for b, _ in pairs if [p[0] for p in pairs].count(b) > 1}):
+    for dup in sorted(_repeated([b for b, _ in pairs])):
         r.fail("allowedAdminBindings", f"{dup!r} is listed twice")
     return tuple(pairs)
 
@@ -762,7 +768,7 @@ def _scale_from_zero_namespaces(r: _Reader) -> tuple[str, ...]:
             r.fail(key, f"{ns!r} is not a namespace name (lower-case letters, digits and '-')")
         elif namespaces.is_platform(ns):
             r.fail(key, f"{ns!r} is a namespace of the platform's: list application namespaces only")
-    for dup in sorted({n for n in listed if listed.count(n) > 1}):
+    for dup in sorted(_repeated(listed)):
         r.fail(key, f"{dup!r} is listed twice")
     return tuple(n for n in listed if _NAMESPACE_RE.fullmatch(n) and not namespaces.is_platform(n))
 
@@ -798,9 +804,21 @@ def _app_namespaces(r: _Reader) -> tuple[tuple[str, str], ...]:
         else:
             pairs.append((ns, reach))
     names = [ns for ns, _ in pairs]
-    for dup in sorted({n for n in names if names.count(n) > 1}):
+    for dup in sorted(_repeated(names)):
         r.fail(key, f"{dup!r} is listed twice")
+    if len(set(names)) > MAX_APP_NAMESPACES:
+        r.fail(
+            key,
+            f"lists {len(set(names))} namespaces, more than {MAX_APP_NAMESPACES}: each is a namespace, a deployer "
+            "and its bindings on one small cluster (and the plan grows with them); list the ones the root "
+            "chart's Applications deploy to",
+        )
     return tuple(pairs)
+
+
+# A homelab's applications, with room: the organization has five. Past a few thousand, the plan
+# alone took minutes; at a hundred it takes 0.4 s more than with five.
+MAX_APP_NAMESPACES = 100
 
 
 KUBERNETES_DEFAULT_NAMESPACE = "default"
@@ -857,7 +875,7 @@ def _privileged_namespaces(r: _Reader) -> tuple[str, ...]:
     for ns in namespaces:
         if not _NAMESPACE_RE.fullmatch(ns):
             r.fail("privilegedNamespaces", f"{ns!r} is not a namespace name (lower-case letters, digits and '-')")
-    for dup in sorted({n for n in namespaces if namespaces.count(n) > 1}):
+    for dup in sorted(_repeated(namespaces)):
         r.fail("privilegedNamespaces", f"{dup!r} is listed twice")
     return tuple(n for n in namespaces if _NAMESPACE_RE.fullmatch(n))
 
@@ -1050,10 +1068,10 @@ def _servers(
     taken_hosts = {server.host, *(a.host for a in agents)}
     taken_keys = {"server", *(a.key for a in agents)}
     hosts = [n.host for n in joining]
-    for dup in sorted({h for h in hosts if hosts.count(h) > 1 or h in taken_hosts}):
+    for dup in sorted(_repeated(hosts) | (set(hosts) & set(taken_hosts))):
         r.fail("servers", f"{dup!r} is listed twice (servers differ from each other, nodeHost and agents)")
     keys = [n.key for n in joining]
-    for dup in sorted({k for k in keys if keys.count(k) > 1 or k in taken_keys}):
+    for dup in sorted(_repeated(keys) | (set(keys) & set(taken_keys))):
         r.fail("servers", f"the node name {dup!r} is used twice; give each server its own `name=`")
     return joining
 
@@ -1071,7 +1089,7 @@ def _backup_volumes(r: _Reader, bucket: str) -> tuple[str, ...]:
                 "backupVolumes",
                 f"{volume!r} is in the platform's namespace {match.group(1)!r}: list application volumes only",
             )
-    for dup in sorted({v for v in volumes if volumes.count(v) > 1}):
+    for dup in sorted(_repeated(volumes)):
         r.fail("backupVolumes", f"{dup!r} is listed twice")
     return tuple(v for v in dict.fromkeys(volumes) if CLAIM_RE.fullmatch(v))
 

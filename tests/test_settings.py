@@ -519,6 +519,12 @@ BAD_INPUTS = [
         "spitikos:appNamespaces: 'vault' is listed twice",
     ),
     ("app-namespace-empty-entry", {"appNamespaces": '["api", ""]'}, "spitikos:appNamespaces: has an empty entry"),
+    (
+        # 3,000 took the plan past 20 s without a word; the check itself is linear.
+        "app-namespaces-too-many",
+        {"appNamespaces": json.dumps(["api", *(f"app{n}" for n in range(3000))])},
+        "spitikos:appNamespaces: lists 3001 namespaces, more than 100: each is a namespace, a deployer",
+    ),
     ("app-namespace-64", {"appNamespaces": json.dumps(["a" * 64])}, f"spitikos:appNamespaces: '{'a' * 64}' is not"),
     ("app-namespace-trailing-dash", {"appNamespaces": '["api-"]'}, "spitikos:appNamespaces: 'api-' is not"),
     (
