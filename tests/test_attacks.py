@@ -49,7 +49,7 @@ CORPUS = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(CORPUS.glob("*.yaml"))
 OPEN = sorted((CORPUS / "open").glob("*.yaml"))
 RBAC = "rbac.authorization.k8s.io"
-HEADER = re.compile(r"# (attack|path|project|destination|operation|stopped-by): (.*)")
+HEADER = re.compile(r"# (attack|path|project|destination|operation|then-as|stopped-by): (.*)")
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,15 @@ def load(path: Path) -> Attack:
     namespaces = [o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]]
     destination = header.get("destination") or (namespaces[0] if namespaces else "api")
     project, operation = header.get("project", argocd.APPS_PROJECT), header.get("operation", "CREATE")
-    return Attack(path.stem, header, [Request(o, project, destination, operation) for o in objects])
+    requests = [Request(o, project, destination) for o in objects]
+    if "then-as" in header:
+        # `then-as: <user> <OPERATION>`: the last object is that user's request (a pod's, with what the
+        # sync's objects before it granted), after Argo CD applied the others.
+        user, pod_operation = header["then-as"].split()[:2]
+        requests[-1] = Request(objects[-1], project, destination, pod_operation, user)
+    else:
+        requests = [Request(o, project, destination, operation) for o in objects]
+    return Attack(path.stem, header, requests)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +144,8 @@ def test_each_attack_is_an_object_kubernetes_would_take():
     minor = versions.kubernetes_minor(versions.K3S_VERSION)
     for path in ATTACKS + OPEN:
         for request in load(path).requests:
+            if request.operation == "DELETE":  # names an object, sends none
+                continue
             problem = schema_problem(request.obj, minor)
             assert not problem or problem[0] == "no schema", f"{path.name}: {problem}"
 
