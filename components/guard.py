@@ -172,13 +172,18 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-bindings", BINDINGS_POLICY, bindings_policy(who, args.allowed_admin_bindings))
         self._denying_policy(f"{name}-roles", ROLES_POLICY, roles_policy(who))
         self._denying_policy(f"{name}-aggregation", AGGREGATION_POLICY, aggregation_policy(who))
-        self._denying_policy(
-            f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(who, args.privileged_namespaces)
-        )
+        # These three judge the applications' pods too (their namespaces' ServiceAccounts): a deployer
+        # may hand what it holds to a ServiceAccount of its namespace (a Role there, or a ClusterRole
+        # of what its reach holds cluster-wide), and RBAC's escalation check admits that.
+        pods = args.platform_namespaces
+        spec = also_app_service_accounts(namespaces_policy(who, args.privileged_namespaces), pods)
+        self._denying_policy(f"{name}-namespaces", NAMESPACES_POLICY, spec)
         # The applications' deployers alone: the controller and the root's deployer write in `argocd`.
         apps = [APP_DEPLOYERS]
-        self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
-        self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
+        spec = also_app_service_accounts(platform_policy(apps, args.platform_namespaces), pods)
+        self._denying_policy(f"{name}-platform", PLATFORM_POLICY, spec)
+        spec = also_app_service_accounts(platform_objects_policy(apps), pods)
+        self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, spec)
         self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
         self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
         self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
@@ -395,7 +400,15 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
         ["*"],
         group="*",
         operations=("CREATE", "UPDATE", "DELETE"),
-        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace}) || {pulumis}"}],
+        # A write in a platform namespace is judged for Git's identities alone: an application's pod
+        # may hold a right there by its chart's ClusterRole (kube-prometheus-stack's operator keeps
+        # the kubelet's Service in kube-system), which its deployer could grant only holding it too.
+        variables=[
+            {
+                "name": "platform",
+                "expression": f"({requester_is(requesters)} && {in_platform}) || ({platform_namespace}) || {pulumis}",
+            }
+        ],
         validations=[
             {
                 "expression": "!variables.platform",
@@ -413,7 +426,11 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
 
 def services_policy(requesters: Sequence[str]) -> dict:
     """Services of type NodePort or LoadBalancer: a port on the node's address is published past the
-    tunnel and Access (ServiceLB is off, but a NodePort needs nothing else)."""
+    tunnel and Access (ServiceLB is off, but a NodePort needs nothing else); and Services with
+    `externalIPs`, of any type: kube-proxy sends what reaches those addresses on the Service's
+    ports (from the LAN, from the node, from every pod) to the Service's pods, so an application
+    could publish itself on the node's address, or take the API server's 10.0.0.200:6443 for the
+    cluster's pods (CVE-2020-8554; k3s does not enable the DenyServiceExternalIPs plugin)."""
     return _spec(
         requesters,
         ["services"],
@@ -430,7 +447,13 @@ def services_policy(requesters: Sequence[str]) -> dict:
                 "messageExpression": "'Service ' + object.metadata.name + ' is of type ' + object.spec.type + "
                 "': applications are published through the tunnel only, never on a node port'",
                 "reason": "Forbidden",
-            }
+            },
+            {
+                "expression": "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                "messageExpression": "'Service ' + object.metadata.name + ' has externalIPs: kube-proxy would send "
+                "what reaches those addresses to its pods; applications are published through the tunnel only'",
+                "reason": "Forbidden",
+            },
         ],
     )
 
@@ -654,6 +677,14 @@ def app_service_account(platform_namespaces: Sequence[str]) -> str:
     )
 
 
+def also_app_service_accounts(spec: dict, platform_namespaces: Sequence[str]) -> dict:
+    """`spec`, judging the requests of the applications' namespaces' ServiceAccounts (their pods) as
+    well as those of Git's identities."""
+    condition = spec["matchConditions"][0]
+    condition["expression"] = f"{condition['expression']} || ({app_service_account(platform_namespaces)})"
+    return spec
+
+
 def webhooks_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
     """Mutating and validating webhook configurations written by Git's identities, or by a
     ServiceAccount of an application's namespace (a chart's webhook patcher, or a pod running as
@@ -689,6 +720,4 @@ def webhooks_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
             }
         ],
     )
-    condition = spec["matchConditions"][0]
-    condition["expression"] = f"{condition['expression']} || ({app_service_account(platform_namespaces)})"
-    return spec
+    return also_app_service_accounts(spec, platform_namespaces)

@@ -20,6 +20,7 @@ from cel_expr_python.ext import ext_strings
 
 from components import deployers
 from components.guard import ARGOCD_CONTROLLER, BASELINE_CAPABILITIES, HOST_PODS_POLICY, NAMESPACE_NAME, REQUESTERS
+from components.kube import PLATFORM_LABELS
 from spitikos import chart_checks
 from spitikos.chart_checks import selects
 
@@ -404,6 +405,26 @@ def test_the_apps_deployer_writes_nothing_in_a_platform_namespace(policies, ns):
     assert admit(policies, deployment(ns), user=OPERATOR).allowed
 
 
+def test_an_applications_pod_changes_no_platform_object_no_pulumi_object_and_no_namespaces_level(policies):
+    """What a deployer may not do, a pod it hands the right to may not either (attacks 92, 94, 95):
+    a Role or ClusterRole of what the deployer holds passes RBAC's escalation check."""
+    pod = "system:serviceaccount:vault:vault"
+    crd = cluster_object("CustomResourceDefinition", "applications.argoproj.io")
+    for operation in ("UPDATE", "DELETE"):
+        assert not admit(policies, crd, user=pod, operation=operation).allowed, operation
+    assert not admit(policies, namespace("vault", "privileged"), user=pod, operation="UPDATE").allowed
+    assert not admit(policies, namespace("kube-system", None), user=pod, operation="UPDATE").allowed
+    env = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "platform-env", "namespace": "api"}}
+    env["metadata"]["labels"] = dict(PLATFORM_LABELS)
+    assert not admit(policies, env, user="system:serviceaccount:api:default", operation="UPDATE").allowed
+    # kube-prometheus-stack's operator keeps the kubelet's Service in kube-system, by its chart's
+    # ClusterRole: a pod's write in a platform namespace is RBAC's to judge.
+    kubelet = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubelet", "namespace": "kube-system"}}
+    operator = "system:serviceaccount:monitoring:kube-prometheus-stack-operator"
+    assert admit(policies, kubelet, user=operator, operation="UPDATE").allowed
+    assert not admit(policies, kubelet, operation="UPDATE").allowed  # the deployer's
+
+
 def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argocd(policies):
     for ns in ("api", "vault", "monitoring", "kube-prometheus"):  # `kube-*` is a glob: kube-prometheus is not k3s's
         if ns.startswith("kube-"):
@@ -437,6 +458,17 @@ def test_no_application_publishes_a_node_port(policies, service_type):
     assert not admit(policies, service(service_type), operation="UPDATE").allowed
     for allowed in (None, "ClusterIP"):
         assert admit(policies, service(allowed)).allowed
+
+
+def test_no_application_takes_an_address_with_external_ips(policies):
+    """kube-proxy routes a Service's externalIPs, whatever its type, to its pods (CVE-2020-8554)."""
+    taken = service("ClusterIP")
+    taken["spec"]["externalIPs"] = ["10.0.0.200"]
+    verdict = admit(policies, taken)
+    assert not verdict.allowed and "externalIPs" in verdict.message
+    assert not admit(policies, taken, operation="UPDATE").allowed
+    taken["spec"]["externalIPs"] = []
+    assert admit(policies, taken).allowed
 
 
 def cluster_object(kind: str, name: str) -> dict:
