@@ -41,7 +41,7 @@ has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -119,6 +119,7 @@ TOKENS_POLICY = "argocd-writes-no-token-secret"
 HOST_PODS_POLICY = "privileged-namespaces-run-no-root-pod"
 WEBHOOKS_POLICY = "argocd-registers-no-foreign-webhook"
 OWN_NAMESPACE_POLICY = "argocd-deploys-in-its-own-namespace"
+ROUTES_POLICY = "argocd-routes-only-its-hostnames"
 # What the applications' admission webhooks may see (the organization's charts at 7b7f06e): Vault
 # 0.30.1's injector Pods, kube-prometheus-stack 75.18.1's admission PrometheusRules. Exact names:
 # no `*`, no subresource (`pods/ephemeralcontainers` would add a container to any pod).
@@ -158,6 +159,8 @@ class ClusterGuardArgs:
     """Namespaces Pulumi owns (a trailing `*` is a prefix): nothing Git says is written there."""
     requesters: Sequence[str] = REQUESTERS
     """Whose requests the policies judge: the deployers and Argo CD's application controller."""
+    route_namespaces: Mapping[str, str] = field(default_factory=dict)
+    """Hostname (or `*.` pattern) -> the one namespace whose routes may serve it (`routeNamespaces`)."""
 
 
 class ClusterGuard(pulumi.ComponentResource):
@@ -189,6 +192,8 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
         self._denying_policy(f"{name}-webhooks", WEBHOOKS_POLICY, webhooks_policy(who, args.platform_namespaces))
         self._denying_policy(f"{name}-own-namespace", OWN_NAMESPACE_POLICY, own_namespace_policy())
+        spec = also_app_service_accounts(routes_policy(who, args.route_namespaces), pods)
+        self._denying_policy(f"{name}-routes", ROUTES_POLICY, spec)
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -201,6 +206,7 @@ class ClusterGuard(pulumi.ComponentResource):
             TOKENS_POLICY,
             WEBHOOKS_POLICY,
             OWN_NAMESPACE_POLICY,
+            ROUTES_POLICY,
         ]
         if args.privileged_namespaces:  # `In` takes no empty list: without one, nothing to judge
             spec = host_pods_policy(args.privileged_namespaces)
@@ -548,6 +554,45 @@ def own_namespace_policy() -> dict:
         ],
     )
     return spec
+
+
+def routes_policy(requesters: Sequence[str], route_namespaces: Mapping[str, str]) -> dict:
+    """InterceptorRoutes (KEDA's HTTP add-on) for a hostname the `routeNamespaces` setting gives to
+    another namespace. The Gateway's listener for such a hostname admits its namespace's routes
+    alone, but those send every request to the shared interceptor, which picks, across every
+    namespace's InterceptorRoutes, the one with that host and the longest path prefix (more header
+    matches first; http-add-on 0.15.0 pkg/routing/tablememory.go): another application's route
+    with a longer path would take that path's requests. Hosts as the interceptor compares them
+    (exactly, port stripped): lower case, no port, no trailing dot, so that none slips past the
+    list."""
+    owners = json.dumps(dict(route_namespaces))
+    wildcards = [(host[1:], ns) for host, ns in route_namespaces.items() if host.startswith("*.")]
+    foreign = " || ".join(
+        [
+            f"(h in {owners} && {owners}[h] != request.namespace)",
+            *(
+                f"(h.endsWith({json.dumps(suffix)}) && request.namespace != {json.dumps(ns)})"
+                for suffix, ns in wildcards
+            ),
+        ]
+    )
+    host_ok = f"h == h.lowerAscii() && !h.contains(':') && !h.endsWith('.') && !({foreign})"
+    return _spec(
+        requesters,
+        ["interceptorroutes"],
+        group="http.keda.sh",
+        variables=[],
+        validations=[
+            {
+                "expression": "!has(object.spec) || !has(object.spec.rules) || object.spec.rules.all(r, "
+                f"!has(r.hosts) || r.hosts.all(h, {host_ok}))",
+                "messageExpression": "'InterceptorRoute ' + request.namespace + '/' + object.metadata.name + "
+                "': it names a host that routeNamespaces gives another namespace, or one not in lower case or with "
+                "a port or a trailing dot: the interceptor would send it requests meant for another application'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
 
 
 def tokens_policy(requesters: Sequence[str]) -> dict:

@@ -285,7 +285,10 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
         objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta})
     if "scaleToZero" in values:  # charts-7b7f06e.scale-to-zero.patch: templates/scale-to-zero.yaml
         meta = {"name": name, "namespace": namespace}
-        objects.append({"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "metadata": meta})
+        hosts = [host for route in values.get("routes", []) for host in route.get("hostnames", [])]
+        spec = {"target": {"service": name, "port": values["service"]["port"]}, "rules": [{"hosts": hosts}]}
+        route = {"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "metadata": meta, "spec": spec}
+        objects.append(route)
         objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta})
     templates = charts / app["spec"]["source"]["path"] / "templates"
     for template in sorted([*templates.glob("*servicemonitor.yaml"), *templates.glob("*podmonitor.yaml")]):

@@ -40,6 +40,8 @@ PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
 PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations", "Pod": "pods"}
 PLURAL |= {"MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}
+PLURAL["InterceptorRoute"] = "interceptorroutes"
+GROUP["InterceptorRoute"] = "http.keda.sh"
 GROUP |= {"Pod": "", "MutatingWebhookConfiguration": "admissionregistration.k8s.io"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.app_deployer("api"))
@@ -666,3 +668,21 @@ def test_an_applications_webhook_sees_only_its_kinds_and_pods_of_the_namespaces_
     # The platform's own controllers and the operators are not judged.
     for user in ("system:serviceaccount:keda:keda-operator", OPERATOR):
         assert admit(policies, refused["every namespace"], user=user).allowed, user
+
+
+def interceptor_route(namespace: str, *hosts: str) -> dict:
+    spec = {"target": {"service": namespace, "port": 80}, "rules": [{"hosts": list(hosts)}]}
+    return {"kind": "InterceptorRoute", "metadata": {"name": namespace, "namespace": namespace}, "spec": spec}
+
+
+def test_an_interceptor_route_serves_only_hosts_no_other_namespace_is_given(policies):
+    """KEDA's interceptor routes by host and the longest path across every namespace's routes: the
+    api's hostnames are the api's (pi5's routeNamespaces), whoever routes through it (attack 91)."""
+    assert admit(policies, interceptor_route("api", "api.taehoonlee.cloud", "api.spitikos.dev")).allowed
+    assert admit(policies, interceptor_route("homepage", "taehoonlee.cloud", "new.taehoonlee.cloud")).allowed
+    for host in ("api.spitikos.dev", "API.spitikos.dev", "api.spitikos.dev.", "api.spitikos.dev:443"):
+        verdict = admit(policies, interceptor_route("homepage", "spitikos.dev", host))
+        assert not verdict.allowed and "routeNamespaces" in verdict.message, host
+    # A pod the homepage's deployer handed the right to is judged the same.
+    pod = "system:serviceaccount:homepage:default"
+    assert not admit(policies, interceptor_route("homepage", "api.spitikos.dev"), user=pod).allowed
