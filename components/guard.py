@@ -145,6 +145,9 @@ NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label the API server sets 
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+# A ClusterRole labelled `<prefix><role>: "true"` is folded into that role by the controller-manager
+# (Kubernetes' view, edit and admin select these labels; a chart's aggregated role may select any).
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
 
 
 @dataclass
@@ -335,16 +338,19 @@ def roles_policy(requesters: Sequence[str]) -> dict:
 
 def aggregation_policy(requesters: Sequence[str]) -> dict:
     """ClusterRoles with an aggregationRule: it gathers the rules of every ClusterRole its selectors
-    match (cluster-admin's too), and the controller-manager writes them, not Argo CD."""
+    match (cluster-admin's too), and the controller-manager writes them, not Argo CD. And ClusterRoles
+    labelled `rbac.authorization.k8s.io/aggregate-to-*`: their rules go into view, edit or admin,
+    and so to whoever holds those (the dashboard's login holds view), beyond their creator."""
     return _spec(
         requesters,
         ["clusterroles"],
         variables=[],
         validations=[
             {
-                "expression": "!has(object.aggregationRule)",
+                "expression": "!has(object.aggregationRule) && !(has(object.metadata.labels) && "
+                f"object.metadata.labels.exists(k, k.startsWith({json.dumps(AGGREGATE_LABEL)})))",
                 "messageExpression": "'ClusterRole ' + object.metadata.name + "
-                "' aggregates other roles: Argo CD may not create it'",
+                "' aggregates other roles, or is labelled to be folded into one: Argo CD may not create it'",
                 "reason": "Forbidden",
             }
         ],
@@ -698,6 +704,16 @@ def host_pods_policy(privileged_namespaces: Sequence[str]) -> dict:
                 "expression": unprivileged,
                 "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' has a privileged container "
                 "or adds a capability past baseline: a privileged namespace is for reading the host, nothing more'",
+                "reason": "Forbidden",
+            },
+            {
+                # Without the host network, a hostPort is the CNI's DNAT of the node's port to the
+                # pod: what reaches the node there (the API server's 6443 included) goes to it, and
+                # it is published on the node's address. With it, the port is the node's own.
+                "expression": "(has(object.spec.hostNetwork) && object.spec.hostNetwork) || "
+                + _each_container("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"),
+                "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' asks for a host port "
+                "without the host network: the node would forward its port to the pod'",
                 "reason": "Forbidden",
             },
             {

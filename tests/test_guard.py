@@ -334,9 +334,14 @@ def test_argocd_may_not_create_a_cluster_role_that_aggregates_others(policies):
     obj = role("ClusterRole", "gatherer", aggregationRule={"clusterRoleSelectors": [selector]})
     verdict = admit(policies, obj)
     assert not verdict.allowed and "aggregates" in verdict.message
-    # Labels that add a role's rules to admin/edit/view (kube-prometheus-stack's) are not aggregation.
+    # Nor one labelled to be folded into another: view's holders (the dashboard's login) would gain
+    # what the creator holds, writes included (attack 98). kube-prometheus-stack makes such roles
+    # only with `global.rbac.createAggregateClusterRoles`, false by default and unset in the charts.
     labelled = role("ClusterRole", "monitoring-edit", rule(["monitoring.coreos.com"], ["prometheuses"], ["*"]))
-    labelled["metadata"]["labels"] = {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}
+    for target in ("view", "edit", "admin"):
+        labelled["metadata"]["labels"] = {f"rbac.authorization.k8s.io/aggregate-to-{target}": "true"}
+        assert not admit(policies, labelled).allowed, target
+    labelled["metadata"]["labels"] = {"app.kubernetes.io/name": "kube-prometheus-stack"}
     assert admit(policies, labelled).allowed
 
 
@@ -602,6 +607,15 @@ def test_a_listed_privileged_namespace_runs_host_readers_and_nothing_more(polici
     writable = host_reader()
     writable["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = False
     refused["writable /"] = writable
+    # A host port without the host network is the node's port forwarded to the pod (attack 97);
+    # with it (the node exporter's 9100), the port is the node's own.
+    forwarded = host_reader()
+    del forwarded["spec"]["hostNetwork"]
+    forwarded["spec"]["containers"][0]["ports"] = [{"containerPort": 6443, "hostPort": 6443}]
+    refused["host port"] = forwarded
+    exporter = host_reader()
+    exporter["spec"]["containers"][0]["ports"] = [{"containerPort": 9100, "hostPort": 9100}]
+    assert admit(policies, exporter, user=DAEMON_SETS).allowed
     for why, pod in refused.items():
         verdict = admit(policies, pod, user=DAEMON_SETS)
         assert not verdict.allowed and "monitoring" in verdict.message, why
