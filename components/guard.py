@@ -190,9 +190,12 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-platform", PLATFORM_POLICY, spec)
         spec = also_app_service_accounts(platform_objects_policy(apps), pods)
         self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, spec)
-        self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
-        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
-        self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
+        self._denying_policy(f"{name}-services", SERVICES_POLICY, also_app_service_accounts(services_policy(who), pods))
+        # An application's pod writes endpoints outside the platform's namespaces in no real chart;
+        # kube-prometheus-stack's operator keeps the kubelet's in kube-system (its ClusterRole).
+        spec = also_app_service_accounts(endpoints_policy(who), pods, outside_platform=True)
+        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, spec)
+        self._denying_policy(f"{name}-tokens", TOKENS_POLICY, also_app_service_accounts(tokens_policy(who), pods))
         self._denying_policy(f"{name}-webhooks", WEBHOOKS_POLICY, webhooks_policy(who, args.platform_namespaces))
         self._denying_policy(f"{name}-own-namespace", OWN_NAMESPACE_POLICY, own_namespace_policy())
         spec = also_app_service_accounts(routes_policy(who, args.route_namespaces), pods)
@@ -738,11 +741,16 @@ def app_service_account(platform_namespaces: Sequence[str]) -> str:
     )
 
 
-def also_app_service_accounts(spec: dict, platform_namespaces: Sequence[str]) -> dict:
+def also_app_service_accounts(spec: dict, platform_namespaces: Sequence[str], outside_platform: bool = False) -> dict:
     """`spec`, judging the requests of the applications' namespaces' ServiceAccounts (their pods) as
-    well as those of Git's identities."""
+    well as those of Git's identities (with `outside_platform`, theirs outside the platform's
+    namespaces alone). A deployer may hand what it holds in its namespace to a pod there, a Role
+    RBAC's escalation check admits."""
     condition = spec["matchConditions"][0]
-    condition["expression"] = f"{condition['expression']} || ({app_service_account(platform_namespaces)})"
+    pods = app_service_account(platform_namespaces)
+    if outside_platform:
+        pods = f"{pods} && !{in_namespaces('request.namespace', platform_namespaces)}"
+    condition["expression"] = f"{condition['expression']} || ({pods})"
     return spec
 
 

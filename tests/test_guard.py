@@ -426,10 +426,17 @@ def test_an_applications_pod_changes_no_platform_object_no_pulumi_object_and_no_
     assert not admit(policies, env, user="system:serviceaccount:api:default", operation="UPDATE").allowed
     # kube-prometheus-stack's operator keeps the kubelet's Service in kube-system, by its chart's
     # ClusterRole: a pod's write in a platform namespace is RBAC's to judge.
-    kubelet = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kubelet", "namespace": "kube-system"}}
+    meta = {"name": "kubelet", "namespace": "kube-system"}
+    kubelet = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"clusterIP": "None"}}
     operator = "system:serviceaccount:monitoring:kube-prometheus-stack-operator"
     assert admit(policies, kubelet, user=operator, operation="UPDATE").allowed
     assert not admit(policies, kubelet, operation="UPDATE").allowed  # the deployer's
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
+    assert admit(policies, endpoints, user=operator, operation="UPDATE").allowed
+    # Elsewhere, the policies on what a deployer may publish judge its pods too (attacks 88, 89, 99).
+    mirror = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "argocd-mirror", "namespace": "api"}}
+    assert not admit(policies, mirror, user="system:serviceaccount:api:default").allowed
+    assert not admit(policies, service("NodePort"), user="system:serviceaccount:monitoring:publisher").allowed
 
 
 def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argocd(policies):
