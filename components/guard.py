@@ -145,6 +145,9 @@ NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label the API server sets 
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+# What kube-prometheus-stack's operator writes in kube-system (`prometheusOperator.kubeletService`,
+# on by default): the kubelet's Service and its endpoints, for Prometheus to scrape the kubelets.
+KUBELET_SERVICE_RESOURCES = ("services", "endpoints", "endpointslices")
 # A ClusterRole labelled `<prefix><role>: "true"` is folded into that role by the controller-manager
 # (Kubernetes' view, edit and admin select these labels; a chart's aggregated role may select any).
 AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
@@ -415,14 +418,20 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
         ["*"],
         group="*",
         operations=("CREATE", "UPDATE", "DELETE"),
-        # A write in a platform namespace is judged for Git's identities alone: an application's pod
-        # may hold a right there by its chart's ClusterRole (kube-prometheus-stack's operator keeps
-        # the kubelet's Service in kube-system), which its deployer could grant only holding it too.
+        # An application's pod (the policy judges those too) writes in a platform namespace only what
+        # kube-prometheus-stack's operator keeps there by its chart's ClusterRole, the kubelet's
+        # Service and endpoints in kube-system: the `operator` reach's deployer may hand a pod of
+        # its own StatefulSets, Secrets and Pods deleted in every namespace (attack 87).
         variables=[
             {
+                "name": "kubeletService",
+                "expression": f"!{requester_is(requesters)} && request.namespace == 'kube-system'"
+                f" && request.resource.resource in {cel_list(KUBELET_SERVICE_RESOURCES)}",
+            },
+            {
                 "name": "platform",
-                "expression": f"({requester_is(requesters)} && {in_platform}) || ({platform_namespace}) || {pulumis}",
-            }
+                "expression": f"({in_platform} && !variables.kubeletService) || ({platform_namespace}) || {pulumis}",
+            },
         ],
         validations=[
             {

@@ -433,6 +433,9 @@ def test_an_applications_pod_changes_no_platform_object_no_pulumi_object_and_no_
     assert not admit(policies, kubelet, operation="UPDATE").allowed  # the deployer's
     endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
     assert admit(policies, endpoints, user=operator, operation="UPDATE").allowed
+    # and nothing else in a platform namespace, whatever its ClusterRole holds (attack 87).
+    assert not admit(policies, deployment("argocd"), user=operator).allowed
+    assert not admit(policies, {**kubelet, "metadata": {**meta, "namespace": "argocd"}}, user=operator).allowed
     # Elsewhere, the policies on what a deployer may publish judge its pods too (attacks 88, 89, 99).
     mirror = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "argocd-mirror", "namespace": "api"}}
     assert not admit(policies, mirror, user="system:serviceaccount:api:default").allowed
