@@ -12,19 +12,23 @@ be off), and refuse:
 - a Role or ClusterRole that grants every resource (`*`), `escalate`, `bind` or `impersonate`, or
   `*` verbs where they include those (RBAC's and authentication's groups, users, groups and
   service accounts), or a way into another identity or the node (`serviceaccounts/token`,
-  `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules;
+  `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules,
+  or is labelled to be folded into view, edit or admin;
 - a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
   `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`; and in
   a listed one, whoever creates it (a DaemonSet's controller too), a Pod with a privileged
   container or a capability past baseline's, or one that uses the host (its network, PIDs, IPC or
-  paths) with a container that may run as root or gain privileges, or a host path mounted writable;
+  paths) with a container that may run as root or gain privileges, or a host path mounted writable,
+  or a host port off the host network;
 - any write in the platform's namespaces, or to their Namespace objects (the deployers' namespaced
   rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
   Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
   writes those kinds by any name: the charts' own names are not all known in advance);
-- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
-  hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
-  the API server's included);
+- a Service of type NodePort or LoadBalancer, or with externalIPs: nothing is published but
+  through the tunnel; and a hand-written Endpoints or EndpointSlice (a Service routed to any
+  address, argocd-server's or the API server's included);
+- an InterceptorRoute (KEDA's HTTP add-on) naming a host `routeNamespaces` gives another namespace:
+  the shared interceptor would send it that host's requests on the longest path it claims;
 - an admission webhook configuration that calls a URL rather than a Service, or sees any kind
   but those the applications' webhooks see (Pods, for Vault's injector; kube-prometheus-stack's
   PrometheusRules), or Pods beyond an `In` list of namespace names that holds none of the
@@ -34,6 +38,9 @@ be off), and refuse:
   kube-prometheus-stack's certificate Jobs) may update any webhook configuration;
 - a Secret of type `kubernetes.io/service-account-token`: Kubernetes fills it with a long-lived
   token of the ServiceAccount it names, any ServiceAccount of the namespace, and no chart needs one.
+Most also judge the applications' namespaces' ServiceAccounts: a deployer may hand what it holds
+to a pod of its namespace (a Role, or with the `cluster` reach a ClusterRole, that RBAC's
+escalation check admits), and the pod's requests must meet the same rules.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
