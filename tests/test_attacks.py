@@ -1,7 +1,9 @@
 """The attack corpus: every object a commit to `charts` could apply to climb past its application,
 one file each under tests/attacks/, refused by a named layer (tests/layers.py); and every object the
 organization's real charts apply, admitted by all four. Adding an attack is adding a file: its
-header says what it tries and which layer stops it, and this module globs the folder.
+header says what it tries and which layer stops it, and this module globs the folder. A header
+`then-as: <user> <OPERATION>` makes the last object that user's request (an application's pod,
+with what the sync's earlier objects granted it), past Argo CD's project.
 
 tests/attacks/open/ holds attacks that no layer stops yet: each is a finding, kept as an xfail
 that fails the suite (strict) the day a layer starts refusing it, so that it moves up a folder.
