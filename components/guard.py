@@ -570,7 +570,8 @@ def own_namespace_policy() -> dict:
         variables=[],
         validations=[
             {
-                "expression": "request.namespace == '' || request.resource.resource == 'namespaces'"
+                "expression": "request.namespace == ''"
+                " || (request.resource.group == '' && request.resource.resource == 'namespaces')"
                 f" || request.userInfo.username == {json.dumps(own)} + request.namespace",
                 "messageExpression": "request.kind.kind + ' ' + request.namespace + '/' + request.name + ': '"
                 " + request.userInfo.username + ' deploys one application namespace and writes only there'",

@@ -42,6 +42,8 @@ PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations", 
 PLURAL |= {"MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}
 PLURAL["InterceptorRoute"] = "interceptorroutes"
 GROUP["InterceptorRoute"] = "http.keda.sh"
+# A custom kind whose plural is `namespaces` (a CRD of another group may name its plural so).
+PLURAL["Lookalike"], GROUP["Lookalike"] = "namespaces", "monitoring.coreos.com"
 GROUP |= {"Pod": "", "MutatingWebhookConfiguration": "admissionregistration.k8s.io"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.app_deployer("api"))
@@ -455,6 +457,9 @@ def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argo
     )
     application = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "argocd"}}
     assert admit(policies, application, user=ROOT_DEPLOYER).allowed
+    # Namespace objects are exempt by their group and resource, not by a plural any CRD may take.
+    lookalike = {"kind": "Lookalike", "metadata": {"name": "x", "namespace": "homepage"}}
+    assert not admit(policies, lookalike, user=deployers.username(deployers.app_deployer("monitoring"))).allowed
 
 
 def service(service_type: str | None) -> dict:
