@@ -153,8 +153,10 @@ TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secr
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 # What kube-prometheus-stack's operator writes in kube-system (`prometheusOperator.kubeletService`,
-# on by default): the kubelet's Service and its endpoints, for Prometheus to scrape the kubelets.
-KUBELET_SERVICE_RESOURCES = ("services", "endpoints", "endpointslices")
+# on by default, named `<release>-kubelet`): the kubelet's Service and its endpoints, for Prometheus
+# to scrape the kubelets; an EndpointSlice belongs to its Service by this label.
+KUBELET_SERVICE_SUFFIX = "-kubelet"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 # A ClusterRole labelled `<prefix><role>: "true"` is folded into that role by the controller-manager
 # (Kubernetes' view, edit and admin select these labels; a chart's aggregated role may select any).
 AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
@@ -431,10 +433,11 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
         # its own StatefulSets, Secrets and Pods deleted in every namespace (attack 87).
         variables=[
             {
-                "name": "kubeletService",
-                "expression": f"!{requester_is(requesters)} && request.namespace == 'kube-system'"
-                f" && request.resource.resource in {cel_list(KUBELET_SERVICE_RESOURCES)}",
+                # The stored object on a DELETE (which carries none), else the one asked for.
+                "name": "target",
+                "expression": "request.operation == 'DELETE' ? oldObject : object",
             },
+            {"name": "kubeletService", "expression": kubelet_service(requesters)},
             {
                 "name": "platform",
                 "expression": f"({in_platform} && !variables.kubeletService) || ({platform_namespace}) || {pulumis}",
@@ -453,6 +456,21 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
     # Every resource, subresources too (`*` alone leaves them out).
     spec["matchConstraints"]["resourceRules"][0]["resources"] = ["*", "*/*"]
     return spec
+
+
+def kubelet_service(requesters: Sequence[str]) -> str:
+    """CEL: an application's pod writes the kubelet's Service in kube-system, by name (a Service, its
+    Endpoints) or by the Service an EndpointSlice belongs to (`variables.target`): never kube-dns'
+    or metrics-server's, whose endpoints would take the cluster's DNS (attack 85)."""
+    labels = "variables.target.metadata.labels"
+    return (
+        f"!{requester_is(requesters)} && request.namespace == 'kube-system'"
+        " && ((request.resource.resource in ['services', 'endpoints']"
+        f" && request.name.endsWith({json.dumps(KUBELET_SERVICE_SUFFIX)}))"
+        f" || (request.resource.resource == 'endpointslices' && has({labels})"
+        f" && {json.dumps(SERVICE_NAME_LABEL)} in {labels}"
+        f" && {labels}[{json.dumps(SERVICE_NAME_LABEL)}].endsWith({json.dumps(KUBELET_SERVICE_SUFFIX)})))"
+    )
 
 
 def services_policy(requesters: Sequence[str]) -> dict:

@@ -428,14 +428,24 @@ def test_an_applications_pod_changes_no_platform_object_no_pulumi_object_and_no_
     assert not admit(policies, env, user="system:serviceaccount:api:default", operation="UPDATE").allowed
     # kube-prometheus-stack's operator keeps the kubelet's Service in kube-system, by its chart's
     # ClusterRole: a pod's write in a platform namespace is RBAC's to judge.
-    meta = {"name": "kubelet", "namespace": "kube-system"}
+    meta = {"name": "kube-prometheus-stack-kubelet", "namespace": "kube-system"}
     kubelet = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"clusterIP": "None"}}
     operator = "system:serviceaccount:monitoring:kube-prometheus-stack-operator"
     assert admit(policies, kubelet, user=operator, operation="UPDATE").allowed
     assert not admit(policies, kubelet, operation="UPDATE").allowed  # the deployer's
     endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
     assert admit(policies, endpoints, user=operator, operation="UPDATE").allowed
-    # and nothing else in a platform namespace, whatever its ClusterRole holds (attack 87).
+    slice_meta = {"name": "kube-prometheus-stack-kubelet-x7k2p", "namespace": "kube-system"}
+    kubelet_slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": slice_meta}
+    kubelet_slice["metadata"]["labels"] = {"kubernetes.io/service-name": "kube-prometheus-stack-kubelet"}
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        assert admit(policies, kubelet_slice, user=operator, operation=operation).allowed, operation
+    # and nothing else in a platform namespace, whatever its ClusterRole holds (attacks 85, 87):
+    # not kube-dns' endpoints, whatever the name says.
+    dns_slice = {**kubelet_slice, "metadata": {**slice_meta, "labels": {"kubernetes.io/service-name": "kube-dns"}}}
+    assert not admit(policies, dns_slice, user=operator).allowed
+    dns = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"}}
+    assert not admit(policies, {**dns, "spec": {}}, user=operator, operation="UPDATE").allowed
     assert not admit(policies, deployment("argocd"), user=operator).allowed
     assert not admit(policies, {**kubelet, "metadata": {**meta, "namespace": "argocd"}}, user=operator).allowed
     # Elsewhere, the policies on what a deployer may publish judge its pods too (attacks 88, 89, 99).
