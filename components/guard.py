@@ -291,6 +291,7 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
     with a binding (the deployer may `bind` it by name: `view` for the dashboard's login), unless the
     setting pairs that binding with that role."""
     paired = sorted({role for _, role in allowed})
+    own = deployers.username(deployers.APPS_DEPLOYER_PREFIX)
     admin_role = (
         "object.roleRef.kind == 'ClusterRole' && (object.roleRef.name in "
         f"{cel_list([*ADMIN_ROLES, *paired])} || {cel_list(ADMIN_ROLE_PREFIXES)}"
@@ -312,6 +313,12 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
                 f" in {cel_list([f'{b}={r}' for b, r in allowed])}",
             },
             {"name": "adminRole", "expression": admin_role},
+            {
+                # The application namespace whose deployer asks (`argocd-deploys-<namespace>`).
+                "name": "deploys",
+                "expression": f"request.userInfo.username.startsWith({json.dumps(own)})"
+                f" ? request.userInfo.username.substring({len(own)}) : ''",
+            },
         ],
         validations=[
             {
@@ -320,7 +327,16 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
                 "': Argo CD may bind an admin role only where the allowedAdminBindings setting pairs that binding "
                 "with that role'",
                 "reason": "Forbidden",
-            }
+            },
+            {
+                # A pair pins the binding to its role; this pins whom it grants the role to: the
+                # deploying application's own ServiceAccounts, never a group or another namespace's.
+                "expression": "!variables.listed || !has(object.subjects) || object.subjects.all(x, "
+                "x.kind == 'ServiceAccount' && has(x.namespace) && x.namespace == variables.deploys)",
+                "messageExpression": "variables.binding + ' grants ' + object.roleRef.name + ' beyond the "
+                "ServiceAccounts of the namespace its application deploys: a listed binding names only those'",
+                "reason": "Forbidden",
+            },
         ],
     )
 

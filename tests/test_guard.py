@@ -172,14 +172,21 @@ def admit(policies, obj: dict, user: str | None = None, operation: str = "CREATE
     return Verdict(True)
 
 
-def binding(kind: str, name: str, role: str, namespace: str = "", role_kind: str = "ClusterRole") -> dict:
+def binding(
+    kind: str,
+    name: str,
+    role: str,
+    namespace: str = "",
+    role_kind: str = "ClusterRole",
+    subject: tuple[str, str] = ("kubernetes-dashboard", "admin-user"),
+) -> dict:
     metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
     return {
         "apiVersion": f"{RBAC}/v1",
         "kind": kind,
         "metadata": metadata,
         "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": "admin-user", "namespace": "kubernetes-dashboard"}],
+        "subjects": [{"kind": "ServiceAccount", "name": subject[1], "namespace": subject[0]}],
     }
 
 
@@ -196,7 +203,7 @@ def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict:
 # (`view`, docs/migration/charts-7b7f06e.guard.patch), Vault's Kubernetes auth (chart 0.30.1), and
 # kube-prometheus-stack's operator (`*` verbs on its own kinds).
 DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-view", "view")
-VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator")
+VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator", subject=("vault", "vault"))
 PROMETHEUS_OPERATOR = role(
     "ClusterRole",
     "kube-prometheus-stack-operator",
@@ -231,8 +238,27 @@ def test_a_policy_that_errs_refuses_and_one_that_does_not_type_check_is_no_polic
     ids=["dashboard-admin-user", "vault-auth-delegator", "prometheus-operator", "app-role"],
 )
 def test_argocd_may_create_what_the_real_apps_install(policies, obj):
-    assert admit(policies, obj).allowed
-    assert admit(policies, obj, operation="UPDATE").allowed
+    """As the deployer of the application that installs it (a binding's: its subject's namespace)."""
+    ns = (obj.get("subjects") or [{}])[0].get("namespace") or obj["metadata"].get("namespace") or "api"
+    user = deployers.username(deployers.app_deployer(ns))
+    assert admit(policies, obj, user=user).allowed
+    assert admit(policies, obj, user=user, operation="UPDATE").allowed
+
+
+def test_a_listed_binding_grants_its_role_to_its_applications_service_accounts_alone(policies):
+    """The pair pins the role; the subjects are the deploying namespace's ServiceAccounts (attack 79)."""
+    dashboard = deployers.username(deployers.app_deployer("kubernetes-dashboard"))
+    assert admit(policies, DASHBOARD_ADMIN, user=dashboard).allowed
+    for subject in (
+        {"kind": "Group", "apiGroup": RBAC, "name": "system:serviceaccounts"},
+        {"kind": "User", "apiGroup": RBAC, "name": "system:anonymous"},
+        {"kind": "ServiceAccount", "name": "default", "namespace": "homepage"},
+    ):
+        widened = {**DASHBOARD_ADMIN, "subjects": [*DASHBOARD_ADMIN["subjects"], subject]}
+        verdict = admit(policies, widened, user=dashboard)
+        assert not verdict.allowed and "beyond" in verdict.message, subject
+    # Another application's deployer may not apply it for the dashboard either.
+    assert not admit(policies, DASHBOARD_ADMIN, user=deployers.username(deployers.app_deployer("vault"))).allowed
 
 
 def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller(policies):
