@@ -139,7 +139,11 @@ APPS_NAMESPACED_RULES = [
     rule(["coordination.k8s.io"], ["leases"], WRITE),
     rule([RBAC], ["roles", "rolebindings"], WRITE),
     rule(["monitoring.coreos.com"], ["*"], ["*"]),
-    rule(["keda.sh"], ["scaledobjects", "scaledjobs", "triggerauthentications"], WRITE),
+    # No `triggerauthentications`: no chart makes one, and one that names a HashiCorp Vault without
+    # a credential makes KEDA's operator send its own token (Secrets listed and Jobs created in every
+    # namespace) to the address it gives (keda v2.20.2 pkg/scaling/resolver/hashicorpvault_handler.go:
+    # the default credential is the operator's token file; attack 93).
+    rule(["keda.sh"], ["scaledobjects", "scaledjobs"], WRITE),
     # KEDA's HTTP add-on: the api's and the homepage's routes through its interceptor
     # (docs/migration/charts-7b7f06e.scale-to-zero.patch). Not `httpscaledobjects`: the platform
     # runs no add-on operator, which alone acts on them (docs/decisions/0007).

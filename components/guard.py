@@ -12,19 +12,23 @@ be off), and refuse:
 - a Role or ClusterRole that grants every resource (`*`), `escalate`, `bind` or `impersonate`, or
   `*` verbs where they include those (RBAC's and authentication's groups, users, groups and
   service accounts), or a way into another identity or the node (`serviceaccounts/token`,
-  `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules;
+  `nodes/proxy`, `pods/exec`, ...) or around these policies; or that aggregates other roles' rules,
+  or is labelled to be folded into view, edit or admin;
 - a Namespace labelled Pod Security `privileged`, unless the operator lists it (the
   `privilegedNamespaces` setting): the cluster's default for unlabelled ones is `baseline`; and in
   a listed one, whoever creates it (a DaemonSet's controller too), a Pod with a privileged
   container or a capability past baseline's, or one that uses the host (its network, PIDs, IPC or
-  paths) with a container that may run as root or gain privileges, or a host path mounted writable;
+  paths) with a container that may run as root or gain privileges, or a host path mounted writable,
+  or a host port off the host network;
 - any write in the platform's namespaces, or to their Namespace objects (the deployers' namespaced
   rights hold in every namespace: RBAC cannot exclude one), and any write to the platform's,
   Kubernetes' or k3s's CRDs, ClusterRoles, bindings and webhook configurations (the deployer
   writes those kinds by any name: the charts' own names are not all known in advance);
-- a Service of type NodePort or LoadBalancer: nothing is published but through the tunnel; and a
-  hand-written Endpoints or EndpointSlice (a Service routed to any address, argocd-server's or
-  the API server's included);
+- a Service of type NodePort or LoadBalancer, or with externalIPs: nothing is published but
+  through the tunnel; and a hand-written Endpoints or EndpointSlice (a Service routed to any
+  address, argocd-server's or the API server's included);
+- an InterceptorRoute (KEDA's HTTP add-on) naming a host `routeNamespaces` gives another namespace:
+  the shared interceptor would send it that host's requests on the longest path it claims;
 - an admission webhook configuration that calls a URL rather than a Service, or sees any kind
   but those the applications' webhooks see (Pods, for Vault's injector; kube-prometheus-stack's
   PrometheusRules), or Pods beyond an `In` list of namespace names that holds none of the
@@ -34,6 +38,9 @@ be off), and refuse:
   kube-prometheus-stack's certificate Jobs) may update any webhook configuration;
 - a Secret of type `kubernetes.io/service-account-token`: Kubernetes fills it with a long-lived
   token of the ServiceAccount it names, any ServiceAccount of the namespace, and no chart needs one.
+Most also judge the applications' namespaces' ServiceAccounts: a deployer may hand what it holds
+to a pod of its namespace (a Role, or with the `cluster` reach a ClusterRole, that RBAC's
+escalation check admits), and the pod's requests must meet the same rules.
 One policy per shape of object: each is type-checked against the kinds it matches, and a binding
 has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 """
@@ -41,7 +48,7 @@ has no `rules`, a role no `roleRef`, a Role no `aggregationRule`.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -119,6 +126,7 @@ TOKENS_POLICY = "argocd-writes-no-token-secret"
 HOST_PODS_POLICY = "privileged-namespaces-run-no-root-pod"
 WEBHOOKS_POLICY = "argocd-registers-no-foreign-webhook"
 OWN_NAMESPACE_POLICY = "argocd-deploys-in-its-own-namespace"
+ROUTES_POLICY = "argocd-routes-only-its-hostnames"
 # What the applications' admission webhooks may see (the organization's charts at 7b7f06e): Vault
 # 0.30.1's injector Pods, kube-prometheus-stack 75.18.1's admission PrometheusRules. Exact names:
 # no `*`, no subresource (`pods/ephemeralcontainers` would add a container to any pod).
@@ -144,6 +152,14 @@ NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label the API server sets 
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+# What kube-prometheus-stack's operator writes in kube-system (`prometheusOperator.kubeletService`,
+# on by default, named `<release>-kubelet`): the kubelet's Service and its endpoints, for Prometheus
+# to scrape the kubelets; an EndpointSlice belongs to its Service by this label.
+KUBELET_SERVICE_SUFFIX = "-kubelet"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+# A ClusterRole labelled `<prefix><role>: "true"` is folded into that role by the controller-manager
+# (Kubernetes' view, edit and admin select these labels; a chart's aggregated role may select any).
+AGGREGATE_LABEL = "rbac.authorization.k8s.io/aggregate-to-"
 
 
 @dataclass
@@ -158,6 +174,8 @@ class ClusterGuardArgs:
     """Namespaces Pulumi owns (a trailing `*` is a prefix): nothing Git says is written there."""
     requesters: Sequence[str] = REQUESTERS
     """Whose requests the policies judge: the deployers and Argo CD's application controller."""
+    route_namespaces: Mapping[str, str] = field(default_factory=dict)
+    """Hostname (or `*.` pattern) -> the one namespace whose routes may serve it (`routeNamespaces`)."""
 
 
 class ClusterGuard(pulumi.ComponentResource):
@@ -172,18 +190,28 @@ class ClusterGuard(pulumi.ComponentResource):
         self._denying_policy(f"{name}-bindings", BINDINGS_POLICY, bindings_policy(who, args.allowed_admin_bindings))
         self._denying_policy(f"{name}-roles", ROLES_POLICY, roles_policy(who))
         self._denying_policy(f"{name}-aggregation", AGGREGATION_POLICY, aggregation_policy(who))
-        self._denying_policy(
-            f"{name}-namespaces", NAMESPACES_POLICY, namespaces_policy(who, args.privileged_namespaces)
-        )
+        # These three judge the applications' pods too (their namespaces' ServiceAccounts): a deployer
+        # may hand what it holds to a ServiceAccount of its namespace (a Role there, or a ClusterRole
+        # of what its reach holds cluster-wide), and RBAC's escalation check admits that.
+        pods = args.platform_namespaces
+        spec = also_app_service_accounts(namespaces_policy(who, args.privileged_namespaces), pods)
+        self._denying_policy(f"{name}-namespaces", NAMESPACES_POLICY, spec)
         # The applications' deployers alone: the controller and the root's deployer write in `argocd`.
         apps = [APP_DEPLOYERS]
-        self._denying_policy(f"{name}-platform", PLATFORM_POLICY, platform_policy(apps, args.platform_namespaces))
-        self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, platform_objects_policy(apps))
-        self._denying_policy(f"{name}-services", SERVICES_POLICY, services_policy(who))
-        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, endpoints_policy(who))
-        self._denying_policy(f"{name}-tokens", TOKENS_POLICY, tokens_policy(who))
+        spec = also_app_service_accounts(platform_policy(apps, args.platform_namespaces), pods)
+        self._denying_policy(f"{name}-platform", PLATFORM_POLICY, spec)
+        spec = also_app_service_accounts(platform_objects_policy(apps), pods)
+        self._denying_policy(f"{name}-platform-objects", PLATFORM_OBJECTS_POLICY, spec)
+        self._denying_policy(f"{name}-services", SERVICES_POLICY, also_app_service_accounts(services_policy(who), pods))
+        # An application's pod writes endpoints outside the platform's namespaces in no real chart;
+        # kube-prometheus-stack's operator keeps the kubelet's in kube-system (its ClusterRole).
+        spec = also_app_service_accounts(endpoints_policy(who), pods, outside_platform=True)
+        self._denying_policy(f"{name}-endpoints", ENDPOINTS_POLICY, spec)
+        self._denying_policy(f"{name}-tokens", TOKENS_POLICY, also_app_service_accounts(tokens_policy(who), pods))
         self._denying_policy(f"{name}-webhooks", WEBHOOKS_POLICY, webhooks_policy(who, args.platform_namespaces))
         self._denying_policy(f"{name}-own-namespace", OWN_NAMESPACE_POLICY, own_namespace_policy())
+        spec = also_app_service_accounts(routes_policy(who, args.route_namespaces), pods)
+        self._denying_policy(f"{name}-routes", ROUTES_POLICY, spec)
         self.policies = [
             BINDINGS_POLICY,
             ROLES_POLICY,
@@ -196,6 +224,7 @@ class ClusterGuard(pulumi.ComponentResource):
             TOKENS_POLICY,
             WEBHOOKS_POLICY,
             OWN_NAMESPACE_POLICY,
+            ROUTES_POLICY,
         ]
         if args.privileged_namespaces:  # `In` takes no empty list: without one, nothing to judge
             spec = host_pods_policy(args.privileged_namespaces)
@@ -262,6 +291,7 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
     with a binding (the deployer may `bind` it by name: `view` for the dashboard's login), unless the
     setting pairs that binding with that role."""
     paired = sorted({role for _, role in allowed})
+    own = deployers.username(deployers.APPS_DEPLOYER_PREFIX)
     admin_role = (
         "object.roleRef.kind == 'ClusterRole' && (object.roleRef.name in "
         f"{cel_list([*ADMIN_ROLES, *paired])} || {cel_list(ADMIN_ROLE_PREFIXES)}"
@@ -283,6 +313,12 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
                 f" in {cel_list([f'{b}={r}' for b, r in allowed])}",
             },
             {"name": "adminRole", "expression": admin_role},
+            {
+                # The application namespace whose deployer asks (`argocd-deploys-<namespace>`).
+                "name": "deploys",
+                "expression": f"request.userInfo.username.startsWith({json.dumps(own)})"
+                f" ? request.userInfo.username.substring({len(own)}) : ''",
+            },
         ],
         validations=[
             {
@@ -291,7 +327,16 @@ def bindings_policy(requesters: Sequence[str], allowed: Sequence[tuple[str, str]
                 "': Argo CD may bind an admin role only where the allowedAdminBindings setting pairs that binding "
                 "with that role'",
                 "reason": "Forbidden",
-            }
+            },
+            {
+                # A pair pins the binding to its role; this pins whom it grants the role to: the
+                # deploying application's own ServiceAccounts, never a group or another namespace's.
+                "expression": "!variables.listed || !has(object.subjects) || object.subjects.all(x, "
+                "x.kind == 'ServiceAccount' && has(x.namespace) && x.namespace == variables.deploys)",
+                "messageExpression": "variables.binding + ' grants ' + object.roleRef.name + ' beyond the "
+                "ServiceAccounts of the namespace its application deploys: a listed binding names only those'",
+                "reason": "Forbidden",
+            },
         ],
     )
 
@@ -324,16 +369,19 @@ def roles_policy(requesters: Sequence[str]) -> dict:
 
 def aggregation_policy(requesters: Sequence[str]) -> dict:
     """ClusterRoles with an aggregationRule: it gathers the rules of every ClusterRole its selectors
-    match (cluster-admin's too), and the controller-manager writes them, not Argo CD."""
+    match (cluster-admin's too), and the controller-manager writes them, not Argo CD. And ClusterRoles
+    labelled `rbac.authorization.k8s.io/aggregate-to-*`: their rules go into view, edit or admin,
+    and so to whoever holds those (the dashboard's login holds view), beyond their creator."""
     return _spec(
         requesters,
         ["clusterroles"],
         variables=[],
         validations=[
             {
-                "expression": "!has(object.aggregationRule)",
+                "expression": "!has(object.aggregationRule) && !(has(object.metadata.labels) && "
+                f"object.metadata.labels.exists(k, k.startsWith({json.dumps(AGGREGATE_LABEL)})))",
                 "messageExpression": "'ClusterRole ' + object.metadata.name + "
-                "' aggregates other roles: Argo CD may not create it'",
+                "' aggregates other roles, or is labelled to be folded into one: Argo CD may not create it'",
                 "reason": "Forbidden",
             }
         ],
@@ -395,7 +443,22 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
         ["*"],
         group="*",
         operations=("CREATE", "UPDATE", "DELETE"),
-        variables=[{"name": "platform", "expression": f"{in_platform} || ({platform_namespace}) || {pulumis}"}],
+        # An application's pod (the policy judges those too) writes in a platform namespace only what
+        # kube-prometheus-stack's operator keeps there by its chart's ClusterRole, the kubelet's
+        # Service and endpoints in kube-system: the `operator` reach's deployer may hand a pod of
+        # its own StatefulSets, Secrets and Pods deleted in every namespace (attack 87).
+        variables=[
+            {
+                # The stored object on a DELETE (which carries none), else the one asked for.
+                "name": "target",
+                "expression": "request.operation == 'DELETE' ? oldObject : object",
+            },
+            {"name": "kubeletService", "expression": kubelet_service(requesters)},
+            {
+                "name": "platform",
+                "expression": f"({in_platform} && !variables.kubeletService) || ({platform_namespace}) || {pulumis}",
+            },
+        ],
         validations=[
             {
                 "expression": "!variables.platform",
@@ -411,9 +474,28 @@ def platform_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
     return spec
 
 
+def kubelet_service(requesters: Sequence[str]) -> str:
+    """CEL: an application's pod writes the kubelet's Service in kube-system, by name (a Service, its
+    Endpoints) or by the Service an EndpointSlice belongs to (`variables.target`): never kube-dns'
+    or metrics-server's, whose endpoints would take the cluster's DNS (attack 85)."""
+    labels = "variables.target.metadata.labels"
+    return (
+        f"!{requester_is(requesters)} && request.namespace == 'kube-system'"
+        " && ((request.resource.resource in ['services', 'endpoints']"
+        f" && request.name.endsWith({json.dumps(KUBELET_SERVICE_SUFFIX)}))"
+        f" || (request.resource.resource == 'endpointslices' && has({labels})"
+        f" && {json.dumps(SERVICE_NAME_LABEL)} in {labels}"
+        f" && {labels}[{json.dumps(SERVICE_NAME_LABEL)}].endsWith({json.dumps(KUBELET_SERVICE_SUFFIX)})))"
+    )
+
+
 def services_policy(requesters: Sequence[str]) -> dict:
     """Services of type NodePort or LoadBalancer: a port on the node's address is published past the
-    tunnel and Access (ServiceLB is off, but a NodePort needs nothing else)."""
+    tunnel and Access (ServiceLB is off, but a NodePort needs nothing else); and Services with
+    `externalIPs`, of any type: kube-proxy sends what reaches those addresses on the Service's
+    ports (from the LAN, from the node, from every pod) to the Service's pods, so an application
+    could publish itself on the node's address, or take the API server's 10.0.0.200:6443 for the
+    cluster's pods (CVE-2020-8554; k3s does not enable the DenyServiceExternalIPs plugin)."""
     return _spec(
         requesters,
         ["services"],
@@ -430,7 +512,13 @@ def services_policy(requesters: Sequence[str]) -> dict:
                 "messageExpression": "'Service ' + object.metadata.name + ' is of type ' + object.spec.type + "
                 "': applications are published through the tunnel only, never on a node port'",
                 "reason": "Forbidden",
-            }
+            },
+            {
+                "expression": "!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                "messageExpression": "'Service ' + object.metadata.name + ' has externalIPs: kube-proxy would send "
+                "what reaches those addresses to its pods; applications are published through the tunnel only'",
+                "reason": "Forbidden",
+            },
         ],
     )
 
@@ -516,7 +604,8 @@ def own_namespace_policy() -> dict:
         variables=[],
         validations=[
             {
-                "expression": "request.namespace == '' || request.resource.resource == 'namespaces'"
+                "expression": "request.namespace == ''"
+                " || (request.resource.group == '' && request.resource.resource == 'namespaces')"
                 f" || request.userInfo.username == {json.dumps(own)} + request.namespace",
                 "messageExpression": "request.kind.kind + ' ' + request.namespace + '/' + request.name + ': '"
                 " + request.userInfo.username + ' deploys one application namespace and writes only there'",
@@ -525,6 +614,45 @@ def own_namespace_policy() -> dict:
         ],
     )
     return spec
+
+
+def routes_policy(requesters: Sequence[str], route_namespaces: Mapping[str, str]) -> dict:
+    """InterceptorRoutes (KEDA's HTTP add-on) for a hostname the `routeNamespaces` setting gives to
+    another namespace. The Gateway's listener for such a hostname admits its namespace's routes
+    alone, but those send every request to the shared interceptor, which picks, across every
+    namespace's InterceptorRoutes, the one with that host and the longest path prefix (more header
+    matches first; http-add-on 0.15.0 pkg/routing/tablememory.go): another application's route
+    with a longer path would take that path's requests. Hosts as the interceptor compares them
+    (exactly, port stripped): lower case, no port, no trailing dot, so that none slips past the
+    list."""
+    owners = json.dumps(dict(route_namespaces))
+    wildcards = [(host[1:], ns) for host, ns in route_namespaces.items() if host.startswith("*.")]
+    foreign = " || ".join(
+        [
+            f"(h in {owners} && {owners}[h] != request.namespace)",
+            *(
+                f"(h.endsWith({json.dumps(suffix)}) && request.namespace != {json.dumps(ns)})"
+                for suffix, ns in wildcards
+            ),
+        ]
+    )
+    host_ok = f"h == h.lowerAscii() && !h.contains(':') && !h.endsWith('.') && !({foreign})"
+    return _spec(
+        requesters,
+        ["interceptorroutes"],
+        group="http.keda.sh",
+        variables=[],
+        validations=[
+            {
+                "expression": "!has(object.spec) || !has(object.spec.rules) || object.spec.rules.all(r, "
+                f"!has(r.hosts) || r.hosts.all(h, {host_ok}))",
+                "messageExpression": "'InterceptorRoute ' + request.namespace + '/' + object.metadata.name + "
+                "': it names a host that routeNamespaces gives another namespace, or one not in lower case or with "
+                "a port or a trailing dot: the interceptor would send it requests meant for another application'",
+                "reason": "Forbidden",
+            }
+        ],
+    )
 
 
 def tokens_policy(requesters: Sequence[str]) -> dict:
@@ -633,6 +761,16 @@ def host_pods_policy(privileged_namespaces: Sequence[str]) -> dict:
                 "reason": "Forbidden",
             },
             {
+                # Without the host network, a hostPort is the CNI's DNAT of the node's port to the
+                # pod: what reaches the node there (the API server's 6443 included) goes to it, and
+                # it is published on the node's address. With it, the port is the node's own.
+                "expression": "(has(object.spec.hostNetwork) && object.spec.hostNetwork) || "
+                + _each_container("!has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0)"),
+                "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' asks for a host port "
+                "without the host network: the node would forward its port to the pod'",
+                "reason": "Forbidden",
+            },
+            {
                 "expression": f"!variables.usesHost || ({held})",
                 "messageExpression": "'Pod ' + object.metadata.name + " + where + " + ' uses the host with a "
                 "container that may run as root or gain privileges (runAsNonRoot or a runAsUser other than 0, and "
@@ -652,6 +790,19 @@ def app_service_account(platform_namespaces: Sequence[str]) -> str:
         f"request.userInfo.groups.exists(g, g.startsWith({json.dumps(prefix)}))"
         f" && !request.userInfo.groups.exists(g, {platform})"
     )
+
+
+def also_app_service_accounts(spec: dict, platform_namespaces: Sequence[str], outside_platform: bool = False) -> dict:
+    """`spec`, judging the requests of the applications' namespaces' ServiceAccounts (their pods) as
+    well as those of Git's identities (with `outside_platform`, theirs outside the platform's
+    namespaces alone). A deployer may hand what it holds in its namespace to a pod there, a Role
+    RBAC's escalation check admits."""
+    condition = spec["matchConditions"][0]
+    pods = app_service_account(platform_namespaces)
+    if outside_platform:
+        pods = f"{pods} && !{in_namespaces('request.namespace', platform_namespaces)}"
+    condition["expression"] = f"{condition['expression']} || ({pods})"
+    return spec
 
 
 def webhooks_policy(requesters: Sequence[str], platform_namespaces: Sequence[str]) -> dict:
@@ -689,6 +840,4 @@ def webhooks_policy(requesters: Sequence[str], platform_namespaces: Sequence[str
             }
         ],
     )
-    condition = spec["matchConditions"][0]
-    condition["expression"] = f"{condition['expression']} || ({app_service_account(platform_namespaces)})"
-    return spec
+    return also_app_service_accounts(spec, platform_namespaces)

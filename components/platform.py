@@ -148,6 +148,7 @@ class Platform(pulumi.ComponentResource):
                 cfg.allowed_admin_bindings,
                 cfg.privileged_namespaces,
                 platform_namespaces=self.platform_namespaces(),
+                route_namespaces=dict(cfg.route_namespaces),
             ),
             opts=child,
         )

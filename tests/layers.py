@@ -449,6 +449,9 @@ class Request:
     project: str = argocd.APPS_PROJECT
     destination: str = "api"
     operation: str = "CREATE"
+    user: str | None = None
+    """Who sends it when it is not Argo CD: a pod's ServiceAccount, with what the sync's earlier
+    objects granted it (the runtime path). Argo CD's project then plays no part."""
 
     @property
     def namespace(self) -> str:
@@ -520,23 +523,32 @@ def authorized_namespace(request: Request) -> str:
     return request.namespace
 
 
+# The verb RBAC authorizes for an admission operation (an UPDATE of Argo CD's apply is a patch).
+VERBS = {"CREATE": "create", "UPDATE": "patch", "DELETE": "delete"}
+
+
+def requester(c: Cluster, request: Request) -> str | None:
+    """The request's user: the pod's ServiceAccount it names, else whom Argo CD applies it as."""
+    return request.user or c.identity(request.project, request.destination)
+
+
 def rbac_refusal(c: Cluster, request: Request, rbac: Rbac) -> str | None:
-    user = c.identity(request.project, request.destination)
+    user = requester(c, request)
     assert user is not None, "the project layer refuses a destination without an identity"
     obj = request.obj
-    verb = "create" if request.operation == "CREATE" else "patch"
+    verb = VERBS[request.operation]
     name = "" if verb == "create" else obj["metadata"]["name"]
     namespace = authorized_namespace(request)
     if not rbac.allows(user, verb, group_of(obj), resource_of(obj), namespace, name):
         where = f" in {namespace}" if namespace else ""
         return f"{user} may not {verb} {resource_of(obj)}.{group_of(obj) or 'core'}{where}"
-    if group_of(obj) == RBAC:
+    if group_of(obj) == RBAC and verb != "delete":
         return escalation_refusal(rbac, user, obj, request.namespace)
     return None
 
 
 def admission_refusal(c: Cluster, request: Request) -> str | None:
-    obj, user = request.obj, c.identity(request.project, request.destination)
+    obj, user = request.obj, requester(c, request)
     assert user is not None
     group = group_of(obj)
     version = obj["apiVersion"].rsplit("/", 1)[-1]
@@ -550,9 +562,11 @@ def admission_refusal(c: Cluster, request: Request) -> str | None:
     }
     body = {**obj, "metadata": {**obj["metadata"], **({"namespace": request.namespace} if request.namespace else {})}}
     # `judge` converts the request to CEL before it asks whether the policy matches: ask first.
-    old = c.old(request) if request.operation == "UPDATE" else None
+    # A DELETE carries no object, only the stored one.
+    old = c.old(request) if request.operation != "CREATE" else None
+    new = None if request.operation == "DELETE" else body
     for spec in (spec for spec in c.policies if matches(spec, admission)):
-        verdict = judge(spec, admission, body, old)
+        verdict = judge(spec, admission, new, old)
         if not verdict.allowed:
             return verdict.message
     return controlled_pod_refusal(c, request)
@@ -623,7 +637,7 @@ class Refusal:
 def refusal(c: Cluster, request: Request, rbac: Rbac, labelled: Mapping[str, str]) -> tuple[str, str] | None:
     """The first layer that refuses one request, and why."""
     for layer, reason in (
-        ("project", lambda: project_refusal(c, request)),
+        ("project", lambda: None if request.user else project_refusal(c, request)),
         ("rbac", lambda: rbac_refusal(c, request, rbac)),
         ("admission", lambda: admission_refusal(c, request)),
         ("pod-security", lambda: pod_security_refusal(c, request, labelled)),

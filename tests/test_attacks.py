@@ -1,7 +1,9 @@
 """The attack corpus: every object a commit to `charts` could apply to climb past its application,
 one file each under tests/attacks/, refused by a named layer (tests/layers.py); and every object the
 organization's real charts apply, admitted by all four. Adding an attack is adding a file: its
-header says what it tries and which layer stops it, and this module globs the folder.
+header says what it tries and which layer stops it, and this module globs the folder. A header
+`then-as: <user> <OPERATION>` makes the last object that user's request (an application's pod,
+with what the sync's earlier objects granted it), past Argo CD's project.
 
 tests/attacks/open/ holds attacks that no layer stops yet: each is a finding, kept as an xfail
 that fails the suite (strict) the day a layer starts refusing it, so that it moves up a folder.
@@ -49,7 +51,7 @@ CORPUS = Path(__file__).resolve().parent / "attacks"
 ATTACKS = sorted(CORPUS.glob("*.yaml"))
 OPEN = sorted((CORPUS / "open").glob("*.yaml"))
 RBAC = "rbac.authorization.k8s.io"
-HEADER = re.compile(r"# (attack|path|project|destination|operation|stopped-by): (.*)")
+HEADER = re.compile(r"# (attack|path|project|destination|operation|then-as|stopped-by): (.*)")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,15 @@ def load(path: Path) -> Attack:
     namespaces = [o["metadata"]["namespace"] for o in objects if "namespace" in o["metadata"]]
     destination = header.get("destination") or (namespaces[0] if namespaces else "api")
     project, operation = header.get("project", argocd.APPS_PROJECT), header.get("operation", "CREATE")
-    return Attack(path.stem, header, [Request(o, project, destination, operation) for o in objects])
+    requests = [Request(o, project, destination) for o in objects]
+    if "then-as" in header:
+        # `then-as: <user> <OPERATION>`: the last object is that user's request (a pod's, with what the
+        # sync's objects before it granted), after Argo CD applied the others.
+        user, pod_operation = header["then-as"].split()[:2]
+        requests[-1] = Request(objects[-1], project, destination, pod_operation, user)
+    else:
+        requests = [Request(o, project, destination, operation) for o in objects]
+    return Attack(path.stem, header, requests)
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +146,8 @@ def test_each_attack_is_an_object_kubernetes_would_take():
     minor = versions.kubernetes_minor(versions.K3S_VERSION)
     for path in ATTACKS + OPEN:
         for request in load(path).requests:
+            if request.operation == "DELETE":  # names an object, sends none
+                continue
             problem = schema_problem(request.obj, minor)
             assert not problem or problem[0] == "no schema", f"{path.name}: {problem}"
 
@@ -275,7 +287,10 @@ def app_objects(app: dict, charts: Path) -> list[dict]:
         objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta})
     if "scaleToZero" in values:  # charts-7b7f06e.scale-to-zero.patch: templates/scale-to-zero.yaml
         meta = {"name": name, "namespace": namespace}
-        objects.append({"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "metadata": meta})
+        hosts = [host for route in values.get("routes", []) for host in route.get("hostnames", [])]
+        spec = {"target": {"service": name, "port": values["service"]["port"]}, "rules": [{"hosts": hosts}]}
+        route = {"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute", "metadata": meta, "spec": spec}
+        objects.append(route)
         objects.append({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": meta})
     templates = charts / app["spec"]["source"]["path"] / "templates"
     for template in sorted([*templates.glob("*servicemonitor.yaml"), *templates.glob("*podmonitor.yaml")]):

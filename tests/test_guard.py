@@ -20,6 +20,7 @@ from cel_expr_python.ext import ext_strings
 
 from components import deployers
 from components.guard import ARGOCD_CONTROLLER, BASELINE_CAPABILITIES, HOST_PODS_POLICY, NAMESPACE_NAME, REQUESTERS
+from components.kube import PLATFORM_LABELS
 from spitikos import chart_checks
 from spitikos.chart_checks import selects
 
@@ -39,6 +40,10 @@ PLURAL |= {"CustomResourceDefinition": "customresourcedefinitions"}
 GROUP |= {"CustomResourceDefinition": "apiextensions.k8s.io"}
 PLURAL |= {"ValidatingWebhookConfiguration": "validatingwebhookconfigurations", "Pod": "pods"}
 PLURAL |= {"MutatingWebhookConfiguration": "mutatingwebhookconfigurations"}
+PLURAL["InterceptorRoute"] = "interceptorroutes"
+GROUP["InterceptorRoute"] = "http.keda.sh"
+# A custom kind whose plural is `namespaces` (a CRD of another group may name its plural so).
+PLURAL["Lookalike"], GROUP["Lookalike"] = "namespaces", "monitoring.coreos.com"
 GROUP |= {"Pod": "", "MutatingWebhookConfiguration": "admissionregistration.k8s.io"}
 GROUP |= {"ValidatingWebhookConfiguration": "admissionregistration.k8s.io"}
 APPS_DEPLOYER = deployers.username(deployers.app_deployer("api"))
@@ -167,14 +172,21 @@ def admit(policies, obj: dict, user: str | None = None, operation: str = "CREATE
     return Verdict(True)
 
 
-def binding(kind: str, name: str, role: str, namespace: str = "", role_kind: str = "ClusterRole") -> dict:
+def binding(
+    kind: str,
+    name: str,
+    role: str,
+    namespace: str = "",
+    role_kind: str = "ClusterRole",
+    subject: tuple[str, str] = ("kubernetes-dashboard", "admin-user"),
+) -> dict:
     metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
     return {
         "apiVersion": f"{RBAC}/v1",
         "kind": kind,
         "metadata": metadata,
         "roleRef": {"apiGroup": RBAC, "kind": role_kind, "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": "admin-user", "namespace": "kubernetes-dashboard"}],
+        "subjects": [{"kind": "ServiceAccount", "name": subject[1], "namespace": subject[0]}],
     }
 
 
@@ -191,7 +203,7 @@ def rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict:
 # (`view`, docs/migration/charts-7b7f06e.guard.patch), Vault's Kubernetes auth (chart 0.30.1), and
 # kube-prometheus-stack's operator (`*` verbs on its own kinds).
 DASHBOARD_ADMIN = binding("ClusterRoleBinding", "admin-user-view", "view")
-VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator")
+VAULT_AUTH = binding("ClusterRoleBinding", "vault-server-binding", "system:auth-delegator", subject=("vault", "vault"))
 PROMETHEUS_OPERATOR = role(
     "ClusterRole",
     "kube-prometheus-stack-operator",
@@ -226,8 +238,27 @@ def test_a_policy_that_errs_refuses_and_one_that_does_not_type_check_is_no_polic
     ids=["dashboard-admin-user", "vault-auth-delegator", "prometheus-operator", "app-role"],
 )
 def test_argocd_may_create_what_the_real_apps_install(policies, obj):
-    assert admit(policies, obj).allowed
-    assert admit(policies, obj, operation="UPDATE").allowed
+    """As the deployer of the application that installs it (a binding's: its subject's namespace)."""
+    ns = (obj.get("subjects") or [{}])[0].get("namespace") or obj["metadata"].get("namespace") or "api"
+    user = deployers.username(deployers.app_deployer(ns))
+    assert admit(policies, obj, user=user).allowed
+    assert admit(policies, obj, user=user, operation="UPDATE").allowed
+
+
+def test_a_listed_binding_grants_its_role_to_its_applications_service_accounts_alone(policies):
+    """The pair pins the role; the subjects are the deploying namespace's ServiceAccounts (attack 79)."""
+    dashboard = deployers.username(deployers.app_deployer("kubernetes-dashboard"))
+    assert admit(policies, DASHBOARD_ADMIN, user=dashboard).allowed
+    for subject in (
+        {"kind": "Group", "apiGroup": RBAC, "name": "system:serviceaccounts"},
+        {"kind": "User", "apiGroup": RBAC, "name": "system:anonymous"},
+        {"kind": "ServiceAccount", "name": "default", "namespace": "homepage"},
+    ):
+        widened = {**DASHBOARD_ADMIN, "subjects": [*DASHBOARD_ADMIN["subjects"], subject]}
+        verdict = admit(policies, widened, user=dashboard)
+        assert not verdict.allowed and "beyond" in verdict.message, subject
+    # Another application's deployer may not apply it for the dashboard either.
+    assert not admit(policies, DASHBOARD_ADMIN, user=deployers.username(deployers.app_deployer("vault"))).allowed
 
 
 def test_the_policies_judge_the_deployers_argocd_impersonates_and_its_controller(policies):
@@ -331,9 +362,14 @@ def test_argocd_may_not_create_a_cluster_role_that_aggregates_others(policies):
     obj = role("ClusterRole", "gatherer", aggregationRule={"clusterRoleSelectors": [selector]})
     verdict = admit(policies, obj)
     assert not verdict.allowed and "aggregates" in verdict.message
-    # Labels that add a role's rules to admin/edit/view (kube-prometheus-stack's) are not aggregation.
+    # Nor one labelled to be folded into another: view's holders (the dashboard's login) would gain
+    # what the creator holds, writes included (attack 98). kube-prometheus-stack makes such roles
+    # only with `global.rbac.createAggregateClusterRoles`, false by default and unset in the charts.
     labelled = role("ClusterRole", "monitoring-edit", rule(["monitoring.coreos.com"], ["prometheuses"], ["*"]))
-    labelled["metadata"]["labels"] = {"rbac.authorization.k8s.io/aggregate-to-edit": "true"}
+    for target in ("view", "edit", "admin"):
+        labelled["metadata"]["labels"] = {f"rbac.authorization.k8s.io/aggregate-to-{target}": "true"}
+        assert not admit(policies, labelled).allowed, target
+    labelled["metadata"]["labels"] = {"app.kubernetes.io/name": "kube-prometheus-stack"}
     assert admit(policies, labelled).allowed
 
 
@@ -404,6 +440,46 @@ def test_the_apps_deployer_writes_nothing_in_a_platform_namespace(policies, ns):
     assert admit(policies, deployment(ns), user=OPERATOR).allowed
 
 
+def test_an_applications_pod_changes_no_platform_object_no_pulumi_object_and_no_namespaces_level(policies):
+    """What a deployer may not do, a pod it hands the right to may not either (attacks 92, 94, 95):
+    a Role or ClusterRole of what the deployer holds passes RBAC's escalation check."""
+    pod = "system:serviceaccount:vault:vault"
+    crd = cluster_object("CustomResourceDefinition", "applications.argoproj.io")
+    for operation in ("UPDATE", "DELETE"):
+        assert not admit(policies, crd, user=pod, operation=operation).allowed, operation
+    assert not admit(policies, namespace("vault", "privileged"), user=pod, operation="UPDATE").allowed
+    assert not admit(policies, namespace("kube-system", None), user=pod, operation="UPDATE").allowed
+    env = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "platform-env", "namespace": "api"}}
+    env["metadata"]["labels"] = dict(PLATFORM_LABELS)
+    assert not admit(policies, env, user="system:serviceaccount:api:default", operation="UPDATE").allowed
+    # kube-prometheus-stack's operator keeps the kubelet's Service in kube-system, by its chart's
+    # ClusterRole: a pod's write in a platform namespace is RBAC's to judge.
+    meta = {"name": "kube-prometheus-stack-kubelet", "namespace": "kube-system"}
+    kubelet = {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"clusterIP": "None"}}
+    operator = "system:serviceaccount:monitoring:kube-prometheus-stack-operator"
+    assert admit(policies, kubelet, user=operator, operation="UPDATE").allowed
+    assert not admit(policies, kubelet, operation="UPDATE").allowed  # the deployer's
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
+    assert admit(policies, endpoints, user=operator, operation="UPDATE").allowed
+    slice_meta = {"name": "kube-prometheus-stack-kubelet-x7k2p", "namespace": "kube-system"}
+    kubelet_slice = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": slice_meta}
+    kubelet_slice["metadata"]["labels"] = {"kubernetes.io/service-name": "kube-prometheus-stack-kubelet"}
+    for operation in ("CREATE", "UPDATE", "DELETE"):
+        assert admit(policies, kubelet_slice, user=operator, operation=operation).allowed, operation
+    # and nothing else in a platform namespace, whatever its ClusterRole holds (attacks 85, 87):
+    # not kube-dns' endpoints, whatever the name says.
+    dns_slice = {**kubelet_slice, "metadata": {**slice_meta, "labels": {"kubernetes.io/service-name": "kube-dns"}}}
+    assert not admit(policies, dns_slice, user=operator).allowed
+    dns = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "kube-dns", "namespace": "kube-system"}}
+    assert not admit(policies, {**dns, "spec": {}}, user=operator, operation="UPDATE").allowed
+    assert not admit(policies, deployment("argocd"), user=operator).allowed
+    assert not admit(policies, {**kubelet, "metadata": {**meta, "namespace": "argocd"}}, user=operator).allowed
+    # Elsewhere, the policies on what a deployer may publish judge its pods too (attacks 88, 89, 99).
+    mirror = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "argocd-mirror", "namespace": "api"}}
+    assert not admit(policies, mirror, user="system:serviceaccount:api:default").allowed
+    assert not admit(policies, service("NodePort"), user="system:serviceaccount:monitoring:publisher").allowed
+
+
 def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argocd(policies):
     for ns in ("api", "vault", "monitoring", "kube-prometheus"):  # `kube-*` is a glob: kube-prometheus is not k3s's
         if ns.startswith("kube-"):
@@ -417,6 +493,9 @@ def test_the_apps_deployer_writes_in_application_namespaces_and_the_root_in_argo
     )
     application = {"kind": "Deployment", "metadata": {"name": "api", "namespace": "argocd"}}
     assert admit(policies, application, user=ROOT_DEPLOYER).allowed
+    # Namespace objects are exempt by their group and resource, not by a plural any CRD may take.
+    lookalike = {"kind": "Lookalike", "metadata": {"name": "x", "namespace": "homepage"}}
+    assert not admit(policies, lookalike, user=deployers.username(deployers.app_deployer("monitoring"))).allowed
 
 
 def service(service_type: str | None) -> dict:
@@ -437,6 +516,17 @@ def test_no_application_publishes_a_node_port(policies, service_type):
     assert not admit(policies, service(service_type), operation="UPDATE").allowed
     for allowed in (None, "ClusterIP"):
         assert admit(policies, service(allowed)).allowed
+
+
+def test_no_application_takes_an_address_with_external_ips(policies):
+    """kube-proxy routes a Service's externalIPs, whatever its type, to its pods (CVE-2020-8554)."""
+    taken = service("ClusterIP")
+    taken["spec"]["externalIPs"] = ["10.0.0.200"]
+    verdict = admit(policies, taken)
+    assert not verdict.allowed and "externalIPs" in verdict.message
+    assert not admit(policies, taken, operation="UPDATE").allowed
+    taken["spec"]["externalIPs"] = []
+    assert admit(policies, taken).allowed
 
 
 def cluster_object(kind: str, name: str) -> dict:
@@ -568,6 +658,15 @@ def test_a_listed_privileged_namespace_runs_host_readers_and_nothing_more(polici
     writable = host_reader()
     writable["spec"]["containers"][0]["volumeMounts"][0]["readOnly"] = False
     refused["writable /"] = writable
+    # A host port without the host network is the node's port forwarded to the pod (attack 97);
+    # with it (the node exporter's 9100), the port is the node's own.
+    forwarded = host_reader()
+    del forwarded["spec"]["hostNetwork"]
+    forwarded["spec"]["containers"][0]["ports"] = [{"containerPort": 6443, "hostPort": 6443}]
+    refused["host port"] = forwarded
+    exporter = host_reader()
+    exporter["spec"]["containers"][0]["ports"] = [{"containerPort": 9100, "hostPort": 9100}]
+    assert admit(policies, exporter, user=DAEMON_SETS).allowed
     for why, pod in refused.items():
         verdict = admit(policies, pod, user=DAEMON_SETS)
         assert not verdict.allowed and "monitoring" in verdict.message, why
@@ -634,3 +733,21 @@ def test_an_applications_webhook_sees_only_its_kinds_and_pods_of_the_namespaces_
     # The platform's own controllers and the operators are not judged.
     for user in ("system:serviceaccount:keda:keda-operator", OPERATOR):
         assert admit(policies, refused["every namespace"], user=user).allowed, user
+
+
+def interceptor_route(namespace: str, *hosts: str) -> dict:
+    spec = {"target": {"service": namespace, "port": 80}, "rules": [{"hosts": list(hosts)}]}
+    return {"kind": "InterceptorRoute", "metadata": {"name": namespace, "namespace": namespace}, "spec": spec}
+
+
+def test_an_interceptor_route_serves_only_hosts_no_other_namespace_is_given(policies):
+    """KEDA's interceptor routes by host and the longest path across every namespace's routes: the
+    api's hostnames are the api's (pi5's routeNamespaces), whoever routes through it (attack 91)."""
+    assert admit(policies, interceptor_route("api", "api.taehoonlee.cloud", "api.spitikos.dev")).allowed
+    assert admit(policies, interceptor_route("homepage", "taehoonlee.cloud", "new.taehoonlee.cloud")).allowed
+    for host in ("api.spitikos.dev", "API.spitikos.dev", "api.spitikos.dev.", "api.spitikos.dev:443"):
+        verdict = admit(policies, interceptor_route("homepage", "spitikos.dev", host))
+        assert not verdict.allowed and "routeNamespaces" in verdict.message, host
+    # A pod the homepage's deployer handed the right to is judged the same.
+    pod = "system:serviceaccount:homepage:default"
+    assert not admit(policies, interceptor_route("homepage", "api.spitikos.dev"), user=pod).allowed
