@@ -34,7 +34,10 @@ def test_a_subpackage_made_lazily_by_its_package_is_the_same_subpackage():
     import pulumi_kubernetes
 
     assert pulumi_kubernetes.yaml.v2.ConfigGroup.__module__ == "pulumi_kubernetes.yaml.v2.ConfigGroup"
-    assert pulumi_kubernetes.yaml.ConfigFile is importlib.import_module("pulumi_kubernetes.yaml.yaml").ConfigFile
+    # The v1 names still come from the v1 module when read (not here: it imports `requests`, 80 ms).
+    init = SITE / "pulumi_kubernetes" / "yaml" / "__init__.py"
+    _, exports, unlisted = lazy_sdk.group_exports(str(init), init.read_text())
+    assert (exports, unlisted) == ({"ConfigFile": "yaml", "ConfigGroup": "yaml"}, [])
 
 
 def test_a_class_made_lazily_is_the_class_its_statement_makes():
