@@ -57,7 +57,7 @@ import pulumi_kubernetes as k8s
 from components import deployers
 from components.argocd import NAMESPACE as ARGOCD_NAMESPACE
 from components.argocd import PLATFORM_CLUSTER_OBJECTS
-from components.kube import PLATFORM_LABELS, with_provider
+from components.kube import NAMESPACE_NAME, PLATFORM_LABELS, with_provider
 
 MANAGED_BY = "app.kubernetes.io/managed-by"  # PLATFORM_LABELS' key that says Pulumi made the object
 
@@ -148,7 +148,6 @@ BASELINE_CAPABILITIES = (
     "SETUID",
     "SYS_CHROOT",
 )
-NAMESPACE_NAME = "kubernetes.io/metadata.name"  # the label the API server sets on every Namespace
 TOKEN_SECRET_TYPE = "kubernetes.io/service-account-token"  # noqa: S105 - a Secret type, not a secret
 PUBLISHING_SERVICE_TYPES = ("NodePort", "LoadBalancer")
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
